@@ -1,0 +1,77 @@
+//! The database: one `AnyPool` that is SQLite or PostgreSQL, chosen by `DATABASE_URL`.
+//! Queries use `$1` placeholders, which both drivers accept, and portable types only.
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub type Db = AnyPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("cannot create the directory for the SQLite database {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+#[tracing::instrument(skip_all, fields(backend = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" }))]
+pub async fn connect_and_migrate(url: &str) -> Result<Db, DbSetupError> {
+    sqlx::any::install_default_drivers();
+    let is_sqlite = url.starts_with("sqlite:");
+    let url = if is_sqlite { sqlite_url_creating_dir(url)? } else { url.to_owned() };
+    let options = AnyConnectOptions::from_str(&url).map_err(DbSetupError::Connect)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(if is_sqlite { 8 } else { 16 })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if is_sqlite {
+                    // WAL lets readers run beside the one writer; the busy timeout makes concurrent
+                    // writers queue instead of failing; SQLite leaves foreign keys off unless asked.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(DbSetupError::Connect)?;
+    sqlx::migrate!("./migrations").run(&pool).await.map_err(DbSetupError::Migrate)?;
+    Ok(pool)
+}
+
+/// `sqlite://data/baton.db` → creates `data/` and asks SQLite to create the file on first run.
+fn sqlite_url_creating_dir(url: &str) -> Result<String, DbSetupError> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| DbSetupError::CreateDir { path: path.to_owned(), source })?;
+        }
+    }
+    Ok(if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// Milliseconds since the Unix epoch: the unit of every timestamp column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The constraint violation that means "someone else got there first".
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,73 @@
+//! The security event log: a row in `security_events` and a structured `tracing` event with
+//! target `security`. Ids, kinds and addresses only: never a password, token or hash.
+
+use super::db::now_ms;
+use super::{AuthService, ClientInfo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Signup,
+    Login,
+    LoginFailed,
+    Refresh,
+    RefreshTokenReuse,
+    Logout,
+    LogoutAll,
+    SessionRevoked,
+}
+
+impl Event {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Login => "login",
+            Self::LoginFailed => "login_failed",
+            Self::Refresh => "refresh",
+            Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::SessionRevoked => "session_revoked",
+        }
+    }
+
+    /// Refreshes are the bulk of the traffic: they go to the log, not the table.
+    fn stored(self) -> bool {
+        !matches!(self, Self::Refresh)
+    }
+}
+
+impl AuthService {
+    pub(super) async fn record(
+        &self,
+        event: Event,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        client: &ClientInfo,
+    ) {
+        let kind = event.kind();
+        if event == Event::RefreshTokenReuse || event == Event::LoginFailed {
+            tracing::warn!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref());
+        } else {
+            tracing::info!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref());
+        }
+        if !event.stored() {
+            return;
+        }
+        let result = sqlx::query(
+            "INSERT INTO security_events (id, at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(now_ms())
+        .bind(kind)
+        .bind(user_id)
+        .bind(session_id)
+        .bind(client.ip.as_deref())
+        .bind(client.user_agent.as_deref())
+        .execute(self.db())
+        .await;
+        // Losing an audit row must not fail the request that caused it; the log line above stays.
+        if let Err(e) = result {
+            tracing::error!(target: "security", event = kind, error = %e, "could not store security event");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The auth core (server only). One [`AuthService`] serves both adapters: the Leptos server
+//! functions in `crate::server_fns` and the REST API in the `server` crate.
+//!
+//! - `accounts`: signup, login, the current user.
+//! - `sessions`: refresh-token rotation with reuse detection, logout, session listing.
+//! - `access_token`: Ed25519 JWTs and their keys. `password`: Argon2id off the executor.
+
+pub mod access_token;
+mod accounts;
+pub mod config;
+pub mod db;
+mod events;
+pub mod password;
+mod secret_file;
+mod sessions;
+
+pub use access_token::{AccessClaims, TokenSigner};
+pub use accounts::secret_for;
+pub use config::{Config, ConfigError};
+pub use db::Db;
+
+use crate::error::AppError;
+use std::sync::Arc;
+
+/// Who made a request, for the session list and the security log. Trimmed to bounded lengths.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
+        Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip }
+    }
+}
+
+/// The caller of a protected endpoint, from a verified access token of a live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub session_id: String,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    config: Config,
+    signer: TokenSigner,
+    hasher: password::PasswordHasher,
+    /// Keys the derivation of each refresh token from its predecessor (see `sessions`).
+    rotation_key: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] db::DbSetupError),
+    #[error("signing keys: {0}")]
+    Keys(String),
+    #[error("password hasher: {0}")]
+    Hasher(AppError),
+}
+
+impl AuthService {
+    /// Connects, migrates, loads (or makes) the keys. Everything a request needs is ready after this.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let db = db::connect_and_migrate(&config.database_url).await?;
+        let signer = TokenSigner::load_or_create(
+            &config.data_dir,
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+        )
+        .map_err(StartError::Keys)?;
+        let rotation_key = secret_file::read_or_create(&config.data_dir.join("refresh-rotation.key"))
+            .map_err(StartError::Keys)?;
+        let hasher = password::PasswordHasher::new(config.argon2, config.max_concurrent_hashes)
+            .await
+            .map_err(StartError::Hasher)?;
+        Ok(Self { inner: Arc::new(Inner { db, config, signer, hasher, rotation_key }) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        self.inner.signer.jwks()
+    }
+
+    /// `GET /healthz`: the database answers.
+    pub async fn healthy(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.inner.db).await.is_ok()
+    }
+
+    /// Verifies `Authorization: Bearer <access token>` and that its session still lives.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AppError> {
+        let token = bearer_token(authorization).ok_or(AppError::InvalidToken)?;
+        let claims = self.inner.signer.verify(token)?;
+        self.check_session_alive(&claims).await?;
+        Ok(Principal { user_id: claims.sub, session_id: claims.sid })
+    }
+}
+
+/// The credential of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 4096).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bearer_header_parsing() {
+        use super::bearer_token;
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer   abc ")), Some("abc"));
+        for bad in [None, Some(""), Some("Bearer"), Some("Bearer "), Some("Basic abc"), Some("abc")] {
+            assert_eq!(bearer_token(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Sessions and their refresh tokens: rotation, reuse detection, expiry, logout.
+//!
+//! Every refresh spends the presented token and issues its successor. A spent token presented
+//! again means two parties hold the chain (one of them a thief), so the whole session is revoked,
+//! with one exception: the *immediate* predecessor of the current token, within the grace window,
+//! gets the very pair that its first use got. That pair can be rebuilt without storing any
+//! token: a successor is `HMAC(rotation key, predecessor)` and the access token is re-signed from
+//! stored claims (Ed25519 signatures are deterministic).
+
+use super::accounts::UserRow;
+use super::db::now_ms;
+use super::events::Event;
+use super::{AccessClaims, AuthService, ClientInfo, Principal};
+use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
+use crate::error::AppError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+/// Marks Baton refresh tokens, so secret scanners and people can tell them apart.
+const TOKEN_PREFIX: &str = "brt_";
+
+#[derive(sqlx::FromRow)]
+struct PresentedToken {
+    id: String,
+    session_id: String,
+    spent_at: Option<i64>,
+    user_id: String,
+    revoked_at: Option<i64>,
+    expires_at: i64,
+    last_used_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Successor {
+    token_hash: String,
+    issued_at: i64,
+    access_jti: String,
+    access_kid: String,
+    spent_at: Option<i64>,
+}
+
+impl AuthService {
+    /// A new session with its first refresh token; the caller has proven who `user` is.
+    pub(super) async fn start_session(&self, user: &UserRow, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+        let now = now_ms();
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let refresh_token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+        let jti = uuid::Uuid::new_v4().to_string();
+        let kid = self.inner.signer.current_kid().to_owned();
+        let absolute = self.config().refresh_absolute_ttl.as_millis() as i64;
+
+        let mut tx = self.db().begin().await.map_err(AppError::internal)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        )
+        .bind(&session_id)
+        .bind(&user.id)
+        .bind(now)
+        .bind(now + absolute)
+        .bind(client.user_agent.as_deref())
+        .bind(client.ip.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(AppError::internal)?;
+        insert_token(&mut tx, &session_id, None, &refresh_token, now, &jti, &kid).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+
+        let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
+        self.token_response(user.into(), &claims, &kid, refresh_token)
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id))]
+    pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+        let token = refresh_token.trim();
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        let presented = sqlx::query_as::<_, PresentedToken>(
+            "SELECT t.id, t.session_id, t.spent_at, s.user_id, s.revoked_at, s.expires_at, s.last_used_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
+        )
+        .bind(hash(token))
+        .fetch_optional(self.db())
+        .await
+        .map_err(AppError::internal)?
+        .ok_or(AppError::InvalidRefreshToken)?;
+        tracing::Span::current().record("session_id", presented.session_id.as_str());
+
+        let now = now_ms();
+        let idle = self.config().refresh_idle_ttl.as_millis() as i64;
+        if presented.revoked_at.is_some() || now >= presented.expires_at || now - presented.last_used_at >= idle {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        let user = self.user_by_id(&presented.user_id).await.map_err(|_| AppError::InvalidRefreshToken)?;
+
+        let spent_at = match presented.spent_at {
+            Some(at) => at,
+            None => match self.rotate(&presented, token, now).await? {
+                Ok((claims, kid, successor)) => {
+                    self.record(Event::Refresh, Some(&user.id), Some(&presented.session_id), client).await;
+                    return self.token_response((&user).into(), &claims, &kid, successor);
+                }
+                // Another request spent it a moment ago: answer as for a spent token.
+                Err(spent_at) => spent_at,
+            },
+        };
+
+        let grace = self.config().refresh_reuse_grace.as_millis() as i64;
+        if grace > 0 && now - spent_at <= grace {
+            if let Some((claims, kid, successor)) = self.rebuild_successor(&presented, &user, token).await? {
+                return self.token_response((&user).into(), &claims, &kid, successor);
+            }
+        }
+        self.revoke_sessions("id = $2", &presented.session_id, "refresh_token_reuse").await?;
+        self.record(Event::RefreshTokenReuse, Some(&user.id), Some(&presented.session_id), client).await;
+        Err(AppError::InvalidRefreshToken)
+    }
+
+    /// Spends `presented` and stores its successor, atomically. `Err(spent_at)` when another
+    /// request spent it first. The UPDATE is the transaction's first statement, so on SQLite it
+    /// takes the write lock (waiting its turn) before reading anything that could go stale.
+    async fn rotate(
+        &self,
+        presented: &PresentedToken,
+        token: &str,
+        now: i64,
+    ) -> Result<Result<(AccessClaims, String, String), i64>, AppError> {
+        let successor = self.successor_of(token);
+        let jti = uuid::Uuid::new_v4().to_string();
+        let kid = self.inner.signer.current_kid().to_owned();
+        let mut tx = self.db().begin().await.map_err(AppError::internal)?;
+        let spent = sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL")
+            .bind(now)
+            .bind(&presented.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(AppError::internal)?
+            .rows_affected();
+        if spent == 0 {
+            tx.rollback().await.map_err(AppError::internal)?;
+            let spent_at: Option<i64> = sqlx::query_scalar("SELECT spent_at FROM refresh_tokens WHERE id = $1")
+                .bind(&presented.id)
+                .fetch_one(self.db())
+                .await
+                .map_err(AppError::internal)?;
+            return Ok(Err(spent_at.unwrap_or(now)));
+        }
+        let alive = sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&presented.session_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(AppError::internal)?
+            .rows_affected();
+        if alive == 0 {
+            // Revoked between our read and our write.
+            tx.rollback().await.map_err(AppError::internal)?;
+            return Err(AppError::InvalidRefreshToken);
+        }
+        insert_token(&mut tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
+        tx.commit().await.map_err(AppError::internal)?;
+        let claims = self.inner.signer.claims(&presented.user_id, &presented.session_id, &jti, now);
+        Ok(Ok((claims, kid, successor)))
+    }
+
+    /// The pair that `presented`'s first use returned, if its successor is still the current token.
+    async fn rebuild_successor(
+        &self,
+        presented: &PresentedToken,
+        user: &UserRow,
+        token: &str,
+    ) -> Result<Option<(AccessClaims, String, String)>, AppError> {
+        let Some(next) = sqlx::query_as::<_, Successor>(
+            "SELECT token_hash, issued_at, access_jti, access_kid, spent_at FROM refresh_tokens WHERE parent_id = $1",
+        )
+        .bind(&presented.id)
+        .fetch_optional(self.db())
+        .await
+        .map_err(AppError::internal)?
+        else {
+            return Ok(None);
+        };
+        let successor = self.successor_of(token);
+        if next.spent_at.is_some() || hash(&successor) != next.token_hash {
+            return Ok(None);
+        }
+        let claims = self.inner.signer.claims(&user.id, &presented.session_id, &next.access_jti, next.issued_at);
+        Ok(Some((claims, next.access_kid, successor)))
+    }
+
+    /// Revokes the session of `refresh_token`. Unknown or already revoked tokens are fine:
+    /// logging out twice is not an error.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, refresh_token: &str, client: &ClientInfo) -> Result<(), AppError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = $1 AND s.revoked_at IS NULL",
+        )
+        .bind(hash(refresh_token.trim()))
+        .fetch_optional(self.db())
+        .await
+        .map_err(AppError::internal)?;
+        if let Some((session_id, user_id)) = row {
+            self.revoke_sessions("id = $2", &session_id, "logout").await?;
+            self.record(Event::Logout, Some(&user_id), Some(&session_id), client).await;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn logout_all(&self, principal: &Principal, client: &ClientInfo) -> Result<(), AppError> {
+        self.revoke_sessions("user_id = $2", &principal.user_id, "logout_all").await?;
+        self.record(Event::LogoutAll, Some(&principal.user_id), Some(&principal.session_id), client).await;
+        Ok(())
+    }
+
+    /// Revokes one of the caller's own sessions; another user's session is "not found".
+    #[tracing::instrument(skip_all)]
+    pub async fn revoke_session(&self, principal: &Principal, session_id: &str, client: &ClientInfo) -> Result<(), AppError> {
+        let revoked = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'revoked' \
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(session_id)
+        .bind(&principal.user_id)
+        .execute(self.db())
+        .await
+        .map_err(AppError::internal)?
+        .rows_affected();
+        if revoked == 0 {
+            return Err(AppError::NotFound);
+        }
+        self.record(Event::SessionRevoked, Some(&principal.user_id), Some(session_id), client).await;
+        Ok(())
+    }
+
+    /// The caller's live sessions, most recently used first.
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AppError> {
+        let now = now_ms();
+        let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
+        let rows: Vec<AnyRow> = sqlx::query(
+            "SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sessions \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_used_at > $3 \
+             ORDER BY last_used_at DESC LIMIT 100",
+        )
+        .bind(&principal.user_id)
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_all(self.db())
+        .await
+        .map_err(AppError::internal)?;
+        rows.iter()
+            .map(|r| -> Result<SessionInfo, sqlx::Error> {
+                let id: String = r.try_get("id")?;
+                Ok(SessionInfo {
+                    current: id == principal.session_id,
+                    id,
+                    created_at: rfc3339(r.try_get("created_at")?),
+                    last_used_at: rfc3339(r.try_get("last_used_at")?),
+                    expires_at: rfc3339(r.try_get("expires_at")?),
+                    user_agent: r.try_get("user_agent")?,
+                    ip: r.try_get("ip")?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(AppError::internal)
+    }
+
+    /// Access tokens die with their session: checked on every protected call.
+    pub(super) async fn check_session_alive(&self, claims: &AccessClaims) -> Result<(), AppError> {
+        let alive: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(&claims.sid)
+        .bind(&claims.sub)
+        .bind(now_ms())
+        .fetch_optional(self.db())
+        .await
+        .map_err(AppError::internal)?;
+        alive.map(|_| ()).ok_or(AppError::InvalidToken)
+    }
+
+    /// `filter` is a condition on `$2` (`id = $2` or `user_id = $2`), never user input.
+    async fn revoke_sessions(&self, filter: &str, value: &str, reason: &str) -> Result<(), AppError> {
+        sqlx::query(&format!(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $3 WHERE {filter} AND revoked_at IS NULL"
+        ))
+        .bind(now_ms())
+        .bind(value)
+        .bind(reason)
+        .execute(self.db())
+        .await
+        .map_err(AppError::internal)?;
+        Ok(())
+    }
+
+    fn successor_of(&self, token: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.rotation_key).expect("HMAC takes any key length");
+        mac.update(b"baton refresh rotation v1\0");
+        mac.update(token.as_bytes());
+        format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    fn token_response(
+        &self,
+        user: User,
+        claims: &AccessClaims,
+        kid: &str,
+        refresh_token: String,
+    ) -> Result<TokenResponse, AppError> {
+        let access_token = self.inner.signer.sign(claims, kid)?;
+        let expires_in = (claims.exp - now_ms() / 1000).max(0) as u64;
+        Ok(TokenResponse { user, access_token, refresh_token, token_type: "Bearer".into(), expires_in })
+    }
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: &str,
+    parent_id: Option<&str>,
+    token: &str,
+    issued_at: i64,
+    jti: &str,
+    kid: &str,
+) -> Result<(), AppError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, session_id, parent_id, token_hash, issued_at, access_jti, access_kid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(session_id)
+    .bind(parent_id)
+    .bind(hash(token))
+    .bind(issued_at)
+    .bind(jti)
+    .bind(kid)
+    .execute(&mut **tx)
+    .await
+    .map_err(AppError::internal)?;
+    Ok(())
+}
+
+/// SHA-256, hex: the refresh token is 256 random bits, so a fast hash is enough (no salt or KDF).
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,265 @@
+//! The one error type of Baton. The REST API, the server functions and the pages all speak it,
+//! and it travels as `{"error": "<code>", "message": "<text for people>"}`.
+
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// One rejected input field and why, so forms can show the reason next to the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(into = "ErrorBody", try_from = "ErrorBody")]
+pub enum AppError {
+    #[error("{message}")]
+    InvalidInput { message: String, fields: Vec<FieldError> },
+    #[error("That username is already taken.")]
+    UsernameTaken,
+    // One message for unknown users and wrong passwords alike: it must not reveal which accounts exist.
+    #[error("Wrong username or password.")]
+    InvalidCredentials,
+    #[error("Your session has ended. Please log in again.")]
+    InvalidRefreshToken,
+    #[error("The access token is missing, invalid or expired.")]
+    InvalidToken,
+    #[error("Not found.")]
+    NotFound,
+    #[error("This method is not allowed here.")]
+    MethodNotAllowed,
+    #[error("Too many attempts. Try again in {retry_after} seconds.")]
+    TooManyRequests { retry_after: u64 },
+    #[error("The server is busy. Try again in {retry_after} seconds.")]
+    Busy { retry_after: u64 },
+    #[error("The request body is larger than the server accepts.")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// Details are logged on the server, never sent: they may hold secrets or internals.
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    /// Only ever made in the browser: the request did not get an answer from Baton.
+    #[error("Could not reach the server: {0}")]
+    Network(String),
+}
+
+impl AppError {
+    /// The machine-readable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::UsernameTaken => "username_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::InvalidToken => "invalid_token",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Busy { .. } => "server_busy",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::BadRequest(_) => "bad_request",
+            Self::Internal => "internal_error",
+            Self::Network(_) => "network_error",
+        }
+    }
+
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::InvalidInput { .. } => 422,
+            Self::UsernameTaken => 409,
+            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::InvalidToken => 401,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::TooManyRequests { .. } => 429,
+            Self::Busy { .. } => 503,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::BadRequest(_) => 400,
+            Self::Internal | Self::Network(_) => 500,
+        }
+    }
+
+    /// A 401 that a fresh access token would cure: the client refreshes and retries once.
+    pub fn is_expired_access(&self) -> bool {
+        matches!(self, Self::InvalidToken)
+    }
+
+    /// The session is gone for good: the client clears its tokens.
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::InvalidRefreshToken)
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::InvalidInput {
+            message: message.clone(),
+            fields: vec![FieldError { field: field.into(), message }],
+        }
+    }
+
+    /// The message for one form field, if this error names it.
+    pub fn field_message(&self, field: &str) -> Option<&str> {
+        match self {
+            Self::InvalidInput { fields, .. } => {
+                fields.iter().find(|f| f.field == field).map(|f| f.message.as_str())
+            }
+            _ => None,
+        }
+    }
+
+    /// Logs the cause on the server and returns the detail-free [`AppError::Internal`].
+    #[cfg(feature = "ssr")]
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::Internal
+    }
+}
+
+/// The wire form of [`AppError`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl From<AppError> for ErrorBody {
+    fn from(err: AppError) -> Self {
+        let retry_after = match err {
+            AppError::TooManyRequests { retry_after } | AppError::Busy { retry_after } => Some(retry_after),
+            _ => None,
+        };
+        let fields = match &err {
+            AppError::InvalidInput { fields, .. } => fields.clone(),
+            _ => Vec::new(),
+        };
+        ErrorBody { error: err.code().into(), message: err.to_string(), fields, retry_after }
+    }
+}
+
+impl TryFrom<ErrorBody> for AppError {
+    type Error = String;
+    fn try_from(body: ErrorBody) -> Result<Self, String> {
+        let retry_after = body.retry_after.unwrap_or(1);
+        Ok(match body.error.as_str() {
+            "invalid_input" => Self::InvalidInput { message: body.message, fields: body.fields },
+            "username_taken" => Self::UsernameTaken,
+            "invalid_credentials" => Self::InvalidCredentials,
+            "invalid_refresh_token" => Self::InvalidRefreshToken,
+            "invalid_token" => Self::InvalidToken,
+            "not_found" => Self::NotFound,
+            "method_not_allowed" => Self::MethodNotAllowed,
+            "too_many_requests" => Self::TooManyRequests { retry_after },
+            "server_busy" => Self::Busy { retry_after },
+            "payload_too_large" => Self::PayloadTooLarge,
+            "unsupported_media_type" => Self::UnsupportedMediaType(body.message),
+            "bad_request" => Self::BadRequest(body.message),
+            "network_error" => Self::Network(body.message),
+            "internal_error" => Self::Internal,
+            other => return Err(format!("unknown error code {other:?}")),
+        })
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Request(e) => Self::Network(e),
+            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => Self::InvalidInput {
+                message: format!("The request is malformed: {e}"),
+                fields: Vec::new(),
+            },
+            ServerFnErrorErr::Response(e) | ServerFnErrorErr::Deserialization(e) => {
+                Self::Network(format!("unreadable answer: {e}"))
+            }
+            #[cfg(feature = "ssr")]
+            other => Self::internal(other),
+            #[cfg(not(feature = "ssr"))]
+            _ => Self::Internal,
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod http_response {
+    use super::{AppError, ErrorBody};
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+
+    impl IntoResponse for AppError {
+        fn into_response(self) -> Response {
+            let status = StatusCode::from_u16(self.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let retry_after = match self {
+                AppError::TooManyRequests { retry_after } | AppError::Busy { retry_after } => Some(retry_after),
+                _ => None,
+            };
+            let bearer_challenge = status == StatusCode::UNAUTHORIZED;
+            let mut res = (status, axum::Json(ErrorBody::from(self))).into_response();
+            let headers = res.headers_mut();
+            if bearer_challenge {
+                // RFC 6750 §3: tell the client which kind of credential failed.
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+            }
+            if let Some(secs) = retry_after {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_survives_the_wire() {
+        let all = [
+            AppError::invalid_field("username", "too short"),
+            AppError::UsernameTaken,
+            AppError::InvalidCredentials,
+            AppError::InvalidRefreshToken,
+            AppError::InvalidToken,
+            AppError::NotFound,
+            AppError::MethodNotAllowed,
+            AppError::TooManyRequests { retry_after: 7 },
+            AppError::Busy { retry_after: 2 },
+            AppError::PayloadTooLarge,
+            AppError::UnsupportedMediaType("json only".into()),
+            AppError::BadRequest("nope".into()),
+            AppError::Internal,
+            AppError::Network("offline".into()),
+        ];
+        for err in all {
+            let json = serde_json::to_string(&err).unwrap();
+            let body: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(body["error"], err.code());
+            assert_eq!(body["message"], err.to_string());
+            assert_eq!(serde_json::from_str::<AppError>(&json).unwrap(), err);
+        }
+    }
+
+    #[test]
+    fn internal_errors_carry_no_detail() {
+        let json = serde_json::to_string(&AppError::Internal).unwrap();
+        assert_eq!(json, r#"{"error":"internal_error","message":"Something went wrong on our side. Please try again."}"#);
+    }
+}

@@ -1,0 +1,90 @@
+//! The server functions the pages call: thin adapters over the auth core, as the REST API is.
+//! Calls that need a logged-in user go through [`AuthClient`](crate::ui::client::AuthClient),
+//! which attaches the access token and refreshes it when needed.
+
+#[cfg(feature = "ssr")]
+use crate::api::Credentials;
+use crate::api::{Secret, SessionInfo, TokenResponse, User};
+use crate::error::AppError;
+use crate::ui::client::AuthClient;
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use crate::auth::{AuthService, ClientInfo, Principal};
+    use crate::error::AppError;
+    use axum::extract::ConnectInfo;
+    use http::{header, HeaderMap};
+    use std::net::SocketAddr;
+
+    pub fn auth() -> Result<AuthService, AppError> {
+        leptos::prelude::use_context::<AuthService>().ok_or_else(|| AppError::internal("AuthService missing from context"))
+    }
+
+    pub async fn headers() -> Result<HeaderMap, AppError> {
+        leptos_axum::extract::<HeaderMap>().await.map_err(AppError::internal)
+    }
+
+    pub async fn client() -> Result<ClientInfo, AppError> {
+        let headers = headers().await?;
+        let ip = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0.ip().to_string());
+        Ok(ClientInfo::new(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()), ip))
+    }
+
+    pub async fn principal() -> Result<(AuthService, Principal), AppError> {
+        let auth = auth()?;
+        let headers = headers().await?;
+        let principal = auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await?;
+        Ok((auth, principal))
+    }
+}
+
+#[server(prefix = "/api/fn", endpoint = "signup")]
+pub async fn signup(username: String, password: String) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.signup(&Credentials { username, password }, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "login")]
+pub async fn login(username: String, password: String) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.login(&Credentials { username, password }, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "refresh")]
+pub async fn refresh(refresh_token: String) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.refresh(&refresh_token, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "logout")]
+pub async fn logout(refresh_token: String) -> Result<(), AppError> {
+    ssr::auth()?.logout(&refresh_token, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "logout_all", client = AuthClient)]
+pub async fn logout_all() -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.logout_all(&who, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "me", client = AuthClient)]
+pub async fn me() -> Result<User, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.me(&who).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "secret", client = AuthClient)]
+pub async fn get_secret() -> Result<Secret, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    Ok(crate::auth::secret_for(&auth.me(&who).await?))
+}
+
+#[server(prefix = "/api/fn", endpoint = "sessions", client = AuthClient)]
+pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.sessions(&who).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "revoke_session", client = AuthClient)]
+pub async fn revoke_session(id: String) -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.revoke_session(&who, &id, &ssr::client().await?).await
+}

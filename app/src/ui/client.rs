@@ -1,0 +1,99 @@
+//! [`AuthClient`]: the server-function client for calls that need a logged-in user — the Leptos
+//! counterpart of an HTTP interceptor. It attaches `Authorization: Bearer <access token>`,
+//! refreshes shortly before the token expires, and on a 401 refreshes once and retries once.
+
+use server_fn::client::browser::BrowserClient;
+use server_fn::client::Client;
+use server_fn::error::FromServerFnError;
+use server_fn::request::browser::BrowserRequest;
+use server_fn::response::browser::BrowserResponse;
+use std::future::Future;
+
+pub struct AuthClient;
+
+impl<E, IS, OS> Client<E, IS, OS> for AuthClient
+where
+    E: FromServerFnError,
+    IS: FromServerFnError,
+    OS: FromServerFnError,
+{
+    type Request = BrowserRequest;
+    type Response = BrowserResponse;
+
+    fn send(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send {
+        #[cfg(feature = "hydrate")]
+        return send_send_wrapper::<E, IS, OS>(req);
+        #[cfg(not(feature = "hydrate"))]
+        <BrowserClient as Client<E, IS, OS>>::send(req)
+    }
+
+    fn open_websocket(
+        path: &str,
+    ) -> impl Future<
+        Output = Result<
+            (
+                impl futures::Stream<Item = Result<server_fn::Bytes, server_fn::Bytes>> + Send + 'static,
+                impl futures::Sink<server_fn::Bytes> + Send + 'static,
+            ),
+            E,
+        >,
+    > + Send {
+        <BrowserClient as Client<E, IS, OS>>::open_websocket(path)
+    }
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+        <BrowserClient as Client<E, IS, OS>>::spawn(future)
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn send_send_wrapper<E, IS, OS>(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send
+where
+    E: FromServerFnError,
+    IS: FromServerFnError,
+    OS: FromServerFnError,
+{
+    send_wrapper::SendWrapper::new(send_with_refresh::<E, IS, OS>(req))
+}
+
+#[cfg(feature = "hydrate")]
+async fn send_with_refresh<E, IS, OS>(mut req: BrowserRequest) -> Result<BrowserResponse, E>
+where
+    E: FromServerFnError,
+    IS: FromServerFnError,
+    OS: FromServerFnError,
+{
+    use server_fn::request::browser::Request;
+    use server_fn::request::ClientReq;
+    use server_fn::response::ClientRes;
+
+    let token = crate::ui::session::fresh_access_token().await;
+    // Keep an unsent copy of the request: a fetch body can only be read once.
+    let original: web_sys::Request = std::mem::replace(&mut *req, placeholder()).into();
+    let spare = web_sys::Request::clone(&original).ok();
+    if let Some(token) = &token {
+        set_bearer(&original, token);
+    }
+    *req = Request::from(original);
+    let res = <BrowserClient as Client<E, IS, OS>>::send(req).await?;
+    let (Some(spare), Some(rejected)) = (spare, token) else { return Ok(res) };
+    if ClientRes::<E>::status(&res) != 401 {
+        return Ok(res);
+    }
+    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected).await else { return Ok(res) };
+    set_bearer(&spare, &fresh);
+    let mut retry = <BrowserRequest as ClientReq<E>>::try_new_req_query("/", "", "", "", http::Method::GET)?;
+    *retry = Request::from(spare);
+    <BrowserClient as Client<E, IS, OS>>::send(retry).await
+}
+
+#[cfg(feature = "hydrate")]
+fn set_bearer(req: &web_sys::Request, token: &str) {
+    let _ = req.headers().set("Authorization", &format!("Bearer {token}"));
+}
+
+/// Fills the request's place while the real one is out being copied; never sent.
+#[cfg(feature = "hydrate")]
+fn placeholder() -> server_fn::request::browser::Request {
+    server_fn::request::browser::Request::get("/").build().expect("a GET without a body always builds")
+}

@@ -1,0 +1,108 @@
+//! Everything a browser shows: the HTML shell, the routes, the pages and the route guard.
+
+pub mod client;
+mod guard;
+mod inside;
+mod login;
+pub mod session;
+
+use guard::RequireAuth;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+use session::{Auth, AuthStatus};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let auth = Auth::provide();
+    // Effects only run in the browser, after hydration: tests wait for this mark before clicking.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/baton.css"/>
+        <Title formatter=|page: String| if page.is_empty() { "Baton".to_owned() } else { format!("{page} · Baton") }/>
+        <Meta name="color-scheme" content="light dark"/>
+        <Meta name="description" content="Baton: sign in once, stay signed in safely."/>
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    "Baton"
+                </A>
+                <nav aria-label="Account">
+                    <Show when=move || auth.status.get() == AuthStatus::LoggedOut>
+                        <A href="/login" attr:class="nav-link">"Log in"</A>
+                        <A href="/signup" attr:class="button button-small">"Sign up"</A>
+                    </Show>
+                    <Show when=move || auth.status.get() == AuthStatus::LoggedIn>
+                        <span class="nav-user" data-testid="nav-user">{move || auth.user.get().map(|u| u.username)}</span>
+                    </Show>
+                </nav>
+            </header>
+            <main id="main" class="page">
+                <Routes fallback=NotFound>
+                    <Route path=path!("") view=Home/>
+                    <Route path=path!("/login") view=login::LoginPage/>
+                    <Route path=path!("/signup") view=login::SignupPage/>
+                    <Route path=path!("/inside") view=|| view! { <RequireAuth><inside::InsidePage/></RequireAuth> }/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// `/`: inside when logged in, else the login page.
+#[component]
+fn Home() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| match auth.status.get() {
+        AuthStatus::LoggedIn => navigate("/inside", replace()),
+        AuthStatus::LoggedOut => navigate("/login", replace()),
+        AuthStatus::Checking => {}
+    });
+    view! { <guard::Placeholder/> }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Page not found"/>
+        <section class="card narrow">
+            <h1>"Page not found"</h1>
+            <p class="muted">"There is nothing at this address."</p>
+            <A href="/" attr:class="button">"Go to Baton"</A>
+        </section>
+    }
+}
+
+pub(crate) fn replace() -> leptos_router::NavigateOptions {
+    leptos_router::NavigateOptions { replace: true, ..Default::default() }
+}

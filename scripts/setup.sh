@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Installs whatever Baton's build and tests need and is missing; skips what is there.
+# Safe to run again: the second run only checks. Usage: scripts/setup.sh [--tests]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+CARGO_LEPTOS_VERSION=0.3.11
+BINARYEN_VERSION=132.0.0
+WASM_TARGET=wasm32-unknown-unknown
+WITH_TESTS=0
+[ "${1:-}" = "--tests" ] && WITH_TESTS=1
+
+say()  { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+export PATH="$HOME/.cargo/bin:$PATH"
+
+apt_missing() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  echo "${missing[@]:-}"
+}
+apt_install() {
+  local missing; missing=$(apt_missing "$@")
+  if [ -z "$missing" ]; then say "apt packages present: $*"; return; fi
+  say "apt-get install $missing"
+  if [ ! -f /var/lib/apt/periodic/baton-updated ] || [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v lock)" ]; then
+    apt-get update -q && mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/baton-updated
+  fi
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+}
+
+# --- 1. a Rust toolchain whose std exists for wasm32 --------------------------------------------
+toolchain_has_wasm() { # $1 = toolchain name
+  local sysroot; sysroot=$(rustc +"$1" --print sysroot 2>/dev/null) || return 1
+  ls "$sysroot/lib/rustlib/$WASM_TARGET/lib/"libstd-*.rlib >/dev/null 2>&1
+}
+rustc_at_least_196() { # cargo-leptos 0.3 needs rustc >= 1.96
+  local v; v=$(rustc +"$1" --version 2>/dev/null | awk '{print $2}') || return 1
+  [ "$(printf '%s\n1.96.0\n' "${v%%-*}" | sort -V | head -1)" = "1.96.0" ]
+}
+
+TOOLCHAIN=""
+current=$(rustup show active-toolchain 2>/dev/null | awk '{print $1}' || true)
+if [ -n "$current" ] && [ "$current" != web ] && toolchain_has_wasm "$current" && rustc_at_least_196 "$current"; then
+  TOOLCHAIN=$current
+elif toolchain_has_wasm web 2>/dev/null; then
+  TOOLCHAIN=web
+else
+  # Where rustup can download, its target is the simplest route; where it cannot, it hangs, hence the timeout.
+  default=$(rustup default 2>/dev/null | awk '{print $1}' || true)
+  if [ -n "$default" ] && rustc_at_least_196 "$default" && timeout 45 rustup target add --toolchain "$default" "$WASM_TARGET" >/dev/null 2>&1; then
+    TOOLCHAIN=$default
+    say "rustup added $WASM_TARGET to $default"
+  else
+    say "rustup cannot provide $WASM_TARGET here: using Debian's rustc-web and building its wasm32 std from source"
+    apt_install rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web lld-22
+    rustup toolchain list | grep -q '^web' || rustup toolchain link web /usr
+    libdir=/usr/lib/rustlib/$WASM_TARGET/lib
+    if ! ls "$libdir"/libstd-*.rlib >/dev/null 2>&1; then
+      say "building the $WASM_TARGET std with $(/usr/bin/rustc --version) (a few minutes, once)"
+      tmp=$(mktemp -d)
+      (cd "$tmp" && /usr/bin/cargo new -q --lib wasmstd && cd wasmstd &&
+        RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Cembed-bitcode=yes -Zforce-unstable-if-unmarked" \
+        /usr/bin/cargo build -q --release --target "$WASM_TARGET" \
+          -Zbuild-std=std,panic_abort,panic_unwind,proc_macro)
+      mkdir -p "$libdir"
+      find "$tmp/wasmstd/target/$WASM_TARGET/release/deps" -name '*.rlib' ! -name 'libwasmstd-*' -exec cp {} "$libdir/" \;
+      rm -rf "$tmp"
+    fi
+    TOOLCHAIN=web
+  fi
+fi
+if [ "$TOOLCHAIN" = web ]; then
+  # An override, not a rust-toolchain.toml: a toolchain file would make rustup try to download elsewhere.
+  [ "$(rustup show active-toolchain 2>/dev/null | awk '{print $1}')" = web ] || rustup override set web >/dev/null
+fi
+say "toolchain: $TOOLCHAIN ($(rustc +"$TOOLCHAIN" --version))"
+
+# --- 2. build tools: cargo-leptos, wasm-bindgen-cli (the version in Cargo.lock), wasm-opt ------------
+if [ "$(cargo-leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 35 minutes on 2 cores, once)"
+  cargo +"$TOOLCHAIN" install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+else
+  say "cargo-leptos $CARGO_LEPTOS_VERSION present"
+fi
+
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WB_VERSION (matches Cargo.lock; about 8 minutes, once)"
+  # Not --locked: one of its locked dependencies is missing from the registry.
+  cargo +"$TOOLCHAIN" install wasm-bindgen-cli --version "$WB_VERSION" --force
+else
+  say "wasm-bindgen-cli $WB_VERSION present"
+fi
+
+# Debian's binaryen 108 silently breaks hydration; npm's current build does not.
+if [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
+  say "installing wasm-opt from npm binaryen@$BINARYEN_VERSION"
+  npm install -g --no-fund --no-audit "binaryen@$BINARYEN_VERSION" >/dev/null
+else
+  say "wasm-opt ${BINARYEN_VERSION%%.*} present"
+fi
+
+# --- 3. test-only: Chromium, PostgreSQL, the Playwright packages --------------------------------
+if [ "$WITH_TESTS" = 1 ]; then
+  apt_install chromium postgresql
+  if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+    say "npm ci in end2end/"
+    (cd end2end && npm ci --no-fund --no-audit)
+  else
+    say "end2end/node_modules up to date"
+  fi
+fi
+say "ready"

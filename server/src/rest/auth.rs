@@ -1,0 +1,128 @@
+//! `/api/auth/*`: signup, login, refresh, logout and sessions, for any client that speaks JSON.
+
+use super::extract::{authorization, Authenticated, Client, Json};
+use crate::AppState;
+use app::api::{Credentials, RefreshRequest, SessionInfo, TokenResponse};
+use app::auth::bearer_token;
+use app::error::{AppError, ErrorBody};
+use axum::body::Bytes;
+use axum::extract::{FromRequest as _, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/signup", post(signup))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh).get(refresh_with_bearer))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/logout-all", post(logout_all))
+        .route("/api/auth/sessions", get(sessions))
+        .route("/api/auth/sessions/{id}", delete(revoke_session))
+}
+
+/// Tokens must never sit in a browser or proxy cache.
+pub fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
+    let mut res = (status, axum::Json(tokens)).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Credentials,
+    responses(
+        (status = 201, description = "Account created and logged in", body = TokenResponse),
+        (status = 409, description = "`username_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: the fields and reasons", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    ))]
+pub async fn signup(State(s): State<AppState>, Client(client): Client, Json(body): Json<Credentials>) -> Result<Response, AppError> {
+    Ok(no_store(StatusCode::CREATED, s.auth.signup(&body, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in: a new session", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials`, the same for unknown users and wrong passwords", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    ))]
+pub async fn login(State(s): State<AppState>, Client(client): Client, Json(body): Json<Credentials>) -> Result<Response, AppError> {
+    Ok(no_store(StatusCode::OK, s.auth.login(&body, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenResponse),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, revoked or reused (which revokes the session)", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    ))]
+pub async fn refresh(State(s): State<AppState>, Client(client): Client, Json(body): Json<RefreshRequest>) -> Result<Response, AppError> {
+    Ok(no_store(StatusCode::OK, s.auth.refresh(&body.refresh_token, &client).await?))
+}
+
+#[utoipa::path(get, path = "/api/auth/refresh", tag = "auth", security(("refreshToken" = [])),
+    responses(
+        (status = 200, description = "As POST, with the refresh token as `Authorization: Bearer`", body = TokenResponse),
+        (status = 401, description = "`invalid_refresh_token`", body = ErrorBody),
+    ))]
+pub async fn refresh_with_bearer(State(s): State<AppState>, Client(client): Client, parts: Parts) -> Result<Response, AppError> {
+    let token = bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?;
+    Ok(no_store(StatusCode::OK, s.auth.refresh(token, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>, description = "Or send the refresh token as `Authorization: Bearer`"),
+    responses(
+        (status = 204, description = "The session is revoked (also when it already was)"),
+        (status = 401, description = "`invalid_refresh_token`: no refresh token given", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    ))]
+pub async fn logout(State(s): State<AppState>, Client(client): Client, parts: Parts, body: Bytes) -> Result<StatusCode, AppError> {
+    let token = if body.iter().all(u8::is_ascii_whitespace) {
+        bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?.to_owned()
+    } else {
+        let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body));
+        let Json(RefreshRequest { refresh_token }) = Json::from_request(req, &()).await?;
+        refresh_token
+    };
+    s.auth.logout(&token, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", security(("accessToken" = [])),
+    responses(
+        (status = 204, description = "Every session of the user is revoked"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    ))]
+pub async fn logout_all(State(s): State<AppState>, Client(client): Client, Authenticated(who): Authenticated) -> Result<StatusCode, AppError> {
+    s.auth.logout_all(&who, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", security(("accessToken" = [])),
+    responses(
+        (status = 200, description = "The user's live sessions, most recently used first", body = Vec<SessionInfo>),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    ))]
+pub async fn sessions(State(s): State<AppState>, Authenticated(who): Authenticated) -> Result<axum::Json<Vec<SessionInfo>>, AppError> {
+    Ok(axum::Json(s.auth.sessions(&who).await?))
+}
+
+#[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "auth", security(("accessToken" = [])),
+    params(("id" = String, Path, description = "A session id from GET /api/auth/sessions")),
+    responses(
+        (status = 204, description = "Revoked: its tokens stop working at once"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no live session of this user has that id", body = ErrorBody),
+    ))]
+pub async fn revoke_session(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    s.auth.revoke_session(&who, &id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,71 @@
+//! Health, published keys and the API description.
+
+use crate::AppState;
+use app::error::ErrorBody;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/api/openapi.json", get(openapi))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "The database answers"), (status = 503, description = "It does not")))]
+pub async fn healthz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    if s.auth.healthy().await {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta",
+    responses((status = 200, description = "The Ed25519 public keys that verify access tokens (RFC 7517)")))]
+pub async fn jwks(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(s.auth.jwks())
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Baton", description = "JWT access tokens with rotating, single-use refresh tokens. \
+        Every error is `{\"error\": code, \"message\": text}`."),
+    paths(
+        super::auth::signup, super::auth::login, super::auth::refresh, super::auth::refresh_with_bearer,
+        super::auth::logout, super::auth::logout_all, super::auth::sessions, super::auth::revoke_session,
+        super::users::me, super::users::secret, healthz, jwks, openapi,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerSchemes),
+)]
+pub struct ApiDoc;
+
+struct BearerSchemes;
+
+impl utoipa::Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, format, what) in [
+            ("accessToken", "JWT", "An access token from signup, login or refresh"),
+            ("refreshToken", "opaque", "A refresh token (GET /api/auth/refresh and logout only)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).description(Some(what)).build(),
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The JSON REST API. Each feature has its own router; they are merged here, in one place.
+
+mod auth;
+pub mod extract;
+pub mod meta;
+mod users;
+
+use crate::AppState;
+use app::error::AppError;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+/// No request to the API needs more than a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(meta::router())
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// Unknown `/api/…` paths answer in JSON too, not with the HTML 404 page.
+pub async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+pub use auth::no_store;
+
+/// CORS for the REST API, for the origins in `CORS_ORIGINS` only; none by default.
+pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
