@@ -71,7 +71,7 @@ pub async fn me() -> Result<User, AppError> {
     auth.me(&who).await
 }
 
-#[server(prefix = "/api/fn", endpoint = "secret", client = AuthClient)]
+#[server(prefix = "/api/fn", endpoint = "get_secret", client = AuthClient)]
 pub async fn get_secret() -> Result<Secret, AppError> {
     let (auth, who) = ssr::principal().await?;
     Ok(crate::auth::secret_for(&auth.me(&who).await?))

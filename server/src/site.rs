@@ -4,19 +4,20 @@ use crate::AppState;
 use app::error::{AppError, ErrorBody};
 use app::{shell, App};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, LeptosRoutes};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let auth = state.auth.clone();
     let options = state.leptos_options.clone();
+    // `leptos_routes_with_context` also mounts every server function at its path, with the context.
     Router::new()
-        .route("/api/fn/{*name}", any(server_fn))
         .route("/api/{*rest}", any(crate::rest::not_found))
         .leptos_routes_with_context(
             state,
@@ -25,25 +26,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-}
-
-async fn server_fn(State(state): State<AppState>, req: Request) -> Response {
-    let auth = state.auth.clone();
-    let res = handle_server_fns_with_context(move || provide_context(auth.clone()), req)
-        .await
-        .into_response();
-    with_error_status(res).await
+        .layer(middleware::from_fn(server_fn_responses))
 }
 
 /// Leptos answers every server-function error with a 500. Baton's errors say what they are, so
-/// a failed login becomes a 401 and bad input a 422, exactly as in the REST API.
-async fn with_error_status(res: Response) -> Response {
-    if !res.headers().contains_key("serverfnerror") {
-        let (mut parts, body) = res.into_parts();
-        parts.headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+/// a failed login becomes a 401 and bad input a 422, exactly as in the REST API. And token
+/// answers must never be cached.
+async fn server_fn_responses(req: Request, next: Next) -> Response {
+    let is_server_fn = req.uri().path().starts_with("/api/fn/");
+    let res = next.run(req).await;
+    if !is_server_fn {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    parts.headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    if !parts.headers.contains_key("serverfnerror") {
         return Response::from_parts(parts, body);
     }
-    let (parts, body) = res.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return AppError::Internal.into_response();
     };

@@ -1,0 +1,56 @@
+import { test as base, expect, Page, ConsoleMessage } from "@playwright/test";
+
+/** Network 4xx answers that a test provokes on purpose (a wrong password is a 401): Chromium logs
+ * each as a console error although nothing failed. Only these are tolerated, and only for the
+ * server-function endpoints. */
+const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (401|409|422)/;
+
+function problem(msg: ConsoleMessage): string | null {
+  if (msg.type() !== "error" && msg.type() !== "warning") return null;
+  if (EXPECTED_STATUS.test(msg.text()) && msg.location().url.includes("/api/fn/")) return null;
+  return `${msg.type()}: ${msg.text()} (${msg.location().url})`;
+}
+
+/** Every page of a test fails the test on a console error or warning, or an uncaught exception. */
+export const test = base.extend<{ consoleProblems: string[] }>({
+  consoleProblems: [
+    async ({ context }, use) => {
+      const problems: string[] = [];
+      const watch = (page: Page) => {
+        page.on("console", (msg) => {
+          const p = problem(msg);
+          if (p) problems.push(p);
+        });
+        page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+      };
+      context.pages().forEach(watch);
+      context.on("page", watch);
+      await use(problems);
+      expect(problems, "console errors and warnings").toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+export { expect };
+
+/** Navigates and waits until the WASM has hydrated the page: a click before that is lost. */
+export async function gotoHydrated(page: Page, path: string) {
+  await page.goto(path);
+  await page.waitForSelector("body[data-hydrated=true]");
+}
+
+export function uniqueName(prefix = "u"): string {
+  return `${prefix}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export const PASSWORD = "correct horse battery staple";
+
+export async function signUp(page: Page, username = uniqueName()): Promise<string> {
+  await gotoHydrated(page, "/signup");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/inside$/);
+  await expect(page.getByTestId("username")).toHaveText(username);
+  return username;
+}

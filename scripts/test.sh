@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then runs every test: the Rust unit and integration tests on SQLite, the
+# integration tests again on a throwaway PostgreSQL cluster, and the Playwright suite in headless
+# Chromium against freshly built release servers on free ports. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/setup.sh --tests
+
+say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+WORK=$(mktemp -d /tmp/baton-test.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  if [ -f "$WORK/pg/postmaster.pid" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# --- 1. Rust tests on SQLite ------------------------------------------------------------------
+say "cargo test --workspace (SQLite)"
+cargo test --workspace
+
+# --- 2. the integration tests again on PostgreSQL -----------------------------------------------
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+PG_PORT=$(free_port)
+say "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
+mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
+  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $WORK/pg -c fsync=off -c max_connections=400" start >/dev/null
+say "cargo test -p server --test api (PostgreSQL)"
+BATON_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" cargo test -p server --test api
+
+# --- 3. Playwright against release builds --------------------------------------------------------
+say "cargo leptos build --release"
+cargo leptos build --release
+
+start_server() { # $1 = name; further args are VAR=value settings
+  local name=$1; shift
+  local port; port=$(free_port)
+  mkdir -p "$WORK/$name"
+  env BATON_DATA_DIR="$WORK/$name" LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
+    LEPTOS_OUTPUT_NAME=baton RUST_LOG=info "$@" target/release/server >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { echo "http://127.0.0.1:$port"; return; }
+    sleep 0.1
+  done
+  echo "server $name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
+}
+export BASE_URL; BASE_URL=$(start_server default)
+export SHORT_TTL_URL; SHORT_TTL_URL=$(start_server short ACCESS_TOKEN_TTL=2)
+say "Playwright (headless Chromium) against $BASE_URL and $SHORT_TTL_URL"
+(cd end2end && npx playwright test)

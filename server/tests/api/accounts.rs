@@ -1,0 +1,129 @@
+//! Signup, login, and what a failed login may (not) reveal.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn signup_returns_a_token_pair_that_opens_protected_endpoints() {
+    let app = spawn_app().await;
+    let res = app.post("/api/auth/signup", json!({"username": "Alice", "password": PASSWORD})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["expiresIn"], 300);
+    assert_eq!(body["user"]["username"], "Alice");
+    assert!(token(&body, "refreshToken").len() >= 43, "256 bits, base64url");
+
+    let me: Value = app.get_with("/api/users/me", &token(&body, "accessToken")).await.json().await.unwrap();
+    assert_eq!(me["username"], "Alice");
+    assert_eq!(me["id"], body["user"]["id"]);
+    assert!(me["createdAt"].as_str().unwrap().ends_with('Z'));
+    let secret = app.get_with("/api/users/secret", &token(&body, "accessToken")).await;
+    assert_eq!(secret.status(), 200);
+    assert!(secret.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("Alice"));
+}
+
+#[tokio::test]
+async fn usernames_are_unique_regardless_of_case() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let res = app.post("/api/auth/signup", json!({"username": "ALICE", "password": "another good passphrase"})).await;
+    assert_error(res, 409, "username_taken").await;
+    // …and logging in ignores case too.
+    app.post("/api/auth/login", json!({"username": "Alice", "password": PASSWORD})).await.error_for_status().unwrap();
+}
+
+#[tokio::test]
+async fn invalid_signups_name_every_bad_field() {
+    let app = spawn_app().await;
+    let res = app.post("/api/auth/signup", json!({"username": "a!", "password": "short"})).await;
+    let body = assert_error(res, 422, "invalid_input").await;
+    let fields: Vec<&str> = body["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["username", "password"]);
+
+    let res = app.post("/api/auth/signup", json!({"username": "bob", "password": "password1"})).await;
+    let body = assert_error(res, 422, "invalid_input").await;
+    assert!(body["message"].as_str().unwrap().contains("common"), "{body}");
+
+    let long = "p".repeat(129);
+    let res = app.post("/api/auth/signup", json!({"username": "bob", "password": long})).await;
+    assert_error(res, 422, "invalid_input").await;
+}
+
+#[tokio::test]
+async fn long_unicode_passwords_are_used_whole() {
+    let app = spawn_app().await;
+    let password = "ünïcødé ".repeat(16); // 128 characters, 208 bytes
+    let res = app.post("/api/auth/signup", json!({"username": "uni", "password": password})).await;
+    assert_eq!(res.status(), 201);
+    let truncated: String = password.chars().take(127).collect();
+    let res = app.post("/api/auth/login", json!({"username": "uni", "password": truncated})).await;
+    assert_error(res, 401, "invalid_credentials").await;
+    let res = app.post("/api/auth/login", json!({"username": "uni", "password": password})).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_failed_login_does_not_reveal_whether_the_account_exists() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let wrong_password = app.post("/api/auth/login", json!({"username": "alice", "password": "not the password"})).await;
+    let unknown_user = app.post("/api/auth/login", json!({"username": "mallory", "password": "not the password"})).await;
+    assert_eq!(wrong_password.status(), 401);
+    assert_eq!(unknown_user.status(), 401);
+    let strip = |h: &reqwest::header::HeaderMap| {
+        let mut h = h.clone();
+        h.remove("date");
+        h
+    };
+    assert_eq!(strip(wrong_password.headers()), strip(unknown_user.headers()));
+    assert_eq!(wrong_password.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    assert_eq!(wrong_password.text().await.unwrap(), unknown_user.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn login_rehashes_when_the_argon2_parameters_change() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let stored = |app: &TestApp| {
+        let db = app.auth.db().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT password_hash FROM users")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let before = stored(&app).await;
+    assert!(before.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"), "{before}");
+    let mut config = app.stop().await;
+    config.argon2.iterations = 2;
+    let app = start(config).await;
+    app.login("alice").await;
+    let after = stored(&app).await;
+    assert!(after.starts_with("$argon2id$v=19$m=8192,t=2,p=1$"), "{after}");
+    app.login("alice").await;
+}
+
+#[tokio::test]
+async fn default_argon2_parameters_are_owasps_minimum() {
+    let app = spawn_app_with(|c| c.argon2 = Default::default()).await;
+    app.signup("alice").await;
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(app.auth.db()).await.unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+}
+
+#[tokio::test]
+async fn failed_logins_are_recorded_as_security_events_without_secrets() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    app.post("/api/auth/login", json!({"username": "alice", "password": "not the password"})).await;
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT kind, detail FROM security_events ORDER BY at").fetch_all(app.auth.db()).await.unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(kinds, ["signup", "login_failed"]);
+    for (_, detail) in rows {
+        assert!(!detail.unwrap_or_default().contains("not the password"));
+    }
+}

@@ -1,0 +1,140 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 with a fresh database, and a client for it.
+//! SQLite files in a temporary directory by default; with `BATON_TEST_PG_URL` set (the test
+//! command starts a PostgreSQL cluster and sets it), a fresh PostgreSQL database per test instead.
+#![allow(dead_code)]
+
+use app::auth::{AuthService, Config};
+use leptos::prelude::LeptosOptions;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub auth: AuthService,
+    pub config: Config,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `tweak` adjusts the configuration before start (short lifetimes, no grace window, …).
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = std::env::temp_dir().join(format!("baton-test-{}", uuid::Uuid::new_v4()));
+    let mut config = Config::from_lookup(|name| match name {
+        "BATON_DATA_DIR" => Some(data_dir.display().to_string()),
+        // Cheap hashes keep the suite fast; the parameters themselves are tested in `app`.
+        "ARGON2_MEMORY_KIB" => Some("8192".into()),
+        "ARGON2_ITERATIONS" => Some("1".into()),
+        _ => None,
+    })
+    .expect("test configuration");
+    config.database_url = fresh_database(&data_dir).await;
+    tweak(&mut config);
+    start(config).await
+}
+
+/// Starts a server on an existing configuration (the same database and keys: a restart).
+pub async fn start(config: Config) -> TestApp {
+    let options = LeptosOptions::builder().output_name("baton").site_root("target/site").build();
+    let (addr, auth, stop) = server::spawn(config.clone(), options, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("server starts");
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder().user_agent("baton-tests").build().unwrap(),
+        auth,
+        config,
+        stop: Some(stop),
+    }
+}
+
+async fn fresh_database(data_dir: &std::path::Path) -> String {
+    match std::env::var("BATON_TEST_PG_URL") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("baton_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&base).await.expect("BATON_TEST_PG_URL answers");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+            let (prefix, _) = base.rsplit_once('/').expect("BATON_TEST_PG_URL ends with /<database>");
+            format!("{prefix}/{name}")
+        }
+        _ => format!("sqlite://{}/baton.db", data_dir.display()),
+    }
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("BATON_TEST_PG_URL").is_ok_and(|v| !v.is_empty())
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// Stops the server and waits until its port is closed.
+    pub async fn stop(mut self) -> Config {
+        drop(self.stop.take());
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.auth.db().close().await;
+        self.config.clone()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(self.url(path)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn get_with(&self, path: &str, bearer: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(bearer).send().await.unwrap()
+    }
+
+    /// Signs `username` up (password "correct horse battery") and returns the token response.
+    pub async fn signup(&self, username: &str) -> Value {
+        let res = self.post("/api/auth/signup", json!({"username": username, "password": PASSWORD})).await;
+        assert_eq!(res.status(), 201, "signup of {username}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn login(&self, username: &str) -> Value {
+        let res = self.post("/api/auth/login", json!({"username": username, "password": PASSWORD})).await;
+        assert_eq!(res.status(), 200, "login of {username}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post("/api/auth/refresh", json!({ "refreshToken": refresh_token })).await
+    }
+
+    pub async fn secret_status(&self, access_token: &str) -> u16 {
+        self.get_with("/api/users/secret", access_token).await.status().as_u16()
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn token(body: &Value, field: &str) -> String {
+    body[field].as_str().unwrap_or_else(|| panic!("{field} in {body}")).to_owned()
+}
+
+/// Asserts the `{error, message}` shape and code, returning the body.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    let body: Value = res.json().await.expect("JSON error body");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}

@@ -1,0 +1,140 @@
+//! The HTTP surface: error shapes for bad input of every kind, the OpenAPI document, CORS, health,
+//! and the server functions' status codes.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn bad_input_gets_a_typed_4xx_never_a_5xx() {
+    let app = spawn_app().await;
+    let post = |body: &'static str, content_type: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut req = app.http.post(app.url("/api/auth/login")).body(body);
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            req.send().await.unwrap()
+        }
+    };
+    assert_error(post("{not json", Some("application/json")).await, 400, "bad_request").await;
+    assert_error(post(r#"{"username":"a"}"#, Some("application/json")).await, 422, "invalid_input").await;
+    let unknown = r#"{"username":"alice","password":"correct horse battery","admin":true}"#;
+    assert_error(post(unknown, Some("application/json")).await, 422, "invalid_input").await;
+    assert_error(post(r#"{"username":1,"password":2}"#, Some("application/json")).await, 422, "invalid_input").await;
+    assert_error(post(r#"{"username":"a","password":"b"}"#, Some("text/plain")).await, 415, "unsupported_media_type").await;
+    assert_error(post(r#"{"username":"a","password":"b"}"#, None).await, 415, "unsupported_media_type").await;
+    let huge = format!(r#"{{"username":"alice","password":"{}"}}"#, "x".repeat(17 * 1024));
+    let res = app.http.post(app.url("/api/auth/login")).header("content-type", "application/json").body(huge).send().await.unwrap();
+    assert_error(res, 413, "payload_too_large").await;
+
+    for header in ["", "Bearer", "Bearer ", "Basic YWxpY2U6cHc=", "Bearer not.a.jwt", "Bearer a.b.c.d"] {
+        let res = app.http.get(app.url("/api/users/me")).header("authorization", header).send().await.unwrap();
+        assert_error(res, 401, "invalid_token").await;
+    }
+    let res = app
+        .http
+        .get(app.url("/api/users/me"))
+        .header("authorization", reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "invalid_token").await;
+    assert_error(app.http.get(app.url("/api/users/me")).send().await.unwrap(), 401, "invalid_token").await;
+
+    assert_error(app.http.get(app.url("/api/nothing/here")).send().await.unwrap(), 404, "not_found").await;
+    assert_error(app.http.delete(app.url("/api/auth/login")).send().await.unwrap(), 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let app = spawn_app().await;
+    let doc: Value = app.http.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let documented: Vec<u16> = op["responses"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+            let url = app.url(&path.replace("{id}", "00000000-0000-0000-0000-000000000000"));
+            let req = app.http.request(method.to_uppercase().parse().unwrap(), url);
+            // Without credentials or body: each operation must answer with one of its documented statuses.
+            let status = req.send().await.unwrap().status().as_u16();
+            assert!(documented.contains(&status), "{method} {path} answered {status}, documents {documented:?}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 13, "every route is documented: {:?}", paths.keys().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn health_and_jwks() {
+    let app = spawn_app().await;
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA")));
+    assert!(key.get("d").is_none(), "never the private part");
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_opens_to_configured_origins_only() {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let app = spawn_app().await;
+    let res = preflight(&app, "http://localhost:8100").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+
+    let app = spawn_app_with(|c| c.cors_origins = vec!["http://localhost:8100".into()]).await;
+    let res = preflight(&app, "http://localhost:8100").await.unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "http://localhost:8100");
+    let res = preflight(&app, "https://evil.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn server_functions_answer_with_meaningful_statuses() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let call = |name: &str, form: &[(&str, &str)], bearer: Option<&str>| {
+        let mut req = app.http.post(app.url(&format!("/api/fn/{name}"))).form(form);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send()
+    };
+    let res = call("login", &[("username", "alice"), ("password", "wrong password")], None).await.unwrap();
+    assert_error(res, 401, "invalid_credentials").await;
+    let res = call("login", &[("username", "a"), ("password", "x")], None).await.unwrap();
+    assert_error(res, 422, "invalid_input").await;
+    let res = call("login", &[("username", "alice")], None).await.unwrap();
+    assert_error(res, 422, "invalid_input").await;
+    let res = call("get_secret", &[], None).await.unwrap();
+    assert_error(res, 401, "invalid_token").await;
+
+    let res = call("login", &[("username", "alice"), ("password", PASSWORD)], None).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let tokens: Value = res.json().await.unwrap();
+    let res = call("get_secret", &[], Some(&token(&tokens, "accessToken"))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = call("refresh", &[("refresh_token", &token(&tokens, "refreshToken"))], None).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    if is_postgres() {
+        return; // A SQLite property: nothing to check on PostgreSQL.
+    }
+    let app = spawn_app().await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(app.auth.db()).await.unwrap();
+    assert_eq!(mode, "wal");
+    let _ = json!({});
+}

@@ -1,0 +1,8 @@
+//! Integration tests over real HTTP against the server on port 0, each with a fresh database.
+//! Run on SQLite by default and on PostgreSQL with `BATON_TEST_PG_URL` (see scripts/test.sh).
+
+mod accounts;
+mod common;
+mod http;
+mod sessions;
+mod tokens;

@@ -1,0 +1,78 @@
+//! Logout, logout everywhere, listing and revoking sessions: access tokens die with their session.
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn logout_ends_the_session_at_once_and_is_idempotent() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let refresh = token(&tokens, "refreshToken");
+    for _ in 0..2 {
+        let res = app.post("/api/auth/logout", json!({ "refreshToken": refresh })).await;
+        assert_eq!(res.status(), 204);
+    }
+    // Refused right away, long before the 5-minute expiry.
+    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
+    assert_error(app.refresh(&refresh).await, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn logout_takes_the_refresh_token_as_bearer_too() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let res = app.http.post(app.url("/api/auth/logout")).bearer_auth(token(&tokens, "refreshToken")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
+    let res = app.http.post(app.url("/api/auth/logout")).send().await.unwrap();
+    assert_error(res, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn logout_everywhere_ends_every_session_of_the_user_only() {
+    let app = spawn_app().await;
+    let phone = app.signup("alice").await;
+    let laptop = app.login("alice").await;
+    let bob = app.signup("bob").await;
+    let res = app.http.post(app.url("/api/auth/logout-all")).bearer_auth(token(&laptop, "accessToken")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    for t in [&phone, &laptop] {
+        assert_eq!(app.secret_status(&token(t, "accessToken")).await, 401);
+        assert_eq!(app.refresh(&token(t, "refreshToken")).await.status(), 401);
+    }
+    assert_eq!(app.secret_status(&token(&bob, "accessToken")).await, 200);
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_one_by_one() {
+    let app = spawn_app().await;
+    let phone = app.signup("alice").await;
+    let laptop = app.login("alice").await;
+    let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json().await.unwrap();
+    assert_eq!(list.len(), 2);
+    let current: Vec<bool> = list.iter().map(|s| s["current"].as_bool().unwrap()).collect();
+    assert_eq!(current.iter().filter(|c| **c).count(), 1);
+    for s in &list {
+        assert_eq!(s["userAgent"], "baton-tests");
+        assert_eq!(s["ip"], "127.0.0.1");
+        for field in ["createdAt", "lastUsedAt", "expiresAt"] {
+            assert!(s[field].as_str().unwrap().ends_with('Z'));
+        }
+    }
+    let phone_id = list.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
+
+    let revoke = |id: String, bearer: String| {
+        let app = &app;
+        async move { app.http.delete(app.url(&format!("/api/auth/sessions/{id}"))).bearer_auth(bearer).send().await.unwrap() }
+    };
+    // Someone else cannot revoke it, nor learn that it exists.
+    let bob = app.signup("bob").await;
+    assert_error(revoke(phone_id.clone(), token(&bob, "accessToken")).await, 404, "not_found").await;
+    assert_eq!(revoke(phone_id.clone(), token(&laptop, "accessToken")).await.status(), 204);
+    assert_eq!(app.secret_status(&token(&phone, "accessToken")).await, 401);
+    assert_eq!(app.refresh(&token(&phone, "refreshToken")).await.status(), 401);
+    assert_eq!(app.secret_status(&token(&laptop, "accessToken")).await, 200);
+    assert_error(revoke(phone_id, token(&laptop, "accessToken")).await, 404, "not_found").await;
+    let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+}

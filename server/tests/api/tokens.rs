@@ -1,0 +1,316 @@
+//! Access tokens and refresh-token rotation: reuse detection, the grace window, races, expiry,
+//! forgeries, key persistence.
+
+use crate::common::*;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[tokio::test]
+async fn every_refresh_rotates_both_tokens() {
+    let app = spawn_app().await;
+    let first = app.signup("alice").await;
+    let res = app.refresh(&token(&first, "refreshToken")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let second: Value = res.json().await.unwrap();
+    assert_ne!(token(&second, "refreshToken"), token(&first, "refreshToken"));
+    assert_ne!(token(&second, "accessToken"), token(&first, "accessToken"));
+    assert_eq!(second["user"], first["user"]);
+    assert_eq!(app.secret_status(&token(&second, "accessToken")).await, 200);
+    // GET with the refresh token as Bearer, as the tutorial's client does.
+    let third = app.get_with("/api/auth/refresh", &token(&second, "refreshToken")).await;
+    assert_eq!(third.status(), 200);
+}
+
+#[tokio::test]
+async fn the_grace_window_gives_a_racing_duplicate_the_same_tokens() {
+    let app = spawn_app().await;
+    let first = app.signup("alice").await;
+    let a: Value = app.refresh(&token(&first, "refreshToken")).await.json().await.unwrap();
+    let b: Value = app.refresh(&token(&first, "refreshToken")).await.json().await.unwrap();
+    assert_eq!(a["refreshToken"], b["refreshToken"]);
+    assert_eq!(a["accessToken"], b["accessToken"]);
+    // The session lives on along the one chain.
+    assert_eq!(app.refresh(&token(&a, "refreshToken")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn reuse_outside_the_grace_window_revokes_the_whole_session() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
+    let first = app.signup("alice").await;
+    let second: Value = app.refresh(&token(&first, "refreshToken")).await.json().await.unwrap();
+    // A thief replays the first token: refused, and the legitimate chain dies with it.
+    assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&token(&second, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_eq!(app.secret_status(&token(&second, "accessToken")).await, 401);
+    let events: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind = 'refresh_token_reuse'")
+        .fetch_all(app.auth.db())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    // Another session of the same user is not affected.
+    let other = app.login("alice").await;
+    assert_eq!(app.secret_status(&token(&other, "accessToken")).await, 200);
+}
+
+#[tokio::test]
+async fn the_grace_window_covers_only_the_immediate_predecessor() {
+    let app = spawn_app().await;
+    let t0 = app.signup("alice").await;
+    let t1: Value = app.refresh(&token(&t0, "refreshToken")).await.json().await.unwrap();
+    let t2: Value = app.refresh(&token(&t1, "refreshToken")).await.json().await.unwrap();
+    // t0's successor t1 is spent already: presenting t0 is reuse, even within the window.
+    assert_error(app.refresh(&token(&t0, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&token(&t2, "refreshToken")).await, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn the_grace_window_closes() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::from_secs(1)).await;
+    let first = app.signup("alice").await;
+    app.refresh(&token(&first, "refreshToken")).await.error_for_status().unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
+}
+
+async fn race(app: &TestApp, refresh_token: &str) -> Vec<(u16, Option<String>)> {
+    let calls = (0..20).map(|_| async {
+        let res = app.refresh(refresh_token).await;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        (status, body["refreshToken"].as_str().map(str::to_owned))
+    });
+    futures::future::join_all(calls).await
+}
+
+async fn live_tokens(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+         WHERE t.spent_at IS NULL AND s.revoked_at IS NULL",
+    )
+    .fetch_one(app.auth.db())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_refreshes_yield_one_successor() {
+    let app = spawn_app().await;
+    let first = app.signup("alice").await;
+    let results = race(&app, &token(&first, "refreshToken")).await;
+    assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
+    let mut successors: Vec<_> = results.into_iter().filter_map(|(_, t)| t).collect();
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "every racer got the same successor");
+    assert_eq!(live_tokens(&app).await, 1);
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_refreshes_without_grace_yield_at_most_one_successor() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
+    let first = app.signup("alice").await;
+    let results = race(&app, &token(&first, "refreshToken")).await;
+    let winners = results.iter().filter(|(status, _)| *status == 200).count();
+    assert!(winners <= 1, "{results:?}");
+    assert!(results.iter().all(|(status, _)| *status == 200 || *status == 401), "{results:?}");
+    // The losers count as reuse, so the session is revoked: no live successor at all.
+    assert_eq!(live_tokens(&app).await, 0);
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let app = spawn_app_with(|c| c.refresh_idle_ttl = Duration::from_secs(1)).await;
+    let first = app.signup("alice").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn refreshing_does_not_extend_the_absolute_lifetime() {
+    let app = spawn_app_with(|c| {
+        c.refresh_idle_ttl = Duration::from_secs(2);
+        c.refresh_absolute_ttl = Duration::from_secs(2);
+    })
+    .await;
+    let mut current = token(&app.signup("alice").await, "refreshToken");
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let next: Value = app.refresh(&current).await.json().await.unwrap();
+        current = token(&next, "refreshToken");
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_error(app.refresh(&current).await, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let app = spawn_app_with(|c| c.access_token_ttl = Duration::from_secs(1)).await;
+    let first = app.signup("alice").await;
+    assert_eq!(first["expiresIn"], 1);
+    // 1 s lifetime + 30 s leeway would be a long wait: forge the clock instead, with the real key.
+    let expired = sign(&app, claims(&first, |c| {
+        c["iat"] = json!(now() - 120);
+        c["exp"] = json!(now() - 60);
+    }));
+    assert_eq!(app.secret_status(&expired).await, 401);
+}
+
+#[tokio::test]
+async fn unknown_and_garbage_refresh_tokens_are_refused() {
+    let app = spawn_app().await;
+    for bad in ["", "brt_nope", "not-a-token", &"x".repeat(5000)] {
+        assert_error(app.refresh(bad).await, 401, "invalid_refresh_token").await;
+    }
+}
+
+// --- forged access tokens ------------------------------------------------------------------------
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The claims of a real access token, edited.
+fn claims(tokens: &Value, edit: impl FnOnce(&mut Value)) -> Value {
+    let access = token(tokens, "accessToken");
+    let payload = access.split('.').nth(1).unwrap();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    edit(&mut claims);
+    claims
+}
+
+/// Signed with the server's own current key, read from its data directory.
+fn sign(app: &TestApp, claims: Value) -> String {
+    sign_with_header(app, claims, |_| {})
+}
+
+fn sign_with_header(app: &TestApp, claims: Value, edit: impl FnOnce(&mut Header)) -> String {
+    let file: Value = serde_json::from_slice(&std::fs::read(app.data_dir().join("signing-keys.json")).unwrap()).unwrap();
+    let key = &file["keys"][0];
+    let der = STANDARD.decode(key["pkcs8"].as_str().unwrap()).unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key["kid"].as_str().unwrap().into());
+    edit(&mut header);
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&der)).unwrap()
+}
+
+#[tokio::test]
+async fn the_servers_own_key_signs_what_the_tests_forge_below() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    // Control: re-signing the unedited claims is accepted, so each refusal below is for its edit.
+    assert_eq!(app.secret_status(&sign(&app, claims(&tokens, |_| {}))).await, 200);
+}
+
+#[tokio::test]
+async fn forged_access_tokens_are_refused() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let real = token(&tokens, "accessToken");
+    let [header, payload, signature] = real.split('.').collect::<Vec<_>>()[..] else { panic!() };
+    let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let header_json: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+
+    let mut forgeries: Vec<(&str, String)> = Vec::new();
+    // alg: none, with and without a signature.
+    let none = b64(json!({"alg": "none", "typ": "at+jwt", "kid": header_json["kid"]}));
+    forgeries.push(("alg none", format!("{none}.{payload}.")));
+    forgeries.push(("alg none, old signature", format!("{none}.{payload}.{signature}")));
+    // HS256 keyed with the public key (the classic algorithm confusion).
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let public = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.typ = Some("at+jwt".into());
+    hs.kid = header_json["kid"].as_str().map(str::to_owned);
+    let claims_json = claims(&tokens, |_| {});
+    forgeries.push(("HS256 with the public key", jsonwebtoken::encode(&hs, &claims_json, &EncodingKey::from_secret(&public)).unwrap()));
+    // A payload edited after signing.
+    let other_user = b64(claims(&tokens, |c| c["sub"] = json!("someone-else")));
+    forgeries.push(("tampered payload", format!("{header}.{other_user}.{signature}")));
+    // Unknown kid, wrong typ, signed by a key the server never had.
+    forgeries.push(("unknown kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = Some("nope".into()))));
+    forgeries.push(("no kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = None)));
+    forgeries.push(("typ JWT", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.typ = Some("JWT".into()))));
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let stranger_der = stranger.to_pkcs8_der().unwrap();
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.typ = Some("at+jwt".into());
+    h.kid = header_json["kid"].as_str().map(str::to_owned);
+    forgeries.push(("someone else's key", jsonwebtoken::encode(&h, &claims_json, &EncodingKey::from_ed_der(stranger_der.as_bytes())).unwrap()));
+    // The real key, wrong claims: every required claim is checked.
+    for (what, edit) in [
+        ("wrong iss", Box::new(|c: &mut Value| c["iss"] = json!("evil")) as Box<dyn Fn(&mut Value)>),
+        ("wrong aud", Box::new(|c: &mut Value| c["aud"] = json!("other-api"))),
+        ("no exp", Box::new(|c: &mut Value| drop(c.as_object_mut().unwrap().remove("exp")))),
+        ("no iat", Box::new(|c: &mut Value| drop(c.as_object_mut().unwrap().remove("iat")))),
+        ("no sid", Box::new(|c: &mut Value| drop(c.as_object_mut().unwrap().remove("sid")))),
+        ("no jti", Box::new(|c: &mut Value| drop(c.as_object_mut().unwrap().remove("jti")))),
+        ("no sub", Box::new(|c: &mut Value| drop(c.as_object_mut().unwrap().remove("sub")))),
+        ("issued in the future", Box::new(|c: &mut Value| c["iat"] = json!(now() + 3600))),
+        ("expired beyond leeway", Box::new(|c: &mut Value| c["exp"] = json!(now() - 31))),
+        ("unknown session", Box::new(|c: &mut Value| c["sid"] = json!("00000000-0000-0000-0000-000000000000"))),
+        ("session of another user", Box::new(|c: &mut Value| c["sub"] = json!("someone-else"))),
+    ] {
+        forgeries.push((what, sign(&app, claims(&tokens, |c| edit(c)))));
+    }
+    for (what, forged) in forgeries {
+        let res = app.get_with("/api/users/me", &forged).await;
+        assert_eq!(res.status(), 401, "{what} must be refused");
+        assert_eq!(res.headers()["www-authenticate"], r#"Bearer error="invalid_token""#, "{what}");
+    }
+    // Control: the genuine token still works.
+    assert_eq!(app.secret_status(&real).await, 200);
+}
+
+#[tokio::test]
+async fn tokens_carry_the_documented_header_and_claims() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let access = token(&tokens, "accessToken");
+    let header = jsonwebtoken::decode_header(&access).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let c = claims(&tokens, |_| {});
+    for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti"] {
+        assert!(!c[claim].is_null(), "{claim} in {c}");
+    }
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 300);
+    assert_eq!(c["sub"], tokens["user"]["id"]);
+
+    // The JWKS verifies it.
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the token's kid is published");
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&["baton"]);
+    jsonwebtoken::decode::<Value>(&access, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_everyone_logged_in() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let config = app.stop().await;
+    let app = start(config).await;
+    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 200);
+    assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_signs_while_the_old_one_still_verifies() {
+    let app = spawn_app().await;
+    let old = app.signup("alice").await;
+    let config = app.stop().await;
+    let new_kid = app::auth::TokenSigner::rotate(&config.data_dir).unwrap();
+    let app = start(config).await;
+    assert_eq!(app.secret_status(&token(&old, "accessToken")).await, 200);
+    let fresh: Value = app.refresh(&token(&old, "refreshToken")).await.json().await.unwrap();
+    let header = jsonwebtoken::decode_header(token(&fresh, "accessToken")).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+}
