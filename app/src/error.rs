@@ -45,7 +45,7 @@ pub enum AppError {
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// Only ever made in the browser: the request did not get an answer from Baton.
-    #[error("Could not reach the server: {0}")]
+    #[error("{0}")]
     Network(String),
 }
 
@@ -178,13 +178,13 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Request(e) => Self::Network(e),
+            ServerFnErrorErr::Request(e) => Self::Network(format!("Could not reach the server: {e}")),
             ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => Self::InvalidInput {
                 message: format!("The request is malformed: {e}"),
                 fields: Vec::new(),
             },
             ServerFnErrorErr::Response(e) | ServerFnErrorErr::Deserialization(e) => {
-                Self::Network(format!("unreadable answer: {e}"))
+                Self::Network(format!("The server's answer could not be read: {e}"))
             }
             #[cfg(feature = "ssr")]
             other => Self::internal(other),

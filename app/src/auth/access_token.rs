@@ -86,10 +86,10 @@ impl TokenSigner {
         if changed {
             write_key_file(&path, &file)?;
         }
-        let mut keys = file.keys.iter().map(decode_key).collect::<Result<Vec<_>, _>>()?;
-        let order: Vec<i64> = file.keys.iter().map(|k| k.created_at).collect();
-        let mut indexed: Vec<(i64, Key)> = order.into_iter().zip(keys.drain(..)).collect();
-        indexed.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
+        // The key that signs is the one not yet retired; the others only verify.
+        let mut stored: Vec<&StoredKey> = file.keys.iter().collect();
+        stored.sort_by_key(|k| (k.retired_at.is_some(), std::cmp::Reverse(k.created_at)));
+        let keys = stored.into_iter().map(decode_key).collect::<Result<Vec<_>, _>>()?;
 
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
@@ -97,7 +97,7 @@ impl TokenSigner {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         Ok(Self {
-            keys: indexed.into_iter().map(|(_, k)| k).collect(),
+            keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl,
