@@ -24,7 +24,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # --- 1. Rust tests on SQLite ------------------------------------------------------------------
 say "cargo test --workspace (SQLite)"
-cargo test --workspace
+cargo test --workspace 2>&1 | tee "$WORK/cargo-sqlite.log"
 
 # --- 2. the integration tests again on PostgreSQL -----------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -35,13 +35,14 @@ runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
   -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $WORK/pg -c fsync=off -c max_connections=400" start >/dev/null
 say "cargo test -p server --test api (PostgreSQL)"
-BATON_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" cargo test -p server --test api
+BATON_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" cargo test -p server --test api 2>&1 \
+  | tee "$WORK/cargo-postgres.log"
 
 # --- 3. Playwright against release builds --------------------------------------------------------
 say "cargo leptos build --release"
 cargo leptos build --release
 
-start_server() { # $1 = name; further args are VAR=value settings
+start_server() { # $1 = variable to set to its URL; further args are VAR=value settings
   local name=$1; shift
   local port; port=$(free_port)
   mkdir -p "$WORK/$name"
@@ -49,12 +50,18 @@ start_server() { # $1 = name; further args are VAR=value settings
     LEPTOS_OUTPUT_NAME=baton RUST_LOG=info "$@" target/release/server >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { echo "http://127.0.0.1:$port"; return; }
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { export "$name=http://127.0.0.1:$port"; return; }
     sleep 0.1
   done
   echo "server $name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
 }
-export BASE_URL; BASE_URL=$(start_server default)
-export SHORT_TTL_URL; SHORT_TTL_URL=$(start_server short ACCESS_TOKEN_TTL=2)
+start_server BASE_URL
+start_server SHORT_TTL_URL ACCESS_TOKEN_TTL=2
 say "Playwright (headless Chromium) against $BASE_URL and $SHORT_TTL_URL"
-(cd end2end && npx playwright test)
+(cd end2end && npx playwright test) 2>&1 | tee "$WORK/playwright.log"
+if grep -qE '^ +[0-9]+ skipped' "$WORK/playwright.log"; then echo "Playwright skipped tests" >&2; exit 1; fi
+
+rust=$(grep -hoE 'test result: ok\. [0-9]+ passed' "$WORK"/cargo-*.log | awk '{s+=$4} END {print s+0}')
+e2e=$(grep -oE '^ +[0-9]+ passed' "$WORK/playwright.log" | awk '{print $1}')
+say "Rust tests (SQLite and PostgreSQL runs): $rust passed; Playwright: $e2e passed"
+echo "total: $((rust + e2e)) passed, 0 failed"

@@ -5,20 +5,24 @@ import { test as base, expect, Page, ConsoleMessage } from "@playwright/test";
  * server-function endpoints. */
 const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (401|409|422)/;
 
-function problem(msg: ConsoleMessage): string | null {
+function problem(msg: ConsoleMessage, expectedPages: string[]): string | null {
   if (msg.type() !== "error" && msg.type() !== "warning") return null;
-  if (EXPECTED_STATUS.test(msg.text()) && msg.location().url.includes("/api/fn/")) return null;
-  return `${msg.type()}: ${msg.text()} (${msg.location().url})`;
+  const url = msg.location().url;
+  if (EXPECTED_STATUS.test(msg.text()) && url.includes("/api/fn/")) return null;
+  if (/status of 404/.test(msg.text()) && expectedPages.some((p) => url.endsWith(p))) return null;
+  return `${msg.type()}: ${msg.text()} (${url})`;
 }
 
-/** Every page of a test fails the test on a console error or warning, or an uncaught exception. */
-export const test = base.extend<{ consoleProblems: string[] }>({
+/** Every page of a test fails the test on a console error or warning, or an uncaught exception.
+ * `expected404s` lists paths a test visits on purpose to see them answer 404. */
+export const test = base.extend<{ consoleProblems: string[]; expected404s: string[] }>({
+  expected404s: [[], { option: true }],
   consoleProblems: [
-    async ({ context }, use) => {
+    async ({ context, expected404s }, use) => {
       const problems: string[] = [];
       const watch = (page: Page) => {
         page.on("console", (msg) => {
-          const p = problem(msg);
+          const p = problem(msg, expected404s);
           if (p) problems.push(p);
         });
         page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));

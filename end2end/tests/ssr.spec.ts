@@ -19,8 +19,12 @@ test("the page arrives server-rendered, then hydrates and responds", async ({ pa
   await expect(page.locator("#username-error")).toHaveText("");
 });
 
-test("unknown pages are a real 404", async ({ page }) => {
-  const res = await page.goto("/no/such/page");
-  expect(res?.status()).toBe(404);
-  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+test.describe("a 404", () => {
+  test.use({ expected404s: ["/no/such/page"] });
+
+  test("unknown pages are a real 404", async ({ page }) => {
+    const res = await page.goto("/no/such/page");
+    expect(res?.status()).toBe(404);
+    await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+  });
 });
