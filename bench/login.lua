@@ -1,3 +1,5 @@
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"username":"bench0","password":"correct horse battery staple"}'
+-- wrk: every request logs the benchmark user in (a new session each time).
+function request()
+  return wrk.format("POST", "/api/auth/login", { ["Content-Type"] = "application/json" },
+    '{"username":"bench0","password":"correct horse battery staple"}')
+end

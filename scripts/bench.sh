@@ -28,7 +28,10 @@ for i in $(seq 0 $((CONNS - 1))); do
 done
 
 echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per endpoint, wrk on loopback"
+# wrk reads its script once per thread: real files, not pipes.
+cat bench/refresh.lua bench/report.lua >"$WORK/refresh.lua"
+cat bench/login.lua bench/report.lua >"$WORK/login.lua"
 BATON_BENCH_NAME="GET /api/users/secret" wrk -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$BASE/api/users/secret" | tail -1
 BATON_BENCH_NAME="POST /api/auth/refresh" BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") \
-  wrk -t$CONNS -c$CONNS -d"${SECS}s" -s <(cat bench/refresh.lua bench/report.lua) "$BASE" | tail -1
-BATON_BENCH_NAME="POST /api/auth/login" wrk -t2 -c4 -d"${SECS}s" -s <(cat bench/login.lua bench/report.lua) "$BASE/api/auth/login" | tail -1
+  wrk -t$CONNS -c$CONNS -d"${SECS}s" -s "$WORK/refresh.lua" "$BASE" | tail -1
+BATON_BENCH_NAME="POST /api/auth/login" wrk -t2 -c4 -d"${SECS}s" -s "$WORK/login.lua" "$BASE" | tail -1
