@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a release server on a free loopback port with a fresh SQLite database and measures
 # GET /api/users/secret, POST /api/auth/refresh (each connection on its own rotating chain) and
-# POST /api/auth/login (Argon2id at the default parameters) with wrk. Prints one line each.
+# POST /api/auth/login (Argon2id at the default parameters) with wrk, then the secret again during
+# a login flood. Prints one line each; "errors" counts non-2xx answers and socket errors.
 # Usage: scripts/bench.sh [seconds per endpoint, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +36,9 @@ BATON_BENCH_NAME="GET /api/users/secret" wrk -t2 -c32 -d"${SECS}s" -H "Authoriza
 BATON_BENCH_NAME="POST /api/auth/refresh" BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") \
   wrk -t$CONNS -c$CONNS -d"${SECS}s" -s "$WORK/refresh.lua" "$BASE" | tail -1
 BATON_BENCH_NAME="POST /api/auth/login" wrk -t2 -c4 -d"${SECS}s" -s "$WORK/login.lua" "$BASE" | tail -1
+# Password hashing runs off the executor with bounded concurrency: a login flood must not starve the rest.
+BATON_BENCH_NAME="(login flood, 16 conns)" wrk -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$BASE" | tail -1 &
+FLOOD=$!
+sleep 1
+BATON_BENCH_NAME="GET secret during the flood" wrk -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$BASE/api/users/secret" | tail -1
+wait $FLOOD

@@ -53,7 +53,7 @@ impl AuthService {
         let kid = self.inner.signer.current_kid().to_owned();
         let absolute = self.config().refresh_absolute_ttl.as_millis() as i64;
 
-        let mut tx = self.db().begin().await.map_err(AppError::internal)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) \
              VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -133,7 +133,7 @@ impl AuthService {
         let successor = self.successor_of(token);
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
-        let mut tx = self.db().begin().await.map_err(AppError::internal)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let spent = sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL")
             .bind(now)
             .bind(&presented.id)

@@ -5,4 +5,5 @@ mod accounts;
 mod common;
 mod http;
 mod sessions;
+mod startup;
 mod tokens;
