@@ -6,12 +6,19 @@ use super::{AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, Credentials, Secret, TokenResponse, User};
 use crate::domain::{parse_credentials, parse_new_credentials};
 use crate::error::AppError;
-use sqlx::Row as _;
 
+#[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
     pub id: String,
     pub username: String,
     pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithHash {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
 }
 
 impl From<&UserRow> for User {
@@ -45,22 +52,15 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         let (username, password) = parse_credentials(&input.username, &input.password)?;
-        let row = sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username_key = $1")
-            .bind(username.key())
-            .fetch_optional(self.db())
-            .await
-            .map_err(AppError::internal)?;
-        let found = row
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok((
-                    UserRow { id: r.try_get("id")?, username: r.try_get("username")?, created_at: r.try_get("created_at")? },
-                    r.try_get::<String, _>("password_hash")?,
-                ))
-            })
-            .transpose()
-            .map_err(AppError::internal)?;
-        let verified = self.inner.hasher.verify(&password, found.as_ref().map(|(_, h)| h.as_str())).await?;
-        let Some((user, _)) = found.filter(|_| verified.ok) else {
+        let found = sqlx::query_as::<_, UserWithHash>(
+            "SELECT id, username, created_at, password_hash FROM users WHERE username_key = $1",
+        )
+        .bind(username.key())
+        .fetch_optional(self.db())
+        .await
+        .map_err(AppError::internal)?;
+        let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str())).await?;
+        let Some(UserWithHash { user, .. }) = found.filter(|_| verified.ok) else {
             self.record(Event::LoginFailed, None, None, client).await;
             return Err(AppError::InvalidCredentials);
         };
@@ -83,16 +83,12 @@ impl AuthService {
     }
 
     pub(super) async fn user_by_id(&self, id: &str) -> Result<UserRow, AppError> {
-        let row = sqlx::query("SELECT id, username, created_at FROM users WHERE id = $1")
+        sqlx::query_as::<_, UserRow>("SELECT id, username, created_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(self.db())
             .await
             .map_err(AppError::internal)?
-            .ok_or(AppError::InvalidToken)?;
-        (|| -> Result<_, sqlx::Error> {
-            Ok(UserRow { id: row.try_get("id")?, username: row.try_get("username")?, created_at: row.try_get("created_at")? })
-        })()
-        .map_err(AppError::internal)
+            .ok_or(AppError::InvalidToken)
     }
 }
 

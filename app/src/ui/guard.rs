@@ -13,7 +13,7 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
     Effect::new(move |_| {
         if auth.status.get() == AuthStatus::LoggedOut {
             let here = location.pathname.get_untracked();
-            let next: String = js_encode(&here);
+            let next = encode_path(&here);
             navigate(&format!("/login?next={next}"), super::replace());
         }
     });
@@ -35,7 +35,7 @@ pub fn Placeholder() -> impl IntoView {
 }
 
 /// Percent-encodes a path for a query parameter.
-fn js_encode(path: &str) -> String {
+fn encode_path(path: &str) -> String {
     path.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),

@@ -118,7 +118,7 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 fn describe_agent(ua: &str) -> &'static str {
-    let browser = if ua.contains("Firefox") {
+    if ua.contains("Firefox") {
         "Firefox"
     } else if ua.contains("Edg/") {
         "Edge"
@@ -128,8 +128,7 @@ fn describe_agent(ua: &str) -> &'static str {
         "Safari"
     } else {
         "App or script"
-    };
-    browser
+    }
 }
 
 /// A live countdown to the access token's expiry.
