@@ -97,7 +97,7 @@ fn NotFound() -> impl IntoView {
         <Title text="Page not found"/>
         <section class="card narrow">
             <h1>"Page not found"</h1>
-            <p class="muted">"There is nothing at this address."</p>
+            <p class="muted">"There is nothing at this address. Check the link, or start again from the home page."</p>
             <A href="/" attr:class="button">"Go to Baton"</A>
         </section>
     }
