@@ -26,9 +26,8 @@ mod ssr {
     }
 
     pub async fn client() -> Result<ClientInfo, AppError> {
-        let headers = headers().await?;
-        let ip = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0.ip().to_string());
-        Ok(ClientInfo::new(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()), ip))
+        let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0);
+        Ok(ClientInfo::from_request(&headers().await?, peer))
     }
 
     pub async fn principal() -> Result<(AuthService, Principal), AppError> {

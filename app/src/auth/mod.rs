@@ -33,6 +33,12 @@ impl ClientInfo {
     pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
         Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip }
     }
+
+    /// From a request's headers and its peer address (present when served with connect info).
+    pub fn from_request(headers: &http::HeaderMap, peer: Option<std::net::SocketAddr>) -> Self {
+        let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+        Self::new(user_agent, peer.map(|p| p.ip().to_string()))
+    }
 }
 
 /// The caller of a protected endpoint, from a verified access token of a live session.

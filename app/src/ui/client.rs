@@ -22,7 +22,7 @@ where
 
     fn send(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send {
         #[cfg(feature = "hydrate")]
-        return send_send_wrapper::<E, IS, OS>(req);
+        return send_wrapper::SendWrapper::new(send_with_refresh::<E, IS, OS>(req));
         #[cfg(not(feature = "hydrate"))]
         <BrowserClient as Client<E, IS, OS>>::send(req)
     }
@@ -44,16 +44,6 @@ where
     fn spawn(future: impl Future<Output = ()> + Send + 'static) {
         <BrowserClient as Client<E, IS, OS>>::spawn(future)
     }
-}
-
-#[cfg(feature = "hydrate")]
-fn send_send_wrapper<E, IS, OS>(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send
-where
-    E: FromServerFnError,
-    IS: FromServerFnError,
-    OS: FromServerFnError,
-{
-    send_wrapper::SendWrapper::new(send_with_refresh::<E, IS, OS>(req))
 }
 
 #[cfg(feature = "hydrate")]

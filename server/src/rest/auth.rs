@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Tokens must never sit in a browser or proxy cache.
-pub fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
+fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
     let mut res = (status, axum::Json(tokens)).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res

@@ -69,8 +69,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     }
 }
 
-pub fn client_info(parts: &Parts) -> ClientInfo {
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    ClientInfo::new(user_agent, ip)
+fn client_info(parts: &Parts) -> ClientInfo {
+    ClientInfo::from_request(&parts.headers, parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
 }

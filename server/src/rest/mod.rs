@@ -27,7 +27,6 @@ pub async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-pub use auth::no_store;
 
 /// CORS for the REST API, for the origins in `CORS_ORIGINS` only; none by default.
 pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
