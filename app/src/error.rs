@@ -37,6 +37,8 @@ pub enum AppError {
     Busy { retry_after: u64 },
     #[error("The request body is larger than the server accepts.")]
     PayloadTooLarge,
+    #[error("The request took too long to arrive.")]
+    RequestTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -63,6 +65,7 @@ impl AppError {
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Busy { .. } => "server_busy",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
             Self::Internal => "internal_error",
@@ -80,6 +83,7 @@ impl AppError {
             Self::TooManyRequests { .. } => 429,
             Self::Busy { .. } => 503,
             Self::PayloadTooLarge => 413,
+            Self::RequestTimeout => 408,
             Self::UnsupportedMediaType(_) => 415,
             Self::BadRequest(_) => 400,
             Self::Internal | Self::Network(_) => 500,
@@ -164,6 +168,7 @@ impl TryFrom<ErrorBody> for AppError {
             "too_many_requests" => Self::TooManyRequests { retry_after },
             "server_busy" => Self::Busy { retry_after },
             "payload_too_large" => Self::PayloadTooLarge,
+            "request_timeout" => Self::RequestTimeout,
             "unsupported_media_type" => Self::UnsupportedMediaType(body.message),
             "bad_request" => Self::BadRequest(body.message),
             "network_error" => Self::Network(body.message),
@@ -243,6 +248,7 @@ mod tests {
             AppError::TooManyRequests { retry_after: 7 },
             AppError::Busy { retry_after: 2 },
             AppError::PayloadTooLarge,
+            AppError::RequestTimeout,
             AppError::UnsupportedMediaType("json only".into()),
             AppError::BadRequest("nope".into()),
             AppError::Internal,

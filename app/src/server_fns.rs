@@ -27,7 +27,7 @@ mod ssr {
 
     pub async fn client() -> Result<ClientInfo, AppError> {
         let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0);
-        Ok(ClientInfo::from_request(&headers().await?, peer))
+        Ok(ClientInfo::from_request(&headers().await?, peer, auth()?.config().trusted_proxy_hops))
     }
 
     pub async fn principal() -> Result<(AuthService, Principal), AppError> {

@@ -1,28 +1,39 @@
 import { test as base, expect, Page, ConsoleMessage } from "@playwright/test";
 
-/** Network 4xx answers that a test provokes on purpose (a wrong password is a 401): Chromium logs
- * each as a console error although nothing failed. Only these are tolerated, and only for the
- * server-function endpoints. */
-const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (401|409|422)/;
+/** Network 4xx answers that a test provokes on purpose (a wrong password is a 401, too many is a
+ * 429): Chromium logs each as a console error although nothing failed. Only these are tolerated,
+ * and only for the server-function endpoints. */
+const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (401|409|422|429)/;
 
-function problem(msg: ConsoleMessage, expectedPages: string[]): string | null {
+function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean): string | null {
   if (msg.type() !== "error" && msg.type() !== "warning") return null;
   const url = msg.location().url;
   if (EXPECTED_STATUS.test(msg.text()) && url.includes("/api/fn/")) return null;
   if (/status of 404/.test(msg.text()) && expectedPages.some((p) => url.endsWith(p))) return null;
+  if (cspTest && /Content Security Policy/.test(msg.text())) return null;
   return `${msg.type()}: ${msg.text()} (${url})`;
 }
 
-/** Every page of a test fails the test on a console error or warning, or an uncaught exception.
- * `expected404s` lists paths a test visits on purpose to see them answer 404. */
-export const test = base.extend<{ consoleProblems: string[]; expected404s: string[] }>({
+/** Every page of a test fails the test on a console error or warning (a CSP violation is one),
+ * or an uncaught exception. `expected404s` lists paths a test visits on purpose to see them answer
+ * 404; `provokesCspViolations` is for the test that checks the CSP blocks what it should. */
+export const test = base.extend<{ consoleProblems: string[]; expected404s: string[]; provokesCspViolations: boolean }>({
   expected404s: [[], { option: true }],
+  provokesCspViolations: [false, { option: true }],
   consoleProblems: [
-    async ({ context, expected404s }, use) => {
+    async ({ context, expected404s, provokesCspViolations }, use) => {
       const problems: string[] = [];
+      // Every document counts its CSP violations, for `cspViolations` below.
+      await context.addInitScript(() => {
+        const w = window as unknown as { __cspViolations: string[] };
+        w.__cspViolations = [];
+        document.addEventListener("securitypolicyviolation", (e) =>
+          w.__cspViolations.push(`${e.effectiveDirective} ${e.blockedURI}`),
+        );
+      });
       const watch = (page: Page) => {
         page.on("console", (msg) => {
-          const p = problem(msg, expected404s);
+          const p = problem(msg, expected404s, provokesCspViolations);
           if (p) problems.push(p);
         });
         page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
@@ -41,6 +52,11 @@ export { expect };
 export async function gotoHydrated(page: Page, path: string) {
   await page.goto(path);
   await page.waitForSelector("body[data-hydrated=true]");
+}
+
+/** The CSP violations the current document has reported so far. */
+export async function cspViolations(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { __cspViolations: string[] }).__cspViolations);
 }
 
 export function uniqueName(prefix = "u"): string {

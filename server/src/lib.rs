@@ -2,12 +2,17 @@
 //! all on one axum router. `main.rs` reads configuration and calls [`serve`]; the integration
 //! tests call [`spawn`] on port 0.
 
+mod connections;
+mod request_limits;
 pub mod rest;
+mod security_headers;
 mod site;
+
+pub use request_limits::MAX_BODY_BYTES;
 
 use app::auth::{AuthService, Config};
 use axum::extract::FromRef;
-use axum::Router;
+use axum::{middleware, Router};
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,12 +30,15 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-/// The whole application: API routes first, then server functions, then the pages.
+/// The whole application: API routes first, then server functions, then the pages; every
+/// response with the security headers, every request body bounded in size and time.
 pub fn router(state: AppState) -> Router {
     let cors = rest::cors(&state.auth.config().cors_origins);
     Router::new()
         .merge(rest::router().layer(cors))
         .merge(site::router(&state))
+        .layer(middleware::from_fn_with_state(state.clone(), request_limits::read_body_in_time))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers::add))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -41,8 +49,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let limits = state.auth.config().http;
+    connections::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Starts the auth core and serves on `addr` (port 0 picks a free port) in the background.

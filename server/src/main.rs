@@ -11,6 +11,8 @@ const USAGE: &str = "usage: server [rotate-signing-key]\n\
 async fn main() -> ExitCode {
     dotenvy::dotenv().ok();
     tracing_subscriber::fmt()
+        // Colour codes only for a terminal: log files and collectors get plain `key=value` lines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .init();
     let config = match Config::from_env() {
@@ -61,7 +63,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("listening on http://{addr}");
+    // The bound address, not the configured one: with port 0 the OS picks, and scripts read this line.
+    match listener.local_addr() {
+        Ok(bound) => tracing::info!("listening on http://{bound}"),
+        Err(_) => tracing::info!("listening on http://{addr}"),
+    }
     if let Err(e) = server::serve(listener, state, shutdown_signal()).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;

@@ -2,6 +2,7 @@
 
 use super::db::{is_unique_violation, now_ms};
 use super::events::Event;
+use super::throttle::Action;
 use super::{AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, Credentials, Secret, TokenResponse, User};
 use crate::domain::{parse_credentials, parse_new_credentials};
@@ -30,6 +31,7 @@ impl From<&UserRow> for User {
 impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn signup(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+        self.limit_rate(Action::Signup, client)?;
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
         let hash = self.inner.hasher.hash(&password).await?;
         let user = UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
@@ -47,23 +49,28 @@ impl AuthService {
         Ok(response)
     }
 
-    /// Unknown user and wrong password look the same from outside: same error, and the same work,
-    /// since an unknown user's attempt is checked against a dummy hash.
+    /// Unknown user and wrong password look the same from outside: same error, same throttling,
+    /// and the same work, since an unknown user's attempt is checked against a dummy hash.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+        self.limit_rate(Action::Login, client)?;
         let (username, password) = parse_credentials(&input.username, &input.password)?;
+        let key = username.key();
+        self.claim_login_attempt(&key, client).await?;
         let found = sqlx::query_as::<_, UserWithHash>(
             "SELECT id, username, created_at, password_hash FROM users WHERE username_key = $1",
         )
-        .bind(username.key())
+        .bind(&key)
         .fetch_optional(self.db())
         .await
         .map_err(AppError::internal)?;
         let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str())).await?;
-        let Some(UserWithHash { user, .. }) = found.filter(|_| verified.ok) else {
-            self.record(Event::LoginFailed, None, None, client).await;
+        let Some(UserWithHash { user, .. }) = found.as_ref().filter(|_| verified.ok) else {
+            // The log may say whose account is under attack; the answer may not.
+            self.record(Event::LoginFailed, found.as_ref().map(|f| f.user.id.as_str()), None, client).await;
             return Err(AppError::InvalidCredentials);
         };
+        self.clear_login_attempts(&key).await?;
         if verified.needs_rehash {
             let hash = self.inner.hasher.hash(&password).await?;
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
@@ -73,13 +80,23 @@ impl AuthService {
                 .await
                 .map_err(AppError::internal)?;
         }
-        let response = self.start_session(&user, client).await?;
+        let response = self.start_session(user, client).await?;
         self.record(Event::Login, Some(&user.id), None, client).await;
         Ok(response)
     }
 
     pub async fn me(&self, principal: &Principal) -> Result<User, AppError> {
         self.user_by_id(&principal.user_id).await.map(|u| User::from(&u))
+    }
+
+    /// For the security log only: which account a username key belongs to, if any.
+    pub(super) async fn user_id_by_key(&self, username_key: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
+            .bind(username_key)
+            .fetch_optional(self.db())
+            .await
+            .ok()
+            .flatten()
     }
 
     pub(super) async fn user_by_id(&self, id: &str) -> Result<UserRow, AppError> {

@@ -25,6 +25,40 @@ impl Default for Argon2Settings {
     }
 }
 
+/// Requests per minute from one client address (IPv6: one /64); 0 switches the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub signup: u32,
+    pub login: u32,
+    pub refresh: u32,
+}
+
+/// Per-account throttling of password guesses (see `throttle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginBackoff {
+    /// Consecutive failures allowed without any wait.
+    pub free_attempts: u32,
+    /// The longest wait the doubling backoff reaches.
+    pub max_delay: Duration,
+    /// After this many consecutive failures the account is locked; at most 100 (NIST SP 800-63B).
+    pub lock_after: u32,
+    pub lock_duration: Duration,
+}
+
+/// What a connection may cost the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A client must send its whole request head within this time, also on an idle keep-alive
+    /// connection, or the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A client must send its whole body within this time, or gets a 408.
+    pub body_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`. Not logged: it may carry a password.
@@ -44,6 +78,14 @@ pub struct Config {
     pub max_concurrent_hashes: usize,
     /// Origins allowed to call the REST API from a browser; empty means no CORS at all.
     pub cors_origins: Vec<String>,
+    pub rate_limits: RateLimits,
+    pub login_backoff: LoginBackoff,
+    pub http: HttpLimits,
+    /// How many reverse proxies in front of Baton append to `X-Forwarded-For`. 0 (the default)
+    /// ignores the header: a client could write anything there.
+    pub trusted_proxy_hops: u32,
+    /// `Strict-Transport-Security: max-age=…`, only when Baton is served over HTTPS.
+    pub hsts_max_age: Option<Duration>,
 }
 
 impl Config {
@@ -86,7 +128,36 @@ impl Config {
             cors_origins: get("CORS_ORIGINS")
                 .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
+            rate_limits: RateLimits {
+                signup: number(&get, "RATE_LIMIT_SIGNUP", 10, 0, 1_000_000)?,
+                login: number(&get, "RATE_LIMIT_LOGIN", 30, 0, 1_000_000)?,
+                refresh: number(&get, "RATE_LIMIT_REFRESH", 120, 0, 1_000_000)?,
+            },
+            login_backoff: LoginBackoff {
+                free_attempts: number(&get, "LOGIN_FREE_ATTEMPTS", 5, 1, 99)?,
+                max_delay: secs(&get, "LOGIN_BACKOFF_MAX", 15 * 60, 1)?,
+                lock_after: number(&get, "LOGIN_LOCK_AFTER", 100, 2, 100)?,
+                lock_duration: secs(&get, "LOGIN_LOCK_DURATION", 86_400, 1)?,
+            },
+            http: HttpLimits {
+                header_read_timeout: secs(&get, "HEADER_READ_TIMEOUT", 10, 1)?,
+                body_read_timeout: secs(&get, "BODY_READ_TIMEOUT", 10, 1)?,
+                max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 8 * 1024, 1024 * 1024)? as usize,
+                max_connections: number(&get, "MAX_CONNECTIONS", 1024, 1, 1_000_000)? as usize,
+                shutdown_timeout: secs(&get, "SHUTDOWN_TIMEOUT", 30, 1)?,
+            },
+            trusted_proxy_hops: number(&get, "TRUSTED_PROXY_HOPS", 0, 0, 10)?,
+            hsts_max_age: match get("HSTS_MAX_AGE") {
+                Some(_) => Some(secs(&get, "HSTS_MAX_AGE", 0, 0)?),
+                None => None,
+            },
         };
+        if config.login_backoff.free_attempts >= config.login_backoff.lock_after {
+            return Err(ConfigError {
+                var: "LOGIN_FREE_ATTEMPTS",
+                reason: "must be less than LOGIN_LOCK_AFTER".into(),
+            });
+        }
         if config.refresh_idle_ttl > config.refresh_absolute_ttl {
             return Err(ConfigError {
                 var: "REFRESH_IDLE_TTL",
@@ -153,6 +224,9 @@ mod tests {
         assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(c.argon2, Argon2Settings::default());
         assert!(c.cors_origins.is_empty());
+        assert_eq!(c.login_backoff.lock_after, 100);
+        assert_eq!(c.hsts_max_age, None);
+        assert_eq!(c.trusted_proxy_hops, 0);
     }
 
     #[test]
@@ -166,6 +240,11 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("CORS_ORIGINS", "example.com"),
             ("REFRESH_IDLE_TTL", "99999999"),
+            ("LOGIN_LOCK_AFTER", "101"),
+            ("LOGIN_FREE_ATTEMPTS", "100"),
+            ("MAX_HEADER_BYTES", "100"),
+            ("TRUSTED_PROXY_HOPS", "-1"),
+            ("HSTS_MAX_AGE", "a year"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

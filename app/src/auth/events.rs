@@ -14,6 +14,7 @@ pub enum Event {
     Logout,
     LogoutAll,
     SessionRevoked,
+    AccountLocked,
 }
 
 impl Event {
@@ -27,6 +28,7 @@ impl Event {
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
             Self::SessionRevoked => "session_revoked",
+            Self::AccountLocked => "account_locked",
         }
     }
 
@@ -45,7 +47,7 @@ impl AuthService {
         client: &ClientInfo,
     ) {
         let kind = event.kind();
-        if event == Event::RefreshTokenReuse || event == Event::LoginFailed {
+        if matches!(event, Event::RefreshTokenReuse | Event::LoginFailed | Event::AccountLocked) {
             tracing::warn!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref());
         } else {
             tracing::info!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref());

@@ -4,6 +4,8 @@
 //! - `accounts`: signup, login, the current user.
 //! - `sessions`: refresh-token rotation with reuse detection, logout, session listing.
 //! - `access_token`: Ed25519 JWTs and their keys. `password`: Argon2id off the executor.
+//! - `throttle`: per-address rate limits and per-account login backoff.
+//! - `events`: the security event log.
 
 pub mod access_token;
 mod accounts;
@@ -13,6 +15,7 @@ mod events;
 pub mod password;
 mod secret_file;
 mod sessions;
+mod throttle;
 
 pub use access_token::{AccessClaims, TokenSigner};
 pub use accounts::secret_for;
@@ -35,9 +38,25 @@ impl ClientInfo {
     }
 
     /// From a request's headers and its peer address (present when served with connect info).
-    pub fn from_request(headers: &http::HeaderMap, peer: Option<std::net::SocketAddr>) -> Self {
+    /// Behind `trusted_proxy_hops` proxies, the client is the address the outermost of them saw:
+    /// that many entries from the right of `X-Forwarded-For`. Entries further left are whatever
+    /// the client wrote and are never trusted.
+    pub fn from_request(headers: &http::HeaderMap, peer: Option<std::net::SocketAddr>, trusted_proxy_hops: u32) -> Self {
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-        Self::new(user_agent, peer.map(|p| p.ip().to_string()))
+        let forwarded = || {
+            let hops = usize::try_from(trusted_proxy_hops).ok().filter(|&h| h > 0)?;
+            let chain: Vec<&str> = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .collect();
+            let entry = chain.len().checked_sub(hops).map(|i| chain[i])?;
+            entry.parse::<std::net::IpAddr>().ok()
+        };
+        let ip = forwarded().or(peer.map(|p| p.ip()));
+        Self::new(user_agent, ip.map(|ip| ip.to_canonical().to_string()))
     }
 }
 
@@ -64,6 +83,7 @@ struct Inner {
     /// turns contention into 100 ms stalls. Queueing write transactions here instead keeps them
     /// short. `None` on PostgreSQL, whose row locks do this properly.
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    rate_limiter: throttle::RateLimiter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +113,13 @@ impl AuthService {
             .await
             .map_err(StartError::Hasher)?;
         let sqlite_writer = config.is_sqlite().then(|| tokio::sync::Mutex::new(()));
-        Ok(Self { inner: Arc::new(Inner { db, config, signer, hasher, rotation_key, sqlite_writer }) })
+        let rate_limiter = throttle::RateLimiter::new(config.rate_limits);
+        let service =
+            Self { inner: Arc::new(Inner { db, config, signer, hasher, rotation_key, sqlite_writer, rate_limiter }) };
+        if let Err(e) = service.forget_old_login_attempts().await {
+            tracing::warn!(error = %e, "could not forget old login attempts");
+        }
+        Ok(service)
     }
 
     pub fn config(&self) -> &Config {
@@ -144,6 +170,20 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_address_behind_trusted_proxies_only() {
+        use super::ClientInfo;
+        let peer = Some("10.0.0.9:4000".parse().unwrap());
+        let mut headers = http::HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6, 1.2.3.4".parse().unwrap());
+        headers.append("x-forwarded-for", "10.0.0.5".parse().unwrap());
+        let ip = |hops| ClientInfo::from_request(&headers, peer, hops).ip.unwrap();
+        assert_eq!(ip(0), "10.0.0.9", "no trusted proxy: the header is the client's word");
+        assert_eq!(ip(1), "10.0.0.5");
+        assert_eq!(ip(2), "1.2.3.4");
+        assert_eq!(ip(4), "10.0.0.9", "a shorter chain than promised falls back to the peer");
+    }
+
     #[test]
     fn bearer_header_parsing() {
         use super::bearer_token;

@@ -10,6 +10,7 @@
 use super::accounts::UserRow;
 use super::db::now_ms;
 use super::events::Event;
+use super::throttle::Action;
 use super::{AccessClaims, AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
@@ -76,6 +77,7 @@ impl AuthService {
 
     #[tracing::instrument(skip_all, fields(session_id))]
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+        self.limit_rate(Action::Refresh, client)?;
         let token = refresh_token.trim();
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Err(AppError::InvalidRefreshToken);

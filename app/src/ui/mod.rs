@@ -14,6 +14,8 @@ use leptos_router::path;
 use session::{Auth, AuthStatus};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -28,6 +30,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Scripts run only from our own origin or with this response's nonce (Leptos puts it on its
+/// hydration scripts); WebAssembly may compile; nothing inline otherwise, no plugins, no framing.
+/// Under `cargo leptos watch` the live-reload socket is allowed too.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy(options: &LeptosOptions) {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
+        return;
+    };
+    let live_reload = match std::env::var("LEPTOS_WATCH") {
+        Ok(_) => {
+            let port = options.reload_external_port.unwrap_or(options.reload_port);
+            format!(" ws://*:{port} wss://*:{port}")
+        }
+        Err(_) => String::new(),
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'{live_reload}; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

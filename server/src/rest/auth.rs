@@ -37,6 +37,7 @@ fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
         (status = 409, description = "`username_taken`", body = ErrorBody),
         (status = 422, description = "`invalid_input`: the fields and reasons", body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: this address signs up too often; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn signup(State(s): State<AppState>, Client(client): Client, Json(body): Json<Credentials>) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::CREATED, s.auth.signup(&body, &client).await?))
@@ -48,6 +49,7 @@ pub async fn signup(State(s): State<AppState>, Client(client): Client, Json(body
         (status = 401, description = "`invalid_credentials`, the same for unknown users and wrong passwords", body = ErrorBody),
         (status = 422, description = "`invalid_input`", body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: this address, or this username after failed attempts, must wait `Retry-After` seconds", body = ErrorBody),
     ))]
 pub async fn login(State(s): State<AppState>, Client(client): Client, Json(body): Json<Credentials>) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::OK, s.auth.login(&body, &client).await?))
@@ -58,6 +60,7 @@ pub async fn login(State(s): State<AppState>, Client(client): Client, Json(body)
         (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenResponse),
         (status = 401, description = "`invalid_refresh_token`: unknown, expired, revoked or reused (which revokes the session)", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: this address refreshes too often; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn refresh(State(s): State<AppState>, Client(client): Client, Json(body): Json<RefreshRequest>) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::OK, s.auth.refresh(&body.refresh_token, &client).await?))
@@ -67,6 +70,7 @@ pub async fn refresh(State(s): State<AppState>, Client(client): Client, Json(bod
     responses(
         (status = 200, description = "As POST, with the refresh token as `Authorization: Bearer`", body = TokenResponse),
         (status = 401, description = "`invalid_refresh_token`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: this address refreshes too often; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn refresh_with_bearer(State(s): State<AppState>, Client(client): Client, parts: Parts) -> Result<Response, AppError> {
     let token = bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?;

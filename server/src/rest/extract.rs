@@ -61,14 +61,11 @@ pub fn authorization(parts: &Parts) -> Option<&str> {
 /// User agent and peer address, for the session list and the security log.
 pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_info(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        Ok(Self(ClientInfo::from_request(&parts.headers, peer, state.auth.config().trusted_proxy_hops)))
     }
-}
-
-fn client_info(parts: &Parts) -> ClientInfo {
-    ClientInfo::from_request(&parts.headers, parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
 }

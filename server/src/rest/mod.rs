@@ -9,9 +9,7 @@ use crate::AppState;
 use app::error::AppError;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-
-/// No request to the API needs more than a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+use crate::MAX_BODY_BYTES;
 
 pub fn router() -> Router<AppState> {
     Router::new()

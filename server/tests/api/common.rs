@@ -31,6 +31,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         // Cheap hashes keep the suite fast; the parameters themselves are tested in `app`.
         "ARGON2_MEMORY_KIB" => Some("8192".into()),
         "ARGON2_ITERATIONS" => Some("1".into()),
+        // Every test comes from 127.0.0.1; the throttling tests switch these on.
+        "RATE_LIMIT_SIGNUP" | "RATE_LIMIT_LOGIN" | "RATE_LIMIT_REFRESH" => Some("0".into()),
         _ => None,
     })
     .expect("test configuration");
@@ -53,6 +55,80 @@ pub async fn start(config: Config) -> TestApp {
         config,
         stop: Some(stop),
     }
+}
+
+/// The real `server` binary, for what only a process shows: its log and its signals.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+/// Starts the binary with a fresh database in `data_dir` (or the given `DATABASE_URL`) and the
+/// test settings plus `env`, and waits for it to listen on its port-0 address.
+pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &[(&str, &str)]) -> ServerProcess {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let log = data_dir.join(format!("server-{}.log", uuid::Uuid::new_v4()));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([
+            ("BATON_DATA_DIR", data_dir.to_str().unwrap()),
+            ("DATABASE_URL", database_url),
+            ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+            ("LEPTOS_OUTPUT_NAME", "baton"),
+            ("LEPTOS_SITE_ROOT", "target/site"),
+            ("ARGON2_MEMORY_KIB", "8192"),
+            ("ARGON2_ITERATIONS", "1"),
+            ("RATE_LIMIT_SIGNUP", "0"),
+            ("RATE_LIMIT_LOGIN", "0"),
+            ("RATE_LIMIT_REFRESH", "0"),
+        ])
+        .envs(env.iter().copied())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("the server binary starts");
+    for _ in 0..300 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            let base = rest.split_whitespace().next().unwrap().to_owned();
+            return ServerProcess { child, base, log };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+}
+
+impl ServerProcess {
+    /// SIGTERM, then waits for the exit; true when it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        self.send_sigterm();
+        self.child.wait().expect("the server exits").success()
+    }
+
+    pub fn send_sigterm(&self) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh database URL for a server process: SQLite under `data_dir`, or a new PostgreSQL database.
+pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(data_dir).unwrap();
+    fresh_database(data_dir).await
+}
+
+pub fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("baton-test-{}", uuid::Uuid::new_v4()))
 }
 
 async fn fresh_database(data_dir: &std::path::Path) -> String {

@@ -4,6 +4,10 @@
 mod accounts;
 mod common;
 mod http;
+mod limits;
+mod logs;
 mod sessions;
+mod shutdown;
 mod startup;
+mod throttling;
 mod tokens;

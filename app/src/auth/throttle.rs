@@ -1,0 +1,271 @@
+//! Throttling, in two layers:
+//! - per client address, a rate limit for each of signup, login and refresh, kept in memory
+//!   (GCRA: a burst of a minute's allowance, then an even pace);
+//! - per account, a wait that doubles with every consecutive failed login after the first few,
+//!   and a lock after `lock_after` failures. Kept in the database, so a restart forgives nothing
+//!   and every instance sees the same count.
+
+use super::config::{LoginBackoff, RateLimits};
+use super::db::now_ms;
+use super::events::Event;
+use super::{AuthService, ClientInfo};
+use crate::error::AppError;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Signup,
+    Login,
+    Refresh,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Login => "login",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+pub struct RateLimiter {
+    limits: RateLimits,
+    buckets: Mutex<Buckets>,
+}
+
+struct Buckets {
+    by_client: HashMap<(Action, IpAddr), Bucket>,
+    /// Forgotten buckets are swept when the map reaches this size, so memory follows the number
+    /// of clients seen in the last minute, not since start.
+    sweep_at: usize,
+}
+
+struct Bucket {
+    /// GCRA's "theoretical arrival time": when the bucket would be empty again.
+    tat: Instant,
+    /// A flood is logged once a minute per client, not once per request.
+    logged_at: Option<Instant>,
+}
+
+pub struct Limited {
+    pub retry_after: Duration,
+    pub first_in_a_while: bool,
+}
+
+impl RateLimiter {
+    pub fn new(limits: RateLimits) -> Self {
+        Self { limits, buckets: Mutex::new(Buckets { by_client: HashMap::new(), sweep_at: 4096 }) }
+    }
+
+    pub fn check(&self, action: Action, ip: Option<&str>) -> Result<(), Limited> {
+        let per_minute = match action {
+            Action::Signup => self.limits.signup,
+            Action::Login => self.limits.login,
+            Action::Refresh => self.limits.refresh,
+        };
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let interval = Duration::from_secs(60) / per_minute;
+        let burst = interval * (per_minute - 1);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.by_client.len() >= buckets.sweep_at {
+            buckets.by_client.retain(|_, b| b.tat > now);
+            buckets.sweep_at = (buckets.by_client.len() * 2).max(4096);
+        }
+        let bucket = buckets.by_client.entry((action, client_key(ip))).or_insert(Bucket { tat: now, logged_at: None });
+        let tat = bucket.tat.max(now);
+        if tat > now + burst {
+            let first_in_a_while = bucket.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60));
+            if first_in_a_while {
+                bucket.logged_at = Some(now);
+            }
+            return Err(Limited { retry_after: tat - (now + burst), first_in_a_while });
+        }
+        bucket.tat = tat + interval;
+        Ok(())
+    }
+}
+
+/// One key per IPv4 address and per IPv6 /64 (one subscriber's network, which hands out a whole
+/// /64 to each of its devices). Unknown addresses share one key.
+fn client_key(ip: Option<&str>) -> IpAddr {
+    match ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V6(v6)) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        Some(v4) => v4,
+        None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+impl LoginBackoff {
+    /// How long the next attempt must wait after `failures` consecutive failed ones.
+    pub fn wait_after(&self, failures: u32) -> Duration {
+        if failures >= self.lock_after {
+            self.lock_duration
+        } else if failures < self.free_attempts {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1 << (failures - self.free_attempts).min(30)).min(self.max_delay)
+        }
+    }
+}
+
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+impl AuthService {
+    /// The per-address limit for `action`.
+    pub(super) fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
+        let Err(limited) = self.inner.rate_limiter.check(action, client.ip.as_deref()) else {
+            return Ok(());
+        };
+        let retry_after = retry_after_secs(limited.retry_after).max(1);
+        if limited.first_in_a_while {
+            tracing::warn!(target: "security", event = "rate_limited", action = action.name(), ip = client.ip.as_deref(), retry_after);
+        }
+        Err(AppError::TooManyRequests { retry_after })
+    }
+
+    /// Counts a login attempt against `username_key` before its password is checked (so that
+    /// concurrent guesses cannot all get in before the first failure is written), or refuses it
+    /// while the account waits out its backoff or lock. A success clears the count again.
+    #[tracing::instrument(skip_all)]
+    pub(super) async fn claim_login_attempt(&self, username_key: &str, client: &ClientInfo) -> Result<(), AppError> {
+        let policy = self.config().login_backoff;
+        // Each round either claims or sees the claim that beat it; a handful of rounds is plenty.
+        for _ in 0..16 {
+            let (_turn, mut tx) = self.begin_write().await?;
+            let now = now_ms();
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT failures, blocked_until FROM login_attempts WHERE username_key = $1")
+                    .bind(username_key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(AppError::internal)?;
+            let failures = match row {
+                Some((failures, blocked_until)) if blocked_until > now => {
+                    tx.rollback().await.map_err(AppError::internal)?;
+                    let retry_after = retry_after_secs(Duration::from_millis((blocked_until - now) as u64));
+                    tracing::warn!(target: "security", event = "login_throttled", failures, ip = client.ip.as_deref(), retry_after);
+                    return Err(AppError::TooManyRequests { retry_after });
+                }
+                Some((failures, _)) => failures,
+                None => 0,
+            };
+            let counted = u32::try_from(failures + 1).unwrap_or(u32::MAX);
+            let blocked_until = now.saturating_add(policy.wait_after(counted).as_millis() as i64);
+            let claimed = if row.is_some() {
+                sqlx::query(
+                    "UPDATE login_attempts SET failures = $2, blocked_until = $3, updated_at = $4 \
+                     WHERE username_key = $1 AND failures = $5",
+                )
+                .bind(username_key)
+                .bind(failures + 1)
+                .bind(blocked_until)
+                .bind(now)
+                .bind(failures)
+                .execute(&mut *tx)
+                .await
+            } else {
+                sqlx::query(
+                    "INSERT INTO login_attempts (username_key, failures, blocked_until, updated_at) \
+                     VALUES ($1, 1, $2, $3) ON CONFLICT (username_key) DO NOTHING",
+                )
+                .bind(username_key)
+                .bind(blocked_until)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+            }
+            .map_err(AppError::internal)?
+            .rows_affected()
+                == 1;
+            tx.commit().await.map_err(AppError::internal)?;
+            if claimed {
+                if counted == policy.lock_after {
+                    let user_id = self.user_id_by_key(username_key).await;
+                    self.record(Event::AccountLocked, user_id.as_deref(), None, client).await;
+                }
+                return Ok(());
+            }
+        }
+        Err(AppError::Busy { retry_after: 1 })
+    }
+
+    pub(super) async fn clear_login_attempts(&self, username_key: &str) -> Result<(), AppError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
+            .bind(username_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(AppError::internal)?;
+        tx.commit().await.map_err(AppError::internal)
+    }
+
+    /// Forgets counts untouched for 30 days (rows of names that never existed pile up otherwise).
+    pub(super) async fn forget_old_login_attempts(&self) -> Result<(), sqlx::Error> {
+        let month_ago = now_ms() - 30 * 86_400_000;
+        sqlx::query("DELETE FROM login_attempts WHERE updated_at < $1 AND blocked_until < $1")
+            .bind(month_ago)
+            .execute(self.db())
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_minute: u32) -> RateLimiter {
+        RateLimiter::new(RateLimits { signup: per_minute, login: per_minute, refresh: 0 })
+    }
+
+    #[test]
+    fn a_minute_of_allowance_at_once_then_refused_with_the_wait() {
+        let limiter = limiter(6);
+        for _ in 0..6 {
+            assert!(limiter.check(Action::Login, Some("10.0.0.1")).is_ok());
+        }
+        let limited = limiter.check(Action::Login, Some("10.0.0.1")).err().expect("7th refused");
+        assert!(limited.retry_after > Duration::from_secs(9) && limited.retry_after <= Duration::from_secs(10));
+        assert!(limited.first_in_a_while);
+        assert!(!limiter.check(Action::Login, Some("10.0.0.1")).err().unwrap().first_in_a_while);
+        // Other actions, other addresses and switched-off limits are not affected.
+        assert!(limiter.check(Action::Signup, Some("10.0.0.1")).is_ok());
+        assert!(limiter.check(Action::Login, Some("10.0.0.2")).is_ok());
+        assert!((0..1000).all(|_| limiter.check(Action::Refresh, Some("10.0.0.1")).is_ok()));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let limiter = limiter(1);
+        assert!(limiter.check(Action::Login, Some("2001:db8:1:2::1")).is_ok());
+        assert!(limiter.check(Action::Login, Some("2001:db8:1:2:ffff::9")).is_err());
+        assert!(limiter.check(Action::Login, Some("2001:db8:1:3::1")).is_ok());
+        assert!(limiter.check(Action::Login, Some("::ffff:10.1.1.1")).is_ok());
+        assert!(limiter.check(Action::Login, Some("10.1.1.1")).is_err(), "IPv4-mapped is the same client");
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_locks_by_the_hundredth_failure() {
+        let policy = LoginBackoff {
+            free_attempts: 5,
+            max_delay: Duration::from_secs(900),
+            lock_after: 100,
+            lock_duration: Duration::from_secs(86_400),
+        };
+        let waits: Vec<u64> = (0..=12).map(|n| policy.wait_after(n).as_secs()).collect();
+        assert_eq!(waits, [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128]);
+        assert_eq!(policy.wait_after(15), Duration::from_secs(900));
+        assert_eq!(policy.wait_after(99), Duration::from_secs(900));
+        assert_eq!(policy.wait_after(100), Duration::from_secs(86_400));
+        assert_eq!(policy.wait_after(u32::MAX), Duration::from_secs(86_400));
+    }
+}

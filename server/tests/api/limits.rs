@@ -1,0 +1,115 @@
+//! Request limits (oversize and slow requests are cut off) and the security headers.
+
+use crate::common::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Writes `request` on a raw connection and reads until the server answers or closes:
+/// `Some(answer)`, or `None` when it closed without a word. Bounded by 10 seconds.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server held the connection open for 10 s");
+    (!answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned())
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_refused_everywhere_even_without_a_length() {
+    let app = spawn_app().await;
+    let huge = "x".repeat(20 * 1024);
+    for path in ["/api/auth/login", "/api/fn/login", "/login"] {
+        let res = app.http.post(app.url(path)).header("content-type", "application/json").body(huge.clone()).send().await.unwrap();
+        assert_error(res, 413, "payload_too_large").await;
+    }
+    // Chunked: no Content-Length to refuse early, so the limit applies while reading.
+    let mut request = b"POST /api/fn/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+        transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        .to_vec();
+    for _ in 0..20 {
+        request.extend_from_slice(format!("400\r\n{}\r\n", "a".repeat(1024)).as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_exchange(&app, &request).await.expect("an answer");
+    assert_eq!(status_of(&answer), 413, "{answer}");
+    assert!(answer.contains(r#""error":"payload_too_large""#), "{answer}");
+}
+
+#[tokio::test]
+async fn oversize_headers_are_refused() {
+    let app = spawn_app().await;
+    let res = app.http.get(app.url("/healthz")).header("x-filler", "y".repeat(20 * 1024)).send().await.unwrap();
+    assert_eq!(res.status(), 431);
+    let res = app.http.get(app.url("/healthz")).header("x-filler", "y".repeat(8 * 1024)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "headers under the limit pass");
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    let app = spawn_app_with(|c| {
+        c.http.header_read_timeout = Duration::from_secs(1);
+        c.http.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // Half a request head, then silence: the connection is closed.
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await;
+    assert!(answer.as_deref().is_none_or(|a| status_of(a) == 408), "{answer:?}");
+    // A connection that never sends anything is closed as well.
+    assert!(raw_exchange(&app, b"").await.as_deref().is_none_or(|a| status_of(a) == 408));
+    // A body that stops arriving gets a 408 in JSON.
+    let answer = raw_exchange(
+        &app,
+        b"POST /api/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"user",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(answer.contains(r#""error":"request_timeout""#), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(8), "cut off after about a second each");
+    // Meanwhile everyone else was served.
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let first = app.http.get(app.url("/login")).send().await.unwrap();
+    let csp = first.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = first.text().await.unwrap();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a nonce in the CSP");
+    assert!(nonce.len() >= 22, "at least 128 bits: {nonce}");
+    assert!(html.contains(&format!(r#"nonce="{nonce}""#)), "the hydration scripts carry the nonce");
+    let scripts = html.matches("<script").count();
+    assert_eq!(html.matches(&format!(r#"<script type="module" nonce="{nonce}""#)).count() + html.matches(&format!(r#"<script nonce="{nonce}""#)).count(), scripts, "every script has the nonce");
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"), "{csp}");
+    for directive in ["'wasm-unsafe-eval'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    let second = app.http.get(app.url("/login")).send().await.unwrap();
+    assert!(!second.headers()["content-security-policy"].to_str().unwrap().contains(nonce), "a fresh nonce per response");
+
+    for (path, status) in [("/login", 200), ("/no/such/page", 404), ("/api/users/me", 401), ("/healthz", 200), ("/api/nothing", 404)] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h["permissions-policy"].to_str().unwrap().contains("camera=()"), "{path}");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{path}");
+        assert!(!h.contains_key("strict-transport-security"), "no HSTS unless configured");
+    }
+    let res = app.http.get(app.url("/api/users/me")).send().await.unwrap();
+    assert!(res.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+
+    let https = spawn_app_with(|c| c.hsts_max_age = Some(Duration::from_secs(31_536_000))).await;
+    let res = https.http.get(https.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000; includeSubDomains");
+}

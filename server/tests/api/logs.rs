@@ -1,0 +1,89 @@
+//! The log of a full run of the flows, at the most verbose level, holds no password, token or
+//! hash, while it does record every security event.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[tokio::test]
+async fn no_password_token_or_hash_reaches_the_log() {
+    let dir = temp_dir();
+    let database_url = fresh_database_url(&dir).await;
+    let env = [("RUST_LOG", "trace"), ("REFRESH_REUSE_GRACE", "0"), ("LOGIN_FREE_ATTEMPTS", "1"), ("RATE_LIMIT_SIGNUP", "2")];
+    let mut server = start_binary(&dir, &database_url, &env).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let wrong_password = "Tr0ub4dor&3 is not it";
+    let long_password = format!("{}-too-long", "secret".repeat(30));
+    let mut secrets = vec![PASSWORD.to_owned(), wrong_password.to_owned(), long_password.clone()];
+    let keep = |body: &Value, secrets: &mut Vec<String>| {
+        for field in ["accessToken", "refreshToken"] {
+            secrets.push(token(body, field));
+        }
+    };
+
+    // Sign up over REST and through a server function; a third signup hits the address limit.
+    let alice: Value = http.post(url("/api/auth/signup")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.unwrap().json().await.unwrap();
+    keep(&alice, &mut secrets);
+    let bob: Value = http.post(url("/api/fn/signup")).form(&[("username", "bob"), ("password", PASSWORD)]).send().await.unwrap().json().await.unwrap();
+    keep(&bob, &mut secrets);
+    let res = http.post(url("/api/auth/signup")).json(&json!({"username": "carol", "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+
+    // Failed logins, backoff, bad input that carries a password, then a good login.
+    for _ in 0..2 {
+        http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": wrong_password})).send().await.unwrap();
+    }
+    let res = http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": long_password})).send().await.unwrap();
+    assert_eq!(res.status(), 422);
+    let truncated = format!(r#"{{"username":"alice","password":"{PASSWORD}""#);
+    let res = http.post(url("/api/auth/login")).header("content-type", "application/json").body(truncated).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let res = http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let login: Value = res.json().await.unwrap();
+    keep(&login, &mut secrets);
+
+    // Protected calls, a tampered token, refreshes, reuse of a spent token, logouts.
+    let access = token(&login, "accessToken");
+    for path in ["/api/users/me", "/api/users/secret", "/api/auth/sessions"] {
+        assert_eq!(http.get(url(path)).bearer_auth(&access).send().await.unwrap().status(), 200, "{path}");
+    }
+    let tampered = format!("{access}x");
+    secrets.push(tampered.clone());
+    assert_eq!(http.get(url("/api/users/me")).bearer_auth(&tampered).send().await.unwrap().status(), 401);
+    let refreshed: Value = http.post(url("/api/auth/refresh")).json(&json!({"refreshToken": token(&login, "refreshToken")})).send().await.unwrap().json().await.unwrap();
+    keep(&refreshed, &mut secrets);
+    let res = http.post(url("/api/auth/refresh")).json(&json!({"refreshToken": token(&login, "refreshToken")})).send().await.unwrap();
+    assert_eq!(res.status(), 401, "reuse");
+    let res = http.post(url("/api/fn/refresh")).form(&[("refresh_token", token(&bob, "refreshToken"))]).send().await.unwrap();
+    let bob2: Value = res.json().await.unwrap();
+    keep(&bob2, &mut secrets);
+    let res = http.post(url("/api/auth/logout")).json(&json!({"refreshToken": token(&bob2, "refreshToken")})).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let res = http.post(url("/api/auth/logout-all")).bearer_auth(token(&alice, "accessToken")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+
+    // The stored hashes are secrets too.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM users").fetch_all(&db).await.unwrap();
+    let token_hashes: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens").fetch_all(&db).await.unwrap();
+    assert!(!hashes.is_empty() && !token_hashes.is_empty());
+    secrets.extend(hashes.into_iter().chain(token_hashes));
+    db.close().await;
+
+    assert!(server.terminate());
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.lines().count() > 50, "the log is verbose: {} lines", log.lines().count());
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret of {} characters is in the log", secret.len());
+    }
+    for pattern in ["$argon2", "brt_", "eyJ", "Bearer ", "authorization: "] {
+        assert!(!log.contains(pattern), "{pattern:?} in the log");
+    }
+    for event in ["signup", "rate_limited", "login_failed", "login_throttled", "login", "refresh", "refresh_token_reuse", "logout", "logout_all"] {
+        assert!(log.contains(&format!("event=\"{event}\"")) || log.contains(&format!("event={event}")), "no {event} event in the log");
+    }
+}

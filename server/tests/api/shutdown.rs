@@ -1,0 +1,129 @@
+//! SIGTERM in the middle of a burst of refreshes: every refresh either completed (its answer
+//! delivered) or was refused before it started, and the database agrees with what clients hold.
+
+use crate::common::*;
+use base64::Engine;
+use futures::future::join_all;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Chain {
+    session_id: String,
+    refresh_token: String,
+    refreshed: i64,
+}
+
+fn session_id(access_token: &str) -> String {
+    let payload = access_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
+}
+
+async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{base}/api/auth/refresh")).json(&json!({ "refreshToken": token })).send().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_during_a_refresh_burst_loses_nothing() {
+    let dir = temp_dir();
+    let database_url = fresh_database_url(&dir).await;
+    // No grace window: presenting a token whose rotation was applied but never answered would
+    // count as reuse and revoke the session, so a lost refresh cannot hide.
+    let env = [("REFRESH_REUSE_GRACE", "0"), ("RUST_LOG", "info")];
+    let mut server = start_binary(&dir, &database_url, &env).await;
+    let http = reqwest::Client::new();
+    let mut chains = Vec::new();
+    for i in 0..8 {
+        let res = http
+            .post(format!("{}/api/auth/signup", server.base))
+            .json(&json!({"username": format!("user{i}"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        chains.push(Chain {
+            session_id: session_id(&token(&body, "accessToken")),
+            refresh_token: token(&body, "refreshToken"),
+            refreshed: 0,
+        });
+    }
+
+    let mut chains_slow = vec![chains.pop().unwrap()];
+    let base = server.base.clone();
+    let bursts = chains.into_iter().map(|mut chain| {
+        let base = base.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                match refresh(&http, &base, &chain.refresh_token).await {
+                    Ok(res) if res.status() == 200 => {
+                        let body: Value = res.json().await.expect("a delivered answer is complete");
+                        chain.refresh_token = token(&body, "refreshToken");
+                        chain.refreshed += 1;
+                    }
+                    Ok(res) => panic!("refused with {} instead of completed or not started", res.status()),
+                    // The server has gone: this request never started.
+                    Err(_) => return chain,
+                }
+            }
+        })
+    });
+    let bursts: Vec<_> = bursts.collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // One more refresh is surely in flight when the signal comes: its body is only half sent.
+    let mut slow = chains_slow.pop().unwrap();
+    let body = json!({ "refreshToken": slow.refresh_token }).to_string();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /api/auth/refresh HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(format!("{head}{first_half}").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.send_sigterm();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(second_half.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the request in flight was finished: {answer}");
+    let (_, json_body) = answer.split_once("\r\n\r\n").unwrap();
+    slow.refresh_token = token(&serde_json::from_str(json_body).unwrap(), "refreshToken");
+    slow.refreshed += 1;
+
+    assert!(server.child.wait().unwrap().success(), "SIGTERM ends the server cleanly");
+    let mut chains: Vec<Chain> = join_all(bursts).await.into_iter().map(|r| r.expect("no refresh went wrong")).collect();
+    chains.push(slow);
+    let total: i64 = chains.iter().map(|c| c.refreshed).sum();
+    assert!(chains.iter().all(|c| c.refreshed > 0), "every chain was refreshing when the signal came");
+    assert_eq!(chains.len(), 8);
+    println!("{total} refreshes completed before SIGTERM");
+
+    // After a restart every client's newest token is the live one: nothing was applied unanswered.
+    let server = start_binary(&dir, &database_url, &env).await;
+    for chain in &chains {
+        let res = refresh(&http, &server.base, &chain.refresh_token).await.unwrap();
+        assert_eq!(res.status(), 200, "session {} lost a refresh", chain.session_id);
+    }
+    drop(server);
+
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    for chain in &chains {
+        let (tokens, unspent): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(CASE WHEN spent_at IS NULL THEN 1 ELSE 0 END) FROM refresh_tokens WHERE session_id = $1",
+        )
+        .bind(&chain.session_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        // The first token, one per completed refresh, one for the check after the restart.
+        assert_eq!((tokens, unspent), (chain.refreshed + 2, 1), "session {}", chain.session_id);
+    }
+    let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
+    assert_eq!(revoked, 0);
+}
