@@ -29,6 +29,12 @@ for i in $(seq 0 $((CONNS - 1))); do
   [ "$i" = 0 ] && access=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])' <<<"$body")
 done
 
+# More users for the login runs (see bench/login.lua).
+for i in $(seq "$CONNS" 15); do
+  curl -fsS -o /dev/null -H 'content-type: application/json' \
+    -d "{\"username\":\"bench$i\",\"password\":\"correct horse battery staple\"}" "$BASE/api/auth/signup"
+done
+
 echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per endpoint, wrk on loopback"
 # wrk reads its script once per thread: real files, not pipes.
 cat bench/refresh.lua bench/report.lua >"$WORK/refresh.lua"
