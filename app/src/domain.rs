@@ -17,7 +17,7 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let name = raw.trim();
         let len = name.chars().count();
-        if len < USERNAME_MIN || len > USERNAME_MAX {
+        if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
             return Err(AppError::invalid_field(
                 "username",
                 format!("Username must be {USERNAME_MIN} to {USERNAME_MAX} characters long."),

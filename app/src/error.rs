@@ -31,9 +31,9 @@ pub enum AppError {
     NotFound,
     #[error("This method is not allowed here.")]
     MethodNotAllowed,
-    #[error("Too many attempts. Try again in {retry_after} seconds.")]
+    #[error("Too many attempts. Try again in {}.", seconds(*retry_after))]
     TooManyRequests { retry_after: u64 },
-    #[error("The server is busy. Try again in {retry_after} seconds.")]
+    #[error("The server is busy. Try again in {}.", seconds(*retry_after))]
     Busy { retry_after: u64 },
     #[error("The request body is larger than the server accepts.")]
     PayloadTooLarge,
@@ -124,6 +124,10 @@ impl AppError {
         tracing::error!(error = %cause, "internal error");
         Self::Internal
     }
+}
+
+fn seconds(n: u64) -> String {
+    if n == 1 { "1 second".into() } else { format!("{n} seconds") }
 }
 
 /// The wire form of [`AppError`].

@@ -233,7 +233,7 @@ mod tests {
         for _ in 0..6 {
             assert!(limiter.check(Action::Login, Some("10.0.0.1")).is_ok());
         }
-        let limited = limiter.check(Action::Login, Some("10.0.0.1")).err().expect("7th refused");
+        let limited = limiter.check(Action::Login, Some("10.0.0.1")).expect_err("7th refused");
         assert!(limited.retry_after > Duration::from_secs(9) && limited.retry_after <= Duration::from_secs(10));
         assert!(limited.first_in_a_while);
         assert!(!limiter.check(Action::Login, Some("10.0.0.1")).err().unwrap().first_in_a_while);

@@ -70,7 +70,7 @@ pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &
     std::fs::create_dir_all(data_dir).unwrap();
     let log = data_dir.join(format!("server-{}.log", uuid::Uuid::new_v4()));
     let out = std::fs::File::create(&log).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs([
@@ -98,19 +98,22 @@ pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
 }
 
 impl ServerProcess {
     /// SIGTERM, then waits for the exit; true when it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        self.send_sigterm();
+        self.send_signal("TERM");
         self.child.wait().expect("the server exits").success()
     }
 
-    pub fn send_sigterm(&self) {
+    /// `signal`: TERM, INT, …
+    pub fn send_signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
-        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill runs");
     }
 }
 

@@ -1,5 +1,5 @@
-//! SIGTERM in the middle of a burst of refreshes: every refresh either completed (its answer
-//! delivered) or was refused before it started, and the database agrees with what clients hold.
+//! SIGTERM (or SIGINT) in the middle of a burst of refreshes: every refresh either completed (its
+//! answer delivered) or was refused before it started, and the database agrees with what clients hold.
 
 use crate::common::*;
 use base64::Engine;
@@ -27,6 +27,15 @@ async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> reqwest::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_a_refresh_burst_loses_nothing() {
+    signal_during_a_refresh_burst("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigint_during_a_refresh_burst_loses_nothing() {
+    signal_during_a_refresh_burst("INT").await;
+}
+
+async fn signal_during_a_refresh_burst(signal: &str) {
     let dir = temp_dir();
     let database_url = fresh_database_url(&dir).await;
     // No grace window: presenting a token whose rotation was applied but never answered would
@@ -85,7 +94,7 @@ async fn sigterm_during_a_refresh_burst_loses_nothing() {
     );
     stream.write_all(format!("{head}{first_half}").as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    server.send_sigterm();
+    server.send_signal(signal);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stream.write_all(second_half.as_bytes()).await.unwrap();
     let mut answer = String::new();
@@ -95,13 +104,13 @@ async fn sigterm_during_a_refresh_burst_loses_nothing() {
     slow.refresh_token = token(&serde_json::from_str(json_body).unwrap(), "refreshToken");
     slow.refreshed += 1;
 
-    assert!(server.child.wait().unwrap().success(), "SIGTERM ends the server cleanly");
+    assert!(server.child.wait().unwrap().success(), "SIG{signal} ends the server cleanly");
     let mut chains: Vec<Chain> = join_all(bursts).await.into_iter().map(|r| r.expect("no refresh went wrong")).collect();
     chains.push(slow);
     let total: i64 = chains.iter().map(|c| c.refreshed).sum();
     assert!(chains.iter().all(|c| c.refreshed > 0), "every chain was refreshing when the signal came");
     assert_eq!(chains.len(), 8);
-    println!("{total} refreshes completed before SIGTERM");
+    println!("SIG{signal}: {total} refreshes completed, none lost");
 
     // After a restart every client's newest token is the live one: nothing was applied unanswered.
     let server = start_binary(&dir, &database_url, &env).await;
