@@ -95,6 +95,14 @@ impl AppError {
         matches!(self, Self::InvalidToken)
     }
 
+    /// How long a client should wait before trying again, for the errors that say so.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after } | Self::Busy { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// The session is gone for good: the client clears its tokens.
     pub fn ends_session(&self) -> bool {
         matches!(self, Self::InvalidRefreshToken)
@@ -145,10 +153,7 @@ pub struct ErrorBody {
 
 impl From<AppError> for ErrorBody {
     fn from(err: AppError) -> Self {
-        let retry_after = match err {
-            AppError::TooManyRequests { retry_after } | AppError::Busy { retry_after } => Some(retry_after),
-            _ => None,
-        };
+        let retry_after = err.retry_after();
         let fields = match &err {
             AppError::InvalidInput { fields, .. } => fields.clone(),
             _ => Vec::new(),
@@ -212,10 +217,7 @@ mod http_response {
     impl IntoResponse for AppError {
         fn into_response(self) -> Response {
             let status = StatusCode::from_u16(self.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let retry_after = match self {
-                AppError::TooManyRequests { retry_after } | AppError::Busy { retry_after } => Some(retry_after),
-                _ => None,
-            };
+            let retry_after = self.retry_after();
             let bearer_challenge = status == StatusCode::UNAUTHORIZED;
             let mut res = (status, axum::Json(ErrorBody::from(self))).into_response();
             let headers = res.headers_mut();

@@ -8,8 +8,6 @@ pub mod rest;
 mod security_headers;
 mod site;
 
-pub use request_limits::MAX_BODY_BYTES;
-
 use app::auth::{AuthService, Config};
 use axum::extract::FromRef;
 use axum::{middleware, Router};
@@ -38,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rest::router().layer(cors))
         .merge(site::router(&state))
         .layer(middleware::from_fn_with_state(state.clone(), request_limits::read_body_in_time))
-        .layer(middleware::from_fn_with_state(state.clone(), security_headers::add))
+        .layer(middleware::from_fn_with_state(security_headers::hsts(state.auth.config()), security_headers::add))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

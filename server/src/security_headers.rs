@@ -1,7 +1,7 @@
 //! The headers every response carries. Pages get a Content-Security-Policy with a fresh nonce
 //! from `app::ui::shell`; everything else (JSON, files, errors) gets one that allows nothing.
 
-use crate::AppState;
+use app::auth::Config;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
@@ -11,7 +11,13 @@ const NOTHING_ALLOWED: &str = "default-src 'none'; frame-ancestors 'none'; base-
 const NO_POWERFUL_FEATURES: &str =
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
 
-pub async fn add(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// `Strict-Transport-Security`, made once at start when `HSTS_MAX_AGE` is set.
+pub fn hsts(config: &Config) -> Option<HeaderValue> {
+    let max_age = config.hsts_max_age?;
+    Some(HeaderValue::from_str(&format!("max-age={}; includeSubDomains", max_age.as_secs())).expect("digits"))
+}
+
+pub async fn add(State(hsts): State<Option<HeaderValue>>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -23,9 +29,8 @@ pub async fn add(State(state): State<AppState>, req: Request, next: Next) -> Res
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(NOTHING_ALLOWED));
     }
-    if let Some(max_age) = state.auth.config().hsts_max_age {
-        let value = format!("max-age={}; includeSubDomains", max_age.as_secs());
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_str(&value).expect("digits"));
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     res
 }

@@ -7,9 +7,7 @@ mod users;
 
 use crate::AppState;
 use app::error::AppError;
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use crate::MAX_BODY_BYTES;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,14 +15,12 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(meta::router())
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// Unknown `/api/…` paths answer in JSON too, not with the HTML 404 page.
 pub async fn not_found() -> AppError {
     AppError::NotFound
 }
-
 
 /// CORS for the REST API, for the origins in `CORS_ORIGINS` only; none by default.
 pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
