@@ -23,17 +23,23 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The settings every test server starts from, in-process or as a binary.
+const TEST_SETTINGS: [(&str, &str); 5] = [
+    // Cheap hashes keep the suite fast; the parameters themselves are tested in `app`.
+    ("ARGON2_MEMORY_KIB", "8192"),
+    ("ARGON2_ITERATIONS", "1"),
+    // Every test comes from 127.0.0.1; the throttling tests switch these on.
+    ("RATE_LIMIT_SIGNUP", "0"),
+    ("RATE_LIMIT_LOGIN", "0"),
+    ("RATE_LIMIT_REFRESH", "0"),
+];
+
 /// `tweak` adjusts the configuration before start (short lifetimes, no grace window, …).
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let data_dir = std::env::temp_dir().join(format!("baton-test-{}", uuid::Uuid::new_v4()));
+    let data_dir = temp_dir();
     let mut config = Config::from_lookup(|name| match name {
         "BATON_DATA_DIR" => Some(data_dir.display().to_string()),
-        // Cheap hashes keep the suite fast; the parameters themselves are tested in `app`.
-        "ARGON2_MEMORY_KIB" => Some("8192".into()),
-        "ARGON2_ITERATIONS" => Some("1".into()),
-        // Every test comes from 127.0.0.1; the throttling tests switch these on.
-        "RATE_LIMIT_SIGNUP" | "RATE_LIMIT_LOGIN" | "RATE_LIMIT_REFRESH" => Some("0".into()),
-        _ => None,
+        _ => TEST_SETTINGS.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string()),
     })
     .expect("test configuration");
     config.database_url = fresh_database(&data_dir).await;
@@ -79,12 +85,8 @@ pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &
             ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
             ("LEPTOS_OUTPUT_NAME", "baton"),
             ("LEPTOS_SITE_ROOT", "target/site"),
-            ("ARGON2_MEMORY_KIB", "8192"),
-            ("ARGON2_ITERATIONS", "1"),
-            ("RATE_LIMIT_SIGNUP", "0"),
-            ("RATE_LIMIT_LOGIN", "0"),
-            ("RATE_LIMIT_REFRESH", "0"),
         ])
+        .envs(TEST_SETTINGS)
         .envs(env.iter().copied())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -196,6 +198,13 @@ impl TestApp {
 
     pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
         self.post("/api/auth/refresh", json!({ "refreshToken": refresh_token })).await
+    }
+
+    /// Refreshes with the refresh token of `tokens` (a token response), which must succeed.
+    pub async fn refreshed(&self, tokens: &Value) -> Value {
+        let res = self.refresh(&token(tokens, "refreshToken")).await;
+        assert_eq!(res.status(), 200, "refresh");
+        res.json().await.unwrap()
     }
 
     pub async fn secret_status(&self, access_token: &str) -> u16 {

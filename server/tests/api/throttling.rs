@@ -13,7 +13,7 @@ async fn concurrent_posts(app: &TestApp, path: &str, bodies: Vec<serde_json::Val
     for res in responses {
         let status = res.status().as_u16();
         if status == 429 {
-            let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let retry_after = retry_after(&res);
             assert!(retry_after >= 1);
             let body = assert_error(res, 429, "too_many_requests").await;
             assert_eq!(body["retryAfter"], retry_after);
@@ -21,6 +21,10 @@ async fn concurrent_posts(app: &TestApp, path: &str, bodies: Vec<serde_json::Val
         statuses.push(status);
     }
     statuses
+}
+
+fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()["retry-after"].to_str().unwrap().parse().unwrap()
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {
@@ -73,7 +77,7 @@ async fn the_signup_and_refresh_limits_hold_under_concurrency() {
     assert_eq!((count(&statuses, 401), count(&statuses, 429)), (20, 10), "{statuses:?}");
     // A refused refresh spends nothing: the token works once the wait is over.
     let res = app.refresh(&token(&alice, "refreshToken")).await;
-    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait = retry_after(&res);
     assert_eq!(res.status(), 429);
     tokio::time::sleep(Duration::from_secs(wait)).await;
     assert_eq!(app.refresh(&token(&alice, "refreshToken")).await.status(), 200);
@@ -92,7 +96,7 @@ async fn failed_logins_back_off_per_account_even_under_concurrency() {
     }
     // During the wait even the right password is not checked.
     let res = app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await;
-    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait = retry_after(&res);
     assert_error(res, 429, "too_many_requests").await;
     tokio::time::sleep(Duration::from_secs(wait)).await;
     app.login("alice").await;
@@ -123,7 +127,7 @@ async fn consecutive_failures_lock_the_account() {
         }
     }
     let res = app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await;
-    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait = retry_after(&res);
     assert!(wait > 3500, "locked for the lock duration, not the backoff: {wait}");
     assert_error(res, 429, "too_many_requests").await;
 

@@ -29,8 +29,8 @@ async fn every_refresh_rotates_both_tokens() {
 async fn the_grace_window_gives_a_racing_duplicate_the_same_tokens() {
     let app = spawn_app().await;
     let first = app.signup("alice").await;
-    let a: Value = app.refresh(&token(&first, "refreshToken")).await.json().await.unwrap();
-    let b: Value = app.refresh(&token(&first, "refreshToken")).await.json().await.unwrap();
+    let a = app.refreshed(&first).await;
+    let b = app.refreshed(&first).await;
     assert_eq!(a["refreshToken"], b["refreshToken"]);
     assert_eq!(a["accessToken"], b["accessToken"]);
     // The session lives on along the one chain.
@@ -41,7 +41,7 @@ async fn the_grace_window_gives_a_racing_duplicate_the_same_tokens() {
 async fn reuse_outside_the_grace_window_revokes_the_whole_session() {
     let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
     let first = app.signup("alice").await;
-    let second: Value = app.refresh(&token(&first, "refreshToken")).await.json().await.unwrap();
+    let second = app.refreshed(&first).await;
     // A thief replays the first token: refused, and the legitimate chain dies with it.
     assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
     assert_error(app.refresh(&token(&second, "refreshToken")).await, 401, "invalid_refresh_token").await;
@@ -60,8 +60,8 @@ async fn reuse_outside_the_grace_window_revokes_the_whole_session() {
 async fn the_grace_window_covers_only_the_immediate_predecessor() {
     let app = spawn_app().await;
     let t0 = app.signup("alice").await;
-    let t1: Value = app.refresh(&token(&t0, "refreshToken")).await.json().await.unwrap();
-    let t2: Value = app.refresh(&token(&t1, "refreshToken")).await.json().await.unwrap();
+    let t1 = app.refreshed(&t0).await;
+    let t2 = app.refreshed(&t1).await;
     // t0's successor t1 is spent already: presenting t0 is reuse, even within the window.
     assert_error(app.refresh(&token(&t0, "refreshToken")).await, 401, "invalid_refresh_token").await;
     assert_error(app.refresh(&token(&t2, "refreshToken")).await, 401, "invalid_refresh_token").await;
@@ -308,7 +308,7 @@ async fn a_rotated_signing_key_signs_while_the_old_one_still_verifies() {
     let new_kid = app::auth::TokenSigner::rotate(&config.data_dir).unwrap();
     let app = start(config).await;
     assert_eq!(app.secret_status(&token(&old, "accessToken")).await, 200);
-    let fresh: Value = app.refresh(&token(&old, "refreshToken")).await.json().await.unwrap();
+    let fresh = app.refreshed(&old).await;
     let header = jsonwebtoken::decode_header(token(&fresh, "accessToken")).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
     let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
