@@ -41,6 +41,8 @@ rustc_at_least_196() { # cargo-leptos 0.3 needs rustc >= 1.96
   [ "$(printf '%s\n1.96.0\n' "${v%%-*}" | sort -V | head -1)" = "1.96.0" ]
 }
 
+# rust-web-llvm brings rust-lld, the wasm32 linker: only a Recommends of rustc-web, so named here.
+WEB_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web rust-web-llvm lld-22)
 TOOLCHAIN=""
 current=$(rustup show active-toolchain 2>/dev/null | awk '{print $1}' || true)
 if [ -n "$current" ] && [ "$current" != web ] && toolchain_has_wasm "$current" && rustc_at_least_196 "$current"; then
@@ -55,7 +57,7 @@ else
     say "rustup added $WASM_TARGET to $default"
   else
     say "rustup cannot provide $WASM_TARGET here: using Debian's rustc-web and building its wasm32 std from source"
-    apt_install rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web lld-22
+    apt_install "${WEB_PACKAGES[@]}"
     rustup toolchain list | grep -q '^web' || rustup toolchain link web /usr
     libdir=/usr/lib/rustlib/$WASM_TARGET/lib
     if ! ls "$libdir"/libstd-*.rlib >/dev/null 2>&1; then
@@ -73,6 +75,7 @@ else
   fi
 fi
 if [ "$TOOLCHAIN" = web ]; then
+  apt_install "${WEB_PACKAGES[@]}" # a machine set up before rust-web-llvm was named lacks it
   # An override, not a rust-toolchain.toml: a toolchain file would make rustup try to download elsewhere.
   [ "$(rustup show active-toolchain 2>/dev/null | awk '{print $1}')" = web ] || rustup override set web >/dev/null
 fi
@@ -115,5 +118,60 @@ if [ "$WITH_TESTS" = 1 ]; then
   else
     say "end2end/node_modules up to date"
   fi
+fi
+# --- 4. prove that each tool works, so a missing piece fails here, by name ----------------------
+fail() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# A tiny wasm-bindgen crate, linked for wasm32 with the chosen toolchain (rust-lld), bound by
+# wasm-bindgen, shrunk by wasm-opt and run by node: the chain the site build takes. Kept under
+# ~/.cache, so later runs rebuild nothing and take a second.
+check=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/wasm-check
+mkdir -p "$check/src"
+cat >"$check/Cargo.toml" <<TOML
+[package]
+name = "baton-setup-check"
+version = "0.0.0"
+edition = "2021"
+[lib]
+crate-type = ["cdylib"]
+[dependencies]
+wasm-bindgen = "=$WB_VERSION"
+[workspace]
+TOML
+printf 'use wasm_bindgen::prelude::*;\n#[wasm_bindgen]\npub fn add(a: u32, b: u32) -> u32 { a + b }\n' >"$check/src/lib.rs"
+(cd "$check" && cargo +"$TOOLCHAIN" build -q --release --target "$WASM_TARGET" 2>"$check/build.log") ||
+  fail "linking a wasm32 crate with $TOOLCHAIN: $(grep -m1 -E 'error' "$check/build.log")
+  (rust-lld comes from Debian's rust-web-llvm; the wasm32 std from rust-web-src; full log: $check/build.log)"
+rm -rf "$check/out"
+wasm-bindgen --target nodejs --out-dir "$check/out" "$check/target/$WASM_TARGET/release/baton_setup_check.wasm" ||
+  fail "wasm-bindgen $WB_VERSION could not bind a wasm32 module"
+wasm-opt -Oz "$check/out/baton_setup_check_bg.wasm" -o "$check/out/baton_setup_check_bg.wasm" ||
+  fail "wasm-opt (npm binaryen@$BINARYEN_VERSION) could not optimise a wasm32 module"
+[ "$(node -e "console.log(require('$check/out/baton_setup_check.js').add(2, 3))")" = 5 ] ||
+  fail "the optimised wasm32 module does not run in node"
+say "checked: wasm32 link ($TOOLCHAIN, rust-lld), wasm-bindgen $WB_VERSION, wasm-opt, cargo-leptos $CARGO_LEPTOS_VERSION"
+
+if [ "$WITH_TESTS" = 1 ]; then
+  # Chromium renders a page headless, as the browser tests run it (as root: no sandbox).
+  dom=$(timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --disable-component-update --no-first-run --disable-sync --user-data-dir="$(mktemp -d)" \
+    --dump-dom 'data:text/html,<p id="check">baton-ok</p>' 2>/dev/null) || true
+  case "$dom" in *baton-ok*) ;; *) fail "headless Chromium (Debian package chromium) did not render a page" ;; esac
+  # A PostgreSQL cluster starts and answers, as scripts/test.sh makes one (PostgreSQL refuses root).
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL's initdb not found (Debian package postgresql)"
+  pg=$(mktemp -d /tmp/baton-setup-pg.XXXXXX)
+  chown postgres "$pg"
+  pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  pg_ok=0
+  if runuser -u postgres -- "$PG_BIN/initdb" -D "$pg/data" -U postgres --auth=trust >/dev/null 2>&1 &&
+     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$pg/data" -w -l "$pg/log" \
+       -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $pg" start >/dev/null 2>&1; then
+    [ "$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc 'SELECT 1' 2>/dev/null)" = 1 ] && pg_ok=1
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$pg/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$pg"
+  [ "$pg_ok" = 1 ] || fail "a PostgreSQL cluster did not start or answer (Debian package postgresql)"
+  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages"
 fi
 say "ready"

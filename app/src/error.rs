@@ -128,10 +128,58 @@ impl AppError {
 
     /// Logs the cause on the server and returns the detail-free [`AppError::Internal`].
     #[cfg(feature = "ssr")]
+    #[track_caller]
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        let at = std::panic::Location::caller();
+        tracing::error!(error = %cause, %at, "internal error");
         Self::Internal
     }
+}
+
+/// `?` on a database call. Trouble that passes (a full pool, a lost connection, a lock held too
+/// long) is a 503 that clients retry, never a code that ends a session; the rest is a bug or an
+/// outage, logged with its cause chain and where it happened.
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for AppError {
+    #[track_caller]
+    fn from(err: sqlx::Error) -> Self {
+        let at = std::panic::Location::caller();
+        let chain = error_chain(&err);
+        let transient = match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes;
+            // PostgreSQL: serialization failure, deadlock, too many connections, shutting down.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                let code = code.as_ref();
+                matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))
+                    || matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P03")
+            }),
+            _ => false,
+        };
+        if transient {
+            tracing::warn!(error = %chain, %at, "database busy or unreachable: answering 503");
+            Self::Busy { retry_after: 1 }
+        } else {
+            tracing::error!(error = %chain, %at, "internal error");
+            Self::Internal
+        }
+    }
+}
+
+/// "outer: inner: innermost", so a log line shows why, not only what.
+#[cfg(feature = "ssr")]
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 fn seconds(n: u64) -> String {
@@ -197,6 +245,14 @@ impl FromServerFnError for AppError {
                 message: format!("The request is malformed: {e}"),
                 fields: Vec::new(),
             },
+            // On the server, only a request body can fail to deserialize (not UTF-8, say).
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(_) => {
+                Self::BadRequest("The request body could not be read: send UTF-8 form data or JSON.".into())
+            }
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Response(e) => Self::Network(format!("The server's answer could not be read: {e}")),
+            #[cfg(not(feature = "ssr"))]
             ServerFnErrorErr::Response(e) | ServerFnErrorErr::Deserialization(e) => {
                 Self::Network(format!("The server's answer could not be read: {e}"))
             }

@@ -35,15 +35,17 @@ impl AuthService {
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
         let hash = self.inner.hasher.hash(&password).await?;
         let user = UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
-        sqlx::query("INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.username)
-            .bind(username.key())
-            .bind(&hash)
-            .bind(user.created_at)
-            .execute(self.db())
+        let insert = sqlx::query(
+            "INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(username.key())
+        .bind(&hash)
+        .bind(user.created_at);
+        self.execute_write(insert)
             .await
-            .map_err(|e| if is_unique_violation(&e) { AppError::UsernameTaken } else { AppError::internal(e) })?;
+            .map_err(|e| if is_unique_violation(&e) { AppError::UsernameTaken } else { AppError::from(e) })?;
         let response = self.start_session(&user, client).await?;
         self.record(Event::Signup, Some(&user.id), None, client).await;
         Ok(response)
@@ -62,8 +64,7 @@ impl AuthService {
         )
         .bind(&key)
         .fetch_optional(self.db())
-        .await
-        .map_err(AppError::internal)?;
+        .await?;
         let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str())).await?;
         let Some(UserWithHash { user, .. }) = found.as_ref().filter(|_| verified.ok) else {
             // The log may say whose account is under attack; the answer may not.
@@ -73,12 +74,8 @@ impl AuthService {
         self.clear_login_attempts(&key).await?;
         if verified.needs_rehash {
             let hash = self.inner.hasher.hash(&password).await?;
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(hash)
-                .bind(&user.id)
-                .execute(self.db())
-                .await
-                .map_err(AppError::internal)?;
+            self.execute_write(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(&user.id))
+                .await?;
         }
         let response = self.start_session(user, client).await?;
         self.record(Event::Login, Some(&user.id), None, client).await;
@@ -103,8 +100,7 @@ impl AuthService {
         sqlx::query_as::<_, UserRow>("SELECT id, username, created_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(self.db())
-            .await
-            .map_err(AppError::internal)?
+            .await?
             .ok_or(AppError::InvalidToken)
     }
 }

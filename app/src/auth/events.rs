@@ -55,7 +55,7 @@ impl AuthService {
         if !event.stored() {
             return;
         }
-        let result = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO security_events (id, at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
@@ -64,9 +64,8 @@ impl AuthService {
         .bind(user_id)
         .bind(session_id)
         .bind(client.ip.as_deref())
-        .bind(client.user_agent.as_deref())
-        .execute(self.db())
-        .await;
+        .bind(client.user_agent.as_deref());
+        let result = self.execute_write(query).await;
         // Losing an audit row must not fail the request that caused it; the log line above stays.
         if let Err(e) = result {
             tracing::error!(target: "security", event = kind, error = %e, "could not store security event");

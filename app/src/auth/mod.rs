@@ -25,6 +25,39 @@ pub use db::Db;
 use crate::error::AppError;
 use std::sync::Arc;
 
+/// A place at the head of the SQLite write queue, held until the write is done; `None` on PostgreSQL.
+type WriteTurn<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
+
+/// A write transaction together with its place in the write queue: committing, rolling back or
+/// dropping it gives up both. While one is open, the same task must not start another write.
+pub(crate) struct WriteTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: WriteTurn<'a>,
+}
+
+impl WriteTx<'_> {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
 /// Who made a request, for the session list and the security log. Trimmed to bounded lengths.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -80,8 +113,9 @@ struct Inner {
     /// Keys the derivation of each refresh token from its predecessor (see `sessions`).
     rotation_key: [u8; 32],
     /// SQLite has one writer at a time; its busy handler makes the others sleep and retry, which
-    /// turns contention into 100 ms stalls. Queueing write transactions here instead keeps them
-    /// short. `None` on PostgreSQL, whose row locks do this properly.
+    /// turns contention into 100 ms stalls. Queueing every write of this process here instead
+    /// keeps them short (`begin_write`, `execute_write`). `None` on PostgreSQL, whose row locks
+    /// do this properly.
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
     rate_limiter: throttle::RateLimiter,
 }
@@ -130,16 +164,33 @@ impl AuthService {
         &self.inner.db
     }
 
-    /// Begins a write transaction, after the ones queued before it on SQLite.
-    pub(crate) async fn begin_write(
+    /// Begins a write transaction. On SQLite it first waits for the writes queued before it, then
+    /// takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// before it writes fails at once with "database is locked" when another connection (another
+    /// process, say) committed in between, whatever the busy timeout.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>, sqlx::Error> {
+        let turn = self.write_turn().await;
+        let tx = match turn {
+            Some(_) => self.inner.db.begin_with("BEGIN IMMEDIATE").await?,
+            None => self.inner.db.begin().await?,
+        };
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Runs one writing statement in its own transaction, queued like [`Self::begin_write`].
+    pub(crate) async fn execute_write<'q>(
         &self,
-    ) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, sqlx::Transaction<'static, sqlx::Any>), AppError> {
-        let turn = match &self.inner.sqlite_writer {
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_turn().await;
+        Ok(query.execute(&self.inner.db).await?.rows_affected())
+    }
+
+    async fn write_turn(&self) -> WriteTurn<'_> {
+        match &self.inner.sqlite_writer {
             Some(writer) => Some(writer.lock().await),
             None => None,
-        };
-        let tx = self.inner.db.begin().await.map_err(AppError::internal)?;
-        Ok((turn, tx))
+        }
     }
 
     pub fn jwks(&self) -> serde_json::Value {

@@ -35,6 +35,25 @@ struct PresentedToken {
     last_used_at: i64,
 }
 
+/// An access token's claims with the key that signs it, and the refresh token that goes with them.
+struct IssuedPair {
+    claims: AccessClaims,
+    kid: String,
+    refresh_token: String,
+}
+
+enum Rotation {
+    Rotated(IssuedPair),
+    /// Another request spent the token first, at this time.
+    AlreadySpent { at: i64 },
+}
+
+/// Which sessions a revocation ends.
+enum Scope<'a> {
+    Session(&'a str),
+    AllOfUser(&'a str),
+}
+
 #[derive(sqlx::FromRow)]
 struct Successor {
     token_hash: String,
@@ -54,7 +73,7 @@ impl AuthService {
         let kid = self.inner.signer.current_kid().to_owned();
         let absolute = self.config().refresh_absolute_ttl.as_millis() as i64;
 
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) \
              VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -66,13 +85,12 @@ impl AuthService {
         .bind(client.user_agent.as_deref())
         .bind(client.ip.as_deref())
         .execute(&mut *tx)
-        .await
-        .map_err(AppError::internal)?;
-        insert_token(&mut tx, &session_id, None, &refresh_token, now, &jti, &kid).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        .await?;
+        insert_token(&mut *tx, &session_id, None, &refresh_token, now, &jti, &kid).await?;
+        tx.commit().await?;
 
         let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
-        self.token_response(user.into(), &claims, &kid, refresh_token)
+        self.token_response(user.into(), IssuedPair { claims, kid, refresh_token })
     }
 
     #[tracing::instrument(skip_all, fields(session_id))]
@@ -88,8 +106,7 @@ impl AuthService {
         )
         .bind(hash(token))
         .fetch_optional(self.db())
-        .await
-        .map_err(AppError::internal)?
+        .await?
         .ok_or(AppError::InvalidRefreshToken)?;
         tracing::Span::current().record("session_id", presented.session_id.as_str());
 
@@ -98,76 +115,71 @@ impl AuthService {
         if presented.revoked_at.is_some() || now >= presented.expires_at || now - presented.last_used_at >= idle {
             return Err(AppError::InvalidRefreshToken);
         }
-        let user = self.user_by_id(&presented.user_id).await.map_err(|_| AppError::InvalidRefreshToken)?;
+        // Only a user that is gone ends the session; a database hiccup is a 503 the client retries.
+        let user = self.user_by_id(&presented.user_id).await.map_err(|e| match e {
+            AppError::InvalidToken => AppError::InvalidRefreshToken,
+            other => other,
+        })?;
 
         let spent_at = match presented.spent_at {
             Some(at) => at,
             None => match self.rotate(&presented, token, now).await? {
-                Ok((claims, kid, successor)) => {
+                Rotation::Rotated(pair) => {
                     self.record(Event::Refresh, Some(&user.id), Some(&presented.session_id), client).await;
-                    return self.token_response((&user).into(), &claims, &kid, successor);
+                    return self.token_response((&user).into(), pair);
                 }
                 // Another request spent it a moment ago: answer as for a spent token.
-                Err(spent_at) => spent_at,
+                Rotation::AlreadySpent { at } => at,
             },
         };
 
         let grace = self.config().refresh_reuse_grace.as_millis() as i64;
         if grace > 0 && now - spent_at <= grace {
-            if let Some((claims, kid, successor)) = self.rebuild_successor(&presented, &user, token).await? {
-                return self.token_response((&user).into(), &claims, &kid, successor);
+            if let Some(pair) = self.rebuild_successor(&presented, &user, token).await? {
+                return self.token_response((&user).into(), pair);
             }
         }
-        self.revoke_sessions("id = $2", &presented.session_id, "refresh_token_reuse").await?;
+        self.revoke_sessions(Scope::Session(&presented.session_id), "refresh_token_reuse").await?;
         self.record(Event::RefreshTokenReuse, Some(&user.id), Some(&presented.session_id), client).await;
         Err(AppError::InvalidRefreshToken)
     }
 
-    /// Spends `presented` and stores its successor, atomically. `Err(spent_at)` when another
-    /// request spent it first. The UPDATE is the transaction's first statement, so on SQLite it
-    /// takes the write lock (waiting its turn) before reading anything that could go stale.
-    async fn rotate(
-        &self,
-        presented: &PresentedToken,
-        token: &str,
-        now: i64,
-    ) -> Result<Result<(AccessClaims, String, String), i64>, AppError> {
+    /// Spends `presented` and stores its successor, atomically, unless another request spent it
+    /// first. The UPDATE that spends it decides, so two concurrent rotations cannot both win.
+    async fn rotate(&self, presented: &PresentedToken, token: &str, now: i64) -> Result<Rotation, AppError> {
         let successor = self.successor_of(token);
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let spent = sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL")
             .bind(now)
             .bind(&presented.id)
             .execute(&mut *tx)
-            .await
-            .map_err(AppError::internal)?
+            .await?
             .rows_affected();
         if spent == 0 {
-            tx.rollback().await.map_err(AppError::internal)?;
+            tx.rollback().await?;
             let spent_at: Option<i64> = sqlx::query_scalar("SELECT spent_at FROM refresh_tokens WHERE id = $1")
                 .bind(&presented.id)
                 .fetch_one(self.db())
-                .await
-                .map_err(AppError::internal)?;
-            return Ok(Err(spent_at.unwrap_or(now)));
+                .await?;
+            return Ok(Rotation::AlreadySpent { at: spent_at.unwrap_or(now) });
         }
         let alive = sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&presented.session_id)
             .execute(&mut *tx)
-            .await
-            .map_err(AppError::internal)?
+            .await?
             .rows_affected();
         if alive == 0 {
             // Revoked between our read and our write.
-            tx.rollback().await.map_err(AppError::internal)?;
+            tx.rollback().await?;
             return Err(AppError::InvalidRefreshToken);
         }
-        insert_token(&mut tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
-        tx.commit().await.map_err(AppError::internal)?;
+        insert_token(&mut *tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
+        tx.commit().await?;
         let claims = self.inner.signer.claims(&presented.user_id, &presented.session_id, &jti, now);
-        Ok(Ok((claims, kid, successor)))
+        Ok(Rotation::Rotated(IssuedPair { claims, kid, refresh_token: successor }))
     }
 
     /// The pair that `presented`'s first use returned, if its successor is still the current token.
@@ -176,14 +188,13 @@ impl AuthService {
         presented: &PresentedToken,
         user: &UserRow,
         token: &str,
-    ) -> Result<Option<(AccessClaims, String, String)>, AppError> {
+    ) -> Result<Option<IssuedPair>, AppError> {
         let Some(next) = sqlx::query_as::<_, Successor>(
             "SELECT token_hash, issued_at, access_jti, access_kid, spent_at FROM refresh_tokens WHERE parent_id = $1",
         )
         .bind(&presented.id)
         .fetch_optional(self.db())
-        .await
-        .map_err(AppError::internal)?
+        .await?
         else {
             return Ok(None);
         };
@@ -192,7 +203,7 @@ impl AuthService {
             return Ok(None);
         }
         let claims = self.inner.signer.claims(&user.id, &presented.session_id, &next.access_jti, next.issued_at);
-        Ok(Some((claims, next.access_kid, successor)))
+        Ok(Some(IssuedPair { claims, kid: next.access_kid, refresh_token: successor }))
     }
 
     /// Revokes the session of `refresh_token`. Unknown or already revoked tokens are fine:
@@ -205,10 +216,9 @@ impl AuthService {
         )
         .bind(hash(refresh_token.trim()))
         .fetch_optional(self.db())
-        .await
-        .map_err(AppError::internal)?;
+        .await?;
         if let Some((session_id, user_id)) = row {
-            self.revoke_sessions("id = $2", &session_id, "logout").await?;
+            self.revoke_sessions(Scope::Session(&session_id), "logout").await?;
             self.record(Event::Logout, Some(&user_id), Some(&session_id), client).await;
         }
         Ok(())
@@ -216,7 +226,7 @@ impl AuthService {
 
     #[tracing::instrument(skip_all)]
     pub async fn logout_all(&self, principal: &Principal, client: &ClientInfo) -> Result<(), AppError> {
-        self.revoke_sessions("user_id = $2", &principal.user_id, "logout_all").await?;
+        self.revoke_sessions(Scope::AllOfUser(&principal.user_id), "logout_all").await?;
         self.record(Event::LogoutAll, Some(&principal.user_id), Some(&principal.session_id), client).await;
         Ok(())
     }
@@ -224,17 +234,14 @@ impl AuthService {
     /// Revokes one of the caller's own sessions; another user's session is "not found".
     #[tracing::instrument(skip_all)]
     pub async fn revoke_session(&self, principal: &Principal, session_id: &str, client: &ClientInfo) -> Result<(), AppError> {
-        let revoked = sqlx::query(
+        let revoke = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = 'revoked' \
              WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
         )
         .bind(now_ms())
         .bind(session_id)
-        .bind(&principal.user_id)
-        .execute(self.db())
-        .await
-        .map_err(AppError::internal)?
-        .rows_affected();
+        .bind(&principal.user_id);
+        let revoked = self.execute_write(revoke).await?;
         if revoked == 0 {
             return Err(AppError::NotFound);
         }
@@ -255,8 +262,7 @@ impl AuthService {
         .bind(now)
         .bind(idle_cutoff)
         .fetch_all(self.db())
-        .await
-        .map_err(AppError::internal)?;
+        .await?;
         rows.iter()
             .map(|r| -> Result<SessionInfo, sqlx::Error> {
                 let id: String = r.try_get("id")?;
@@ -271,7 +277,7 @@ impl AuthService {
                 })
             })
             .collect::<Result<_, _>>()
-            .map_err(AppError::internal)
+            .map_err(AppError::from)
     }
 
     /// Access tokens die with their session: checked on every protected call.
@@ -283,22 +289,19 @@ impl AuthService {
         .bind(&claims.sub)
         .bind(now_ms())
         .fetch_optional(self.db())
-        .await
-        .map_err(AppError::internal)?;
+        .await?;
         alive.map(|_| ()).ok_or(AppError::InvalidToken)
     }
 
-    /// `filter` is a condition on `$2` (`id = $2` or `user_id = $2`), never user input.
-    async fn revoke_sessions(&self, filter: &str, value: &str, reason: &str) -> Result<(), AppError> {
-        sqlx::query(&format!(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = $3 WHERE {filter} AND revoked_at IS NULL"
-        ))
-        .bind(now_ms())
-        .bind(value)
-        .bind(reason)
-        .execute(self.db())
-        .await
-        .map_err(AppError::internal)?;
+    async fn revoke_sessions(&self, scope: Scope<'_>, reason: &str) -> Result<(), AppError> {
+        let (sql, value) = match scope {
+            Scope::Session(id) => ("UPDATE sessions SET revoked_at = $1, revoked_reason = $3 WHERE id = $2 AND revoked_at IS NULL", id),
+            Scope::AllOfUser(user_id) => (
+                "UPDATE sessions SET revoked_at = $1, revoked_reason = $3 WHERE user_id = $2 AND revoked_at IS NULL",
+                user_id,
+            ),
+        };
+        self.execute_write(sqlx::query(sql).bind(now_ms()).bind(value).bind(reason)).await?;
         Ok(())
     }
 
@@ -309,21 +312,21 @@ impl AuthService {
         format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
-    fn token_response(
-        &self,
-        user: User,
-        claims: &AccessClaims,
-        kid: &str,
-        refresh_token: String,
-    ) -> Result<TokenResponse, AppError> {
-        let access_token = self.inner.signer.sign(claims, kid)?;
-        let expires_in = (claims.exp - now_ms() / 1000).max(0) as u64;
-        Ok(TokenResponse { user, access_token, refresh_token, token_type: "Bearer".into(), expires_in })
+    fn token_response(&self, user: User, pair: IssuedPair) -> Result<TokenResponse, AppError> {
+        let access_token = self.inner.signer.sign(&pair.claims, &pair.kid)?;
+        let expires_in = (pair.claims.exp - now_ms() / 1000).max(0) as u64;
+        Ok(TokenResponse {
+            user,
+            access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in,
+        })
     }
 }
 
 async fn insert_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     session_id: &str,
     parent_id: Option<&str>,
     token: &str,
@@ -342,9 +345,8 @@ async fn insert_token(
     .bind(issued_at)
     .bind(jti)
     .bind(kid)
-    .execute(&mut **tx)
-    .await
-    .map_err(AppError::internal)?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 

@@ -140,17 +140,16 @@ impl AuthService {
         let policy = self.config().login_backoff;
         // Each round either claims or sees the claim that beat it; a handful of rounds is plenty.
         for _ in 0..16 {
-            let (_turn, mut tx) = self.begin_write().await?;
+            let mut tx = self.begin_write().await?;
             let now = now_ms();
             let row: Option<(i64, i64)> =
                 sqlx::query_as("SELECT failures, blocked_until FROM login_attempts WHERE username_key = $1")
                     .bind(username_key)
                     .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(AppError::internal)?;
+                    .await?;
             let failures = match row {
                 Some((failures, blocked_until)) if blocked_until > now => {
-                    tx.rollback().await.map_err(AppError::internal)?;
+                    tx.rollback().await?;
                     let retry_after = retry_after_secs(Duration::from_millis((blocked_until - now) as u64));
                     tracing::warn!(target: "security", event = "login_throttled", failures, ip = client.ip.as_deref(), retry_after);
                     return Err(AppError::TooManyRequests { retry_after });
@@ -182,11 +181,10 @@ impl AuthService {
                 .bind(now)
                 .execute(&mut *tx)
                 .await
-            }
-            .map_err(AppError::internal)?
+            }?
             .rows_affected()
                 == 1;
-            tx.commit().await.map_err(AppError::internal)?;
+            tx.commit().await?;
             if claimed {
                 if counted == policy.lock_after {
                     let user_id = self.user_id_by_key(username_key).await;
@@ -199,23 +197,19 @@ impl AuthService {
     }
 
     pub(super) async fn clear_login_attempts(&self, username_key: &str) -> Result<(), AppError> {
-        let (_turn, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
             .bind(username_key)
             .execute(&mut *tx)
-            .await
-            .map_err(AppError::internal)?;
-        tx.commit().await.map_err(AppError::internal)
+            .await?;
+        Ok(tx.commit().await?)
     }
 
     /// Forgets counts untouched for 30 days (rows of names that never existed pile up otherwise).
     pub(super) async fn forget_old_login_attempts(&self) -> Result<(), sqlx::Error> {
         let month_ago = now_ms() - 30 * 86_400_000;
-        sqlx::query("DELETE FROM login_attempts WHERE updated_at < $1 AND blocked_until < $1")
-            .bind(month_ago)
-            .execute(self.db())
-            .await
-            .map(|_| ())
+        let query = sqlx::query("DELETE FROM login_attempts WHERE updated_at < $1 AND blocked_until < $1").bind(month_ago);
+        self.execute_write(query).await.map(|_| ())
     }
 }
 

@@ -12,9 +12,16 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
     let location = use_location();
     Effect::new(move |_| {
         if auth.status.get() == AuthStatus::LoggedOut {
-            let here = location.pathname.get_untracked();
-            let next = encode_path(&here);
-            navigate(&format!("/login?next={next}"), super::replace());
+            // The whole address, query included, so the login brings the user back to it.
+            let mut here = location.pathname.get_untracked();
+            let (search, hash) = (location.search.get_untracked(), location.hash.get_untracked());
+            if !search.is_empty() {
+                here = format!("{here}?{}", search.trim_start_matches('?'));
+            }
+            if !hash.is_empty() {
+                here = format!("{here}#{}", hash.trim_start_matches('#'));
+            }
+            navigate(&format!("/login?next={}", super::next::encode(&here)), super::replace());
         }
     });
     view! {
@@ -32,14 +39,4 @@ pub fn Placeholder() -> impl IntoView {
             <span class="visually-hidden">"Checking your session…"</span>
         </div>
     }
-}
-
-/// Percent-encodes a path for a query parameter.
-fn encode_path(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

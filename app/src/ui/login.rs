@@ -29,10 +29,8 @@ pub fn SignupPage() -> impl IntoView {
 fn AuthForm(mode: Mode) -> impl IntoView {
     let auth = expect_context::<Auth>();
     let query = use_query_map();
-    // Only a local path: `?next=https://evil.example` must not become an open redirect.
-    let next = Memo::new(move |_| {
-        query.read().get("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/inside".into())
-    });
+    // Only a page of this site: `?next=https://evil.example` must not become an open redirect.
+    let next = Memo::new(move |_| super::next::resolve(query.read().get("next").as_deref()));
     let navigate = use_navigate();
     Effect::new(move |_| {
         if auth.status.get() == AuthStatus::LoggedIn {
@@ -40,8 +38,11 @@ fn AuthForm(mode: Mode) -> impl IntoView {
         }
     });
 
-    let username = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
+    // What was typed or autofilled before the WASM took over stays in the fields.
+    let username = RwSignal::new(prefilled("username"));
+    let password = RwSignal::new(prefilled("password"));
+    let (user_input, pass_input) = (NodeRef::<leptos::html::Input>::new(), NodeRef::<leptos::html::Input>::new());
+    let form = NodeRef::<leptos::html::Form>::new();
     let (user_touched, pass_touched, submitted) = (RwSignal::new(false), RwSignal::new(false), RwSignal::new(false));
     let action = Action::new(move |(u, p): &(String, String)| {
         let (u, p) = (u.clone(), p.clone());
@@ -69,21 +70,40 @@ fn AuthForm(mode: Mode) -> impl IntoView {
     // Errors not about one field (wrong password, name taken, too many attempts, offline).
     let form_error = move || server_error().filter(|e| !matches!(e, AppError::InvalidInput { fields, .. } if !fields.is_empty()));
 
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let submit = move || {
+        // The fields themselves are the truth: a browser may autofill without an input event.
+        for (input, value) in [(user_input, username), (pass_input, password)] {
+            if let Some(el) = input.get_untracked() {
+                value.set(el.value());
+            }
+        }
         submitted.set(true);
         let (u, p) = (username.get_untracked(), password.get_untracked());
         if Username::parse(&u).is_ok() && Password::parse(&p).is_ok() && !action.pending().get_untracked() {
             action.dispatch((u, p));
         }
     };
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        submit();
+    };
+    // Submitted before the WASM was ready: the page's first script held the submit back (see
+    // `ui::shell`), and it goes out now.
+    Effect::new(move |_| {
+        if let Some(form) = form.get() {
+            if form.has_attribute(PENDING_SUBMIT) {
+                let _ = form.remove_attribute(PENDING_SUBMIT);
+                submit();
+            }
+        }
+    });
 
     let (title, submit, other_text, other_link, other_label) = match mode {
         Mode::Login => ("Log in", "Log in", "New to Baton?", "/signup", "Create an account"),
         Mode::Signup => ("Create your account", "Create account", "Already have an account?", "/login", "Log in"),
     };
     let other_href = move || match query.read().get("next") {
-        Some(n) => format!("{other_link}?next={}", n.replace('&', "%26")),
+        Some(n) => format!("{other_link}?next={}", super::next::encode(&n)),
         None => other_link.to_owned(),
     };
     let password_hint = match mode {
@@ -98,7 +118,8 @@ fn AuthForm(mode: Mode) -> impl IntoView {
             <Show when=move || auth.notice.get().is_some()>
                 <p class="notice" role="status" data-testid="notice">{move || auth.notice.get()}</p>
             </Show>
-            <form on:submit=on_submit novalidate=true aria-describedby="form-error">
+            // POST, so that a submit the page could not hold back never puts the password in a URL.
+            <form node_ref=form method="post" on:submit=on_submit novalidate=true aria-describedby="form-error">
                 <div class="field" class:invalid=move || user_error().is_some()>
                     <label for="username">"Username"</label>
                     <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none"
@@ -106,7 +127,7 @@ fn AuthForm(mode: Mode) -> impl IntoView {
                         minlength=USERNAME_MIN.to_string() maxlength=USERNAME_MAX.to_string()
                         aria-invalid=move || user_error().is_some().to_string()
                         aria-describedby="username-error"
-                        bind:value=username on:blur=move |_| user_touched.set(true)/>
+                        node_ref=user_input bind:value=username on:blur=move |_| user_touched.set(true)/>
                     <p id="username-error" class="field-error" aria-live="polite">{user_error}</p>
                 </div>
                 <div class="field" class:invalid=move || pass_error().is_some()>
@@ -116,7 +137,7 @@ fn AuthForm(mode: Mode) -> impl IntoView {
                         minlength=PASSWORD_MIN.to_string() maxlength=PASSWORD_MAX.to_string()
                         aria-invalid=move || pass_error().is_some().to_string()
                         aria-describedby="password-error"
-                        bind:value=password on:blur=move |_| pass_touched.set(true)/>
+                        node_ref=pass_input bind:value=password on:blur=move |_| pass_touched.set(true)/>
                     {password_hint.map(|h| view! { <p class="field-hint">{h}</p> })}
                     <p id="password-error" class="field-error" aria-live="polite">{pass_error}</p>
                 </div>
@@ -134,4 +155,25 @@ fn AuthForm(mode: Mode) -> impl IntoView {
             <p class="switch">{other_text}" "<A href=other_href>{other_label}</A></p>
         </section>
     }
+}
+
+/// Set by the page's first script on a form submitted before hydration (see `ui::shell`).
+const PENDING_SUBMIT: &str = "data-submit-pending";
+
+/// The value of a server-rendered field while the page hydrates: whatever the user typed or the
+/// browser autofilled before the WASM took over, which hydration would otherwise wipe.
+fn prefilled(id: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let doc = document();
+        let hydrating = doc.body().is_some_and(|body| !body.has_attribute("data-hydrated"));
+        if let Some(input) = doc.get_element_by_id(id).filter(|_| hydrating) {
+            if let Ok(input) = input.dyn_into::<web_sys::HtmlInputElement>() {
+                return input.value();
+            }
+        }
+    }
+    let _ = id;
+    String::new()
 }

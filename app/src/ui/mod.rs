@@ -4,6 +4,7 @@ pub mod client;
 mod guard;
 mod inside;
 mod login;
+mod next;
 pub mod session;
 
 use guard::RequireAuth;
@@ -12,6 +13,10 @@ use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 use session::{Auth, AuthStatus};
+
+const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (e) { \
+    if (!document.body.hasAttribute('data-hydrated')) { e.preventDefault(); e.target.setAttribute('data-submit-pending', ''); } \
+}, true);";
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -22,6 +27,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                // First, before any other script: a form submitted before the WASM is ready is
+                // held back and marked, and the page sends it once hydrated (`ui::login`).
+                <script nonce=leptos::nonce::use_nonce() inner_html=HOLD_EARLY_SUBMITS></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -117,6 +117,16 @@ async fn server_functions_answer_with_meaningful_statuses() {
     assert_error(res, 422, "invalid_input").await;
     let res = call("get_secret", &[], None).await.unwrap();
     assert_error(res, 401, "invalid_token").await;
+    // A body that is not UTF-8 is the client's mistake: a 400, not Leptos's 500.
+    let res = app
+        .http
+        .post(app.url("/api/fn/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(&b"username=alice&password=\xff\xfe"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "bad_request").await;
 
     let res = call("login", &[("username", "alice"), ("password", PASSWORD)], None).await.unwrap();
     assert_eq!(res.status(), 200);

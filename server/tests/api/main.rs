@@ -5,6 +5,7 @@ mod accounts;
 mod common;
 mod http;
 mod limits;
+mod load;
 mod logs;
 mod sessions;
 mod shutdown;
