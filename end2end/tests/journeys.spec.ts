@@ -73,7 +73,7 @@ test("values typed before the page is ready are still there after it hydrates", 
 test("a hostile `next` never leaves the site; a local one keeps its query", async ({ page, baseURL }) => {
   const name = await signUp(page);
   await page.getByTestId("logout").click();
-  for (const next of ["/%5Cevil.example", "/%09/evil.example", "//evil.example", "https://evil.example/", "/.//evil.example"]) {
+  for (const next of ["/%5Cevil.example", "/%09/evil.example", "//evil.example", "https://evil.example/", "/.//evil.example", "/login"]) {
     await gotoHydrated(page, `/login?next=${next}`);
     await logIn(page, name);
     await expect(page, `next=${next}`).toHaveURL(`${baseURL}/inside`);
@@ -82,7 +82,7 @@ test("a hostile `next` never leaves the site; a local one keeps its query", asyn
   }
   // The guard sends a logged-out visitor to login with the whole address, query included.
   await gotoHydrated(page, "/inside?tab=sessions");
-  await expect(page).toHaveURL(/\/login\?next=%2Finside%3Ftab%3Dsessions$/);
+  await expect(page).toHaveURL(/\/login\?next=(%2F|\/)inside%3Ftab%3Dsessions$/);
   await logIn(page, name);
   await expect(page).toHaveURL(`${baseURL}/inside?tab=sessions`);
 });

@@ -10,8 +10,11 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
     let auth = expect_context::<Auth>();
     let navigate = use_navigate();
     let location = use_location();
+    // The page this guard guards. Its effect can still run once after the router has left it (a
+    // logout navigates, then clears the session): it must not send that other page to login.
+    let guarded = location.pathname.get_untracked();
     Effect::new(move |_| {
-        if auth.status.get() == AuthStatus::LoggedOut {
+        if auth.status.get() == AuthStatus::LoggedOut && location.pathname.get_untracked() == guarded {
             // The whole address, query included, so the login brings the user back to it.
             let mut here = location.pathname.get_untracked();
             let (search, hash) = (location.search.get_untracked(), location.hash.get_untracked());

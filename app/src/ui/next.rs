@@ -16,8 +16,8 @@ pub fn encode(path: &str) -> String {
 
 /// `next` resolved as a URL against this page's origin, the way the browser itself would read
 /// it, and kept only when it stays on this origin: `/\evil.example`, `/\t/evil.example`,
-/// `//evil.example` and `https://evil.example/` all leave, so they give [`DEFAULT`]. Returns the
-/// path, query and fragment of what stays.
+/// `//evil.example` and `https://evil.example/` all leave, so they give [`DEFAULT`], as do the
+/// login and signup pages. Returns the path, query and fragment of what stays.
 pub fn resolve(next: Option<&str>) -> String {
     #[cfg(feature = "hydrate")]
     if let Some(path) = next.and_then(same_origin_path) {
@@ -32,8 +32,10 @@ fn same_origin_path(next: &str) -> Option<String> {
     let origin = leptos::prelude::window().location().origin().ok()?;
     let url = web_sys::Url::new_with_base(next, &origin).ok()?;
     let path = format!("{}{}{}", url.pathname(), url.search(), url.hash());
-    // A path that starts with `//` is read as another host by whoever resolves it next.
-    (url.origin() == origin && path.starts_with('/') && !path.starts_with("//")).then_some(path)
+    // A path that starts with `//` is read as another host by whoever resolves it next; the
+    // login pages themselves lead nowhere after a login.
+    let leads_somewhere = !matches!(url.pathname().as_str(), "/login" | "/signup");
+    (url.origin() == origin && path.starts_with('/') && !path.starts_with("//") && leads_somewhere).then_some(path)
 }
 
 #[cfg(test)]
