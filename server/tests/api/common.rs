@@ -49,6 +49,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts a server on an existing configuration (the same database and keys: a restart).
 pub async fn start(config: Config) -> TestApp {
+    init_test_log();
     let options = LeptosOptions::builder().output_name("baton").site_root("target/site").build();
     let (addr, auth, stop) = server::spawn(config.clone(), options, "127.0.0.1:0".parse().unwrap())
         .await
@@ -61,6 +62,18 @@ pub async fn start(config: Config) -> TestApp {
         config,
         stop: Some(stop),
     }
+}
+
+/// `TEST_LOG=1 cargo test …` shows the in-process servers' logs (filtered by `RUST_LOG`, default
+/// `info,sqlx=warn`); without it the tests stay quiet.
+fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
 }
 
 /// The real `server` binary, for what only a process shows: its log and its signals.
