@@ -13,7 +13,7 @@ pub struct User {
 }
 
 /// What signup, login and refresh answer with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
@@ -28,7 +28,7 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credentials {
@@ -36,11 +36,39 @@ pub struct Credentials {
     pub password: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+// Secrets by type: what holds a password or a token prints without it, so no `{:?}` in a log
+// line or a panic message can leak one.
+const REDACTED: &str = "[redacted]";
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("user", &self.user)
+            .field("access_token", &REDACTED)
+            .field("refresh_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &REDACTED).finish()
+    }
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRequest").field("refresh_token", &REDACTED).finish()
+    }
 }
 
 /// One logged-in device.
@@ -88,5 +116,29 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(super::rfc3339(1_795_772_644_123), "2026-11-27T09:44:04.123Z");
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        use super::{Credentials, RefreshRequest, TokenResponse, User};
+        let user = User { id: "u1".into(), username: "alice".into(), created_at: "2026-01-01T00:00:00Z".into() };
+        let printed = [
+            format!("{:?}", Credentials { username: "alice".into(), password: "hunter2 hunter2".into() }),
+            format!("{:?}", RefreshRequest { refresh_token: "brt_secret".into() }),
+            format!(
+                "{:?}",
+                TokenResponse {
+                    user,
+                    access_token: "eyJsecret".into(),
+                    refresh_token: "brt_secret".into(),
+                    token_type: "Bearer".into(),
+                    expires_in: 300,
+                }
+            ),
+        ];
+        for text in printed {
+            assert!(!text.contains("hunter2") && !text.contains("secret"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
     }
 }

@@ -137,31 +137,64 @@ impl AppError {
 }
 
 /// `?` on a database call. Trouble that passes (a full pool, a lost connection, a lock held too
-/// long) is a 503 that clients retry, never a code that ends a session; the rest is a bug or an
-/// outage, logged with its cause chain and where it happened.
+/// long) is a 503 that clients retry, never a code that ends a session; text the database cannot
+/// store is the request's fault; the rest is a bug or an outage, logged with its cause chain and
+/// where it happened.
 #[cfg(feature = "ssr")]
 impl From<sqlx::Error> for AppError {
     #[track_caller]
     fn from(err: sqlx::Error) -> Self {
         let at = std::panic::Location::caller();
         let chain = error_chain(&err);
-        let transient = match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
-            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes;
-            // PostgreSQL: serialization failure, deadlock, too many connections, shutting down.
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                let code = code.as_ref();
-                matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))
-                    || matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P03")
-            }),
-            _ => false,
+        match DbFailure::of(&err) {
+            DbFailure::Transient => {
+                tracing::warn!(error = %chain, %at, "database busy or unreachable: answering 503");
+                Self::Busy { retry_after: 1 }
+            }
+            DbFailure::Unstorable => {
+                tracing::info!(error = %chain, %at, "input the database cannot store");
+                Self::BadRequest("The request holds characters that cannot be stored.".into())
+            }
+            DbFailure::Other => {
+                tracing::error!(error = %chain, %at, "internal error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+enum DbFailure {
+    Transient,
+    Unstorable,
+    Other,
+}
+
+#[cfg(feature = "ssr")]
+impl DbFailure {
+    fn of(err: &sqlx::Error) -> Self {
+        let db = match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+                return Self::Transient
+            }
+            sqlx::Error::Database(db) => db,
+            _ => return Self::Other,
         };
-        if transient {
-            tracing::warn!(error = %chain, %at, "database busy or unreachable: answering 503");
-            Self::Busy { retry_after: 1 }
-        } else {
-            tracing::error!(error = %chain, %at, "internal error");
-            Self::Internal
+        let code = db.code().unwrap_or_default();
+        // The two backends' codes overlap as text ("22021" parses as a number), so ask which spoke.
+        if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            return match code.parse::<i32>().map(|c| c & 0xff) {
+                Ok(5 | 6) => Self::Transient,
+                _ => Self::Other,
+            };
+        }
+        match code.as_ref() {
+            // Serialization failure, deadlock, too many connections, shutting down.
+            "40001" | "40P01" | "53300" | "57P01" | "57P03" => Self::Transient,
+            // A NUL byte or a character the encoding lacks.
+            "22021" | "22P05" => Self::Unstorable,
+            _ => Self::Other,
         }
     }
 }

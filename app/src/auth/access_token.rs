@@ -17,8 +17,12 @@ use std::time::Duration;
 
 /// RFC 9068's media type for access tokens: keeps an ID token or other JWT from passing as one.
 pub const TOKEN_TYPE: &str = "at+jwt";
-/// Clock skew tolerated between this server and itself across restarts or replicas.
-pub const LEEWAY_SECS: u64 = 30;
+/// The most clock skew `JWT_LEEWAY` may tolerate. Baton verifies tokens it issued itself, so the
+/// only skew is between its own instances' clocks: seconds, not minutes.
+pub const MAX_LEEWAY_SECS: u64 = 5;
+/// A retired key stays in the JWKS this long past the expiry of the last token it signed, for
+/// resource servers that verify with a leeway of their own.
+const RETIRED_KEY_MARGIN_MS: i64 = 60_000;
 const KEY_FILE: &str = "signing-keys.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +73,13 @@ pub struct TokenSigner {
 
 impl TokenSigner {
     /// Loads the keys from `data_dir`, creating the first one if there is none.
-    pub fn load_or_create(data_dir: &Path, issuer: &str, audience: &str, ttl: Duration) -> Result<Self, String> {
+    pub fn load_or_create(
+        data_dir: &Path,
+        issuer: &str,
+        audience: &str,
+        ttl: Duration,
+        leeway: Duration,
+    ) -> Result<Self, String> {
         let path = data_dir.join(KEY_FILE);
         let mut file = read_key_file(&path)?;
         let mut changed = false;
@@ -77,8 +87,8 @@ impl TokenSigner {
             file.keys.push(new_key());
             changed = true;
         }
-        // A retired key is kept until the last token it signed (plus leeway) has expired.
-        let keep_until = |k: &StoredKey| k.retired_at.map(|r| r + ttl.as_millis() as i64 + 2 * LEEWAY_SECS as i64 * 1000);
+        // A retired key is kept until the last token it signed has expired, plus a margin.
+        let keep_until = |k: &StoredKey| k.retired_at.map(|r| r + ttl.as_millis() as i64 + RETIRED_KEY_MARGIN_MS);
         let before = file.keys.len();
         let now = now_ms();
         file.keys.retain(|k| keep_until(k).is_none_or(|t| t > now));
@@ -92,7 +102,7 @@ impl TokenSigner {
         let keys = stored.into_iter().map(decode_key).collect::<Result<Vec<_>, _>>()?;
 
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = LEEWAY_SECS;
+        validation.leeway = leeway.as_secs();
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -165,7 +175,7 @@ impl TokenSigner {
             .map_err(|_| AppError::InvalidToken)?
             .claims;
         // jsonwebtoken does not check `iat`: a token from the future is forged or from a broken clock.
-        if claims.iat > now_ms() / 1000 + LEEWAY_SECS as i64 || claims.iat > claims.exp {
+        if claims.iat > now_ms() / 1000 + self.validation.leeway as i64 || claims.iat > claims.exp {
             return Err(AppError::InvalidToken);
         }
         Ok(claims)
@@ -234,7 +244,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn signer(dir: &Path) -> TokenSigner {
-        TokenSigner::load_or_create(dir, "baton", "baton", Duration::from_secs(300)).unwrap()
+        TokenSigner::load_or_create(dir, "baton", "baton", Duration::from_secs(300), Duration::from_secs(2)).unwrap()
     }
 
     fn tempdir(name: &str) -> PathBuf {

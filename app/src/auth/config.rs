@@ -1,6 +1,7 @@
 //! Typed configuration from environment variables (a `.env` file is loaded by the server first).
 //! Every variable is listed in README.md; a bad value stops the server with a message naming it.
 
+use super::access_token::MAX_LEEWAY_SECS;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ pub struct Config {
     /// How long the predecessor of the current refresh token may still be presented (by a client
     /// that refreshed twice at once) and get the same answer. Zero disables it.
     pub refresh_reuse_grace: Duration,
+    /// Clock skew tolerated when verifying access tokens (`exp`, `iat`), at most
+    /// [`MAX_LEEWAY_SECS`](super::access_token::MAX_LEEWAY_SECS).
+    pub jwt_leeway: Duration,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub argon2: Argon2Settings,
@@ -115,6 +119,7 @@ impl Config {
             refresh_idle_ttl: secs(&get, "REFRESH_IDLE_TTL", 7 * 86_400, 1)?,
             refresh_absolute_ttl: secs(&get, "REFRESH_ABSOLUTE_TTL", 30 * 86_400, 1)?,
             refresh_reuse_grace: secs(&get, "REFRESH_REUSE_GRACE", 10, 0)?,
+            jwt_leeway: secs(&get, "JWT_LEEWAY", 2, 0)?,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "baton".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "baton".into()),
             argon2: Argon2Settings {
@@ -157,6 +162,23 @@ impl Config {
                 var: "LOGIN_FREE_ATTEMPTS",
                 reason: "must be less than LOGIN_LOCK_AFTER".into(),
             });
+        }
+        let limits = [
+            // Longer only lets a thief with an old token ride the chain longer.
+            ("REFRESH_REUSE_GRACE", config.refresh_reuse_grace > Duration::from_secs(60), "must be at most 60 seconds".into()),
+            (
+                "REFRESH_IDLE_TTL",
+                config.refresh_idle_ttl < config.access_token_ttl,
+                "must not be shorter than ACCESS_TOKEN_TTL: a session would end while its access token still works".into(),
+            ),
+            (
+                "JWT_LEEWAY",
+                config.jwt_leeway > Duration::from_secs(MAX_LEEWAY_SECS),
+                format!("must be at most {MAX_LEEWAY_SECS} seconds: Baton verifies only its own tokens"),
+            ),
+        ];
+        if let Some((var, _, reason)) = limits.into_iter().find(|(_, broken, _)| *broken) {
+            return Err(ConfigError { var, reason });
         }
         if config.refresh_idle_ttl > config.refresh_absolute_ttl {
             return Err(ConfigError {

@@ -10,8 +10,8 @@ pub type Db = AnyPool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
-    #[error("cannot create the directory for the SQLite database {path}: {source}")]
-    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot create the SQLite database: {0}")]
+    Create(String),
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("cannot apply migrations: {0}")]
@@ -45,15 +45,17 @@ pub async fn connect_and_migrate(url: &str) -> Result<Db, DbSetupError> {
     Ok(pool)
 }
 
-/// `sqlite://data/baton.db` → creates `data/` and asks SQLite to create the file on first run.
+/// `sqlite://data/baton.db` → creates `data/` (0700) and the file (0600) on first run: it holds
+/// password hashes, so no other user of the machine may read it.
 fn sqlite_url_creating_dir(url: &str) -> Result<String, DbSetupError> {
     let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or_default();
     if path != ":memory:" && !path.is_empty() {
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| DbSetupError::CreateDir { path: path.to_owned(), source })?;
+        let path = std::path::Path::new(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            super::secret_file::create_private_dir(dir).map_err(DbSetupError::Create)?;
         }
+        super::secret_file::create_private_file(path).map_err(DbSetupError::Create)?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()

@@ -64,11 +64,26 @@ impl AuthService {
         .bind(user_id)
         .bind(session_id)
         .bind(client.ip.as_deref())
-        .bind(client.user_agent.as_deref());
+        .bind(client.user_agent.as_deref().map(agent_family));
         let result = self.execute_write(query).await;
         // Losing an audit row must not fail the request that caused it; the log line above stays.
         if let Err(e) = result {
             tracing::error!(target: "security", event = kind, error = %e, "could not store security event");
         }
     }
+}
+
+/// The security log keeps the kind of client, not its raw User-Agent: that string is chosen by the
+/// client, can carry anything, and with an address it fingerprints a person.
+fn agent_family(user_agent: &str) -> &'static str {
+    const FAMILIES: [(&str, &str); 7] = [
+        ("Firefox/", "Firefox"),
+        ("Edg/", "Edge"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("okhttp", "Android app"),
+        ("curl/", "curl"),
+        ("python", "Python"),
+    ];
+    FAMILIES.iter().find(|(marker, _)| user_agent.contains(marker)).map_or("other", |(_, family)| family)
 }

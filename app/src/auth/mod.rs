@@ -139,6 +139,7 @@ impl AuthService {
             &config.jwt_issuer,
             &config.jwt_audience,
             config.access_token_ttl,
+            config.jwt_leeway,
         )
         .map_err(StartError::Keys)?;
         let rotation_key = secret_file::read_or_create(&config.data_dir.join("refresh-rotation.key"))

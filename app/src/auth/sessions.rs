@@ -234,6 +234,10 @@ impl AuthService {
     /// Revokes one of the caller's own sessions; another user's session is "not found".
     #[tracing::instrument(skip_all)]
     pub async fn revoke_session(&self, principal: &Principal, session_id: &str, client: &ClientInfo) -> Result<(), AppError> {
+        // Session ids are UUIDs; anything else (a NUL byte, say, which PostgreSQL refuses) names none.
+        if uuid::Uuid::try_parse(session_id).is_err() {
+            return Err(AppError::NotFound);
+        }
         let revoke = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = 'revoked' \
              WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",

@@ -148,3 +148,21 @@ async fn sqlite_runs_in_wal_mode() {
     assert_eq!(mode, "wal");
     let _ = json!({});
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_the_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    let mode = |path: std::path::PathBuf| std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(app.data_dir()), 0o700, "data directory");
+    for file in ["signing-keys.json", "refresh-rotation.key"] {
+        assert_eq!(mode(app.data_dir().join(file)), 0o600, "{file}");
+    }
+    if !is_postgres() {
+        // It holds the password hashes; SQLite gives its -wal and -shm files the same mode.
+        for file in ["baton.db", "baton.db-wal", "baton.db-shm"] {
+            assert_eq!(mode(app.data_dir().join(file)), 0o600, "{file}");
+        }
+    }
+}

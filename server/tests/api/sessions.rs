@@ -76,3 +76,20 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
     let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json().await.unwrap();
     assert_eq!(list.len(), 1);
 }
+
+#[tokio::test]
+async fn a_session_id_that_is_no_uuid_is_not_found_on_either_database() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    // A NUL byte is what PostgreSQL refuses to store or compare: it was a 500 there.
+    for id in ["%00", "0000%00", "not-a-session"] {
+        let res = app
+            .http
+            .delete(app.url(&format!("/api/auth/sessions/{id}")))
+            .bearer_auth(token(&tokens, "accessToken"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 404, "not_found").await;
+    }
+}

@@ -4,7 +4,15 @@ use std::process::Command;
 
 #[test]
 fn bad_configuration_stops_the_server_naming_the_variable() {
-    for (var, value) in [("ACCESS_TOKEN_TTL", "five minutes"), ("DATABASE_URL", "mysql://db"), ("ARGON2_MEMORY_KIB", "1")] {
+    let bad = [
+        ("ACCESS_TOKEN_TTL", "five minutes"),
+        ("DATABASE_URL", "mysql://db"),
+        ("ARGON2_MEMORY_KIB", "1"),
+        ("REFRESH_REUSE_GRACE", "61"),
+        ("REFRESH_IDLE_TTL", "60"), // shorter than the default ACCESS_TOKEN_TTL of 300
+        ("JWT_LEEWAY", "30"),
+    ];
+    for (var, value) in bad {
         let out = Command::new(env!("CARGO_BIN_EXE_server"))
             .env(var, value)
             .env("BATON_DATA_DIR", std::env::temp_dir().join("baton-never-created"))

@@ -150,7 +150,12 @@ async fn expired_access_tokens_are_refused() {
     let app = spawn_app_with(|c| c.access_token_ttl = Duration::from_secs(1)).await;
     let first = app.signup("alice").await;
     assert_eq!(first["expiresIn"], 1);
-    // 1 s lifetime + 30 s leeway would be a long wait: forge the clock instead, with the real key.
+    let access = token(&first, "accessToken");
+    assert_eq!(app.secret_status(&access).await, 200);
+    // 1 s lifetime + JWT_LEEWAY's 2 s + whole-second claims: refused within 4 s, not 30.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    assert_eq!(app.secret_status(&access).await, 401);
+    // Long expired, forged with the real key.
     let expired = sign(&app, claims(&first, |c| {
         c["iat"] = json!(now() - 120);
         c["exp"] = json!(now() - 60);
