@@ -40,6 +40,9 @@ struct IssuedPair {
     claims: AccessClaims,
     kid: String,
     refresh_token: String,
+    /// When the request was answered, in ms: `expiresIn` counts from here, not from the moment
+    /// the response is built (a second may tick in between, and a fresh token then says 299).
+    answered_at: i64,
 }
 
 enum Rotation {
@@ -90,7 +93,7 @@ impl AuthService {
         tx.commit().await?;
 
         let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
-        self.token_response(user.into(), IssuedPair { claims, kid, refresh_token })
+        self.token_response(user.into(), IssuedPair { claims, kid, refresh_token, answered_at: now })
     }
 
     #[tracing::instrument(skip_all, fields(session_id))]
@@ -135,7 +138,7 @@ impl AuthService {
 
         let grace = self.config().refresh_reuse_grace.as_millis() as i64;
         if grace > 0 && now - spent_at <= grace {
-            if let Some(pair) = self.rebuild_successor(&presented, &user, token).await? {
+            if let Some(pair) = self.rebuild_successor(&presented, &user, token, now).await? {
                 return self.token_response((&user).into(), pair);
             }
         }
@@ -179,7 +182,7 @@ impl AuthService {
         insert_token(&mut *tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
         tx.commit().await?;
         let claims = self.inner.signer.claims(&presented.user_id, &presented.session_id, &jti, now);
-        Ok(Rotation::Rotated(IssuedPair { claims, kid, refresh_token: successor }))
+        Ok(Rotation::Rotated(IssuedPair { claims, kid, refresh_token: successor, answered_at: now }))
     }
 
     /// The pair that `presented`'s first use returned, if its successor is still the current token.
@@ -188,6 +191,7 @@ impl AuthService {
         presented: &PresentedToken,
         user: &UserRow,
         token: &str,
+        now: i64,
     ) -> Result<Option<IssuedPair>, AppError> {
         let Some(next) = sqlx::query_as::<_, Successor>(
             "SELECT token_hash, issued_at, access_jti, access_kid, spent_at FROM refresh_tokens WHERE parent_id = $1",
@@ -203,7 +207,7 @@ impl AuthService {
             return Ok(None);
         }
         let claims = self.inner.signer.claims(&user.id, &presented.session_id, &next.access_jti, next.issued_at);
-        Ok(Some(IssuedPair { claims, kid: next.access_kid, refresh_token: successor }))
+        Ok(Some(IssuedPair { claims, kid: next.access_kid, refresh_token: successor, answered_at: now }))
     }
 
     /// Revokes the session of `refresh_token`. Unknown or already revoked tokens are fine:
@@ -318,7 +322,7 @@ impl AuthService {
 
     fn token_response(&self, user: User, pair: IssuedPair) -> Result<TokenResponse, AppError> {
         let access_token = self.inner.signer.sign(&pair.claims, &pair.kid)?;
-        let expires_in = (pair.claims.exp - now_ms() / 1000).max(0) as u64;
+        let expires_in = (pair.claims.exp - pair.answered_at.div_euclid(1000)).max(0) as u64;
         Ok(TokenResponse {
             user,
             access_token,
