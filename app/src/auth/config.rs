@@ -157,13 +157,13 @@ impl Config {
                 None => None,
             },
         };
-        if config.login_backoff.free_attempts >= config.login_backoff.lock_after {
-            return Err(ConfigError {
-                var: "LOGIN_FREE_ATTEMPTS",
-                reason: "must be less than LOGIN_LOCK_AFTER".into(),
-            });
-        }
+        // Settings that are each valid alone but not together, checked in this order.
         let limits = [
+            (
+                "LOGIN_FREE_ATTEMPTS",
+                config.login_backoff.free_attempts >= config.login_backoff.lock_after,
+                "must be less than LOGIN_LOCK_AFTER".to_owned(),
+            ),
             // Longer only lets a thief with an old token ride the chain longer.
             ("REFRESH_REUSE_GRACE", config.refresh_reuse_grace > Duration::from_secs(60), "must be at most 60 seconds".into()),
             (
@@ -176,15 +176,14 @@ impl Config {
                 config.jwt_leeway > Duration::from_secs(MAX_LEEWAY_SECS),
                 format!("must be at most {MAX_LEEWAY_SECS} seconds: Baton verifies only its own tokens"),
             ),
+            (
+                "REFRESH_IDLE_TTL",
+                config.refresh_idle_ttl > config.refresh_absolute_ttl,
+                "must not exceed REFRESH_ABSOLUTE_TTL".into(),
+            ),
         ];
         if let Some((var, _, reason)) = limits.into_iter().find(|(_, broken, _)| *broken) {
             return Err(ConfigError { var, reason });
-        }
-        if config.refresh_idle_ttl > config.refresh_absolute_ttl {
-            return Err(ConfigError {
-                var: "REFRESH_IDLE_TTL",
-                reason: "must not exceed REFRESH_ABSOLUTE_TTL".into(),
-            });
         }
         for origin in &config.cors_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
