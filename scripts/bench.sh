@@ -49,3 +49,6 @@ FLOOD=$!
 sleep 1
 BATON_BENCH_NAME="GET secret during the flood" wrk -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$BASE/api/users/secret" | tail -1
 wait $FLOOD
+
+# The browser's first load: the bundle's size on the wire and the time to an interactive /login.
+node bench/first-load.cjs "$BASE"

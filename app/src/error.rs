@@ -273,7 +273,7 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Request(e) => Self::Network(format!("Could not reach the server: {e}")),
+            ServerFnErrorErr::Request(_) => Self::Network("Could not reach Baton. Check your connection and try again.".into()),
             ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => Self::InvalidInput {
                 message: format!("The request is malformed: {e}"),
                 fields: Vec::new(),
@@ -291,6 +291,9 @@ impl FromServerFnError for AppError {
             }
             #[cfg(feature = "ssr")]
             other => Self::internal(other),
+            // The browser's own client failed before or instead of a call (`ui::client`).
+            #[cfg(not(feature = "ssr"))]
+            ServerFnErrorErr::ServerError(json) => serde_json::from_str(&json).unwrap_or(Self::Internal),
             #[cfg(not(feature = "ssr"))]
             _ => Self::Internal,
         }

@@ -4,11 +4,14 @@ import { test as base, expect, Page, ConsoleMessage } from "@playwright/test";
  * 429): Chromium logs each as a console error although nothing failed. Only these are tolerated,
  * and only for the server-function endpoints. */
 const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (401|409|422|429)/;
+/** What a test that cuts the network or makes the server busy provokes on purpose. */
+const PROVOKED_FAILURE = /^Failed to load resource: (net::ERR_|the server responded with a status of 503)/;
 
-function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean): string | null {
+function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean, failures: boolean): string | null {
   if (msg.type() !== "error" && msg.type() !== "warning") return null;
   const url = msg.location().url;
   if (EXPECTED_STATUS.test(msg.text()) && url.includes("/api/fn/")) return null;
+  if (failures && PROVOKED_FAILURE.test(msg.text()) && url.includes("/api/fn/")) return null;
   if (/status of 404/.test(msg.text()) && expectedPages.some((p) => url.endsWith(p))) return null;
   if (cspTest && /Content Security Policy/.test(msg.text())) return null;
   return `${msg.type()}: ${msg.text()} (${url})`;
@@ -17,11 +20,17 @@ function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean)
 /** Every page of a test fails the test on a console error or warning (a CSP violation is one),
  * or an uncaught exception. `expected404s` lists paths a test visits on purpose to see them answer
  * 404; `provokesCspViolations` is for the test that checks the CSP blocks what it should. */
-export const test = base.extend<{ consoleProblems: string[]; expected404s: string[]; provokesCspViolations: boolean }>({
+export const test = base.extend<{
+  consoleProblems: string[];
+  expected404s: string[];
+  provokesCspViolations: boolean;
+  provokesNetworkFailures: boolean;
+}>({
   expected404s: [[], { option: true }],
   provokesCspViolations: [false, { option: true }],
+  provokesNetworkFailures: [false, { option: true }],
   consoleProblems: [
-    async ({ context, expected404s, provokesCspViolations }, use) => {
+    async ({ context, expected404s, provokesCspViolations, provokesNetworkFailures }, use) => {
       const problems: string[] = [];
       // Every document counts its CSP violations, for `cspViolations` below.
       await context.addInitScript(() => {
@@ -33,7 +42,7 @@ export const test = base.extend<{ consoleProblems: string[]; expected404s: strin
       });
       const watch = (page: Page) => {
         page.on("console", (msg) => {
-          const p = problem(msg, expected404s, provokesCspViolations);
+          const p = problem(msg, expected404s, provokesCspViolations, provokesNetworkFailures);
           if (p) problems.push(p);
         });
         page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
@@ -74,3 +83,24 @@ export async function signUp(page: Page, username = uniqueName()): Promise<strin
   await expect(page.getByTestId("username")).toHaveText(username);
   return username;
 }
+
+/** The tokens as this browser stores them (`ui::session::store`). */
+export type StoredTokens = { refresh_token: string; access_token: string; access_expires_at: number };
+
+export async function storedTokens(page: Page): Promise<StoredTokens | null> {
+  return page.evaluate(() => JSON.parse(localStorage.getItem("baton.tokens") ?? "null"));
+}
+
+/** Moves the stored expiry of the access token: into the past makes the next call refresh first
+ * (the proactive path); into the future makes the client send a token the server refuses (the
+ * 401 → refresh → retry path). The token itself is unchanged. */
+export async function setStoredExpiry(page: Page, msFromNow: number) {
+  await page.evaluate((ms) => {
+    const t = JSON.parse(localStorage.getItem("baton.tokens")!);
+    t.access_expires_at = Date.now() + ms;
+    localStorage.setItem("baton.tokens", JSON.stringify(t));
+  }, msFromNow);
+}
+
+/** Only these paths' requests. */
+export const REFRESH = "**/api/fn/refresh";

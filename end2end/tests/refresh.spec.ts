@@ -1,4 +1,4 @@
-import { test, expect, gotoHydrated, signUp } from "./fixtures";
+import { test, expect, gotoHydrated, signUp, setStoredExpiry } from "./fixtures";
 
 // These need a server started with ACCESS_TOKEN_TTL=2: scripts/test.sh starts one and sets
 // SHORT_TTL_URL (and refuses a run in which anything was skipped).
@@ -13,6 +13,23 @@ test("an expired access token is refreshed transparently", async ({ page }) => {
   await refreshed;
   await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
   await expect(page).toHaveURL(/\/inside$/);
+});
+
+test("the 401 → refresh → retry path: the client sends a token the server refuses", async ({ page }) => {
+  const name = await signUp(page);
+  // The stored expiry an hour away: the client has no reason to refresh first, so only the
+  // server's 401 can make it.
+  await setStoredExpiry(page, 3_600_000);
+  await page.waitForTimeout(5000); // 2 s lifetime + 2 s leeway
+  const statuses: number[] = [];
+  page.on("response", (r) => {
+    if (r.url().includes("/api/fn/get_secret")) statuses.push(r.status());
+  });
+  const refreshed = page.waitForRequest((r) => r.url().includes("/api/fn/refresh"));
+  await page.getByTestId("load-secret").click();
+  await refreshed;
+  await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
+  expect(statuses).toEqual([401, 200]);
 });
 
 test("two tabs with an expired token both load the secret and stay logged in", async ({ context }) => {

@@ -2,6 +2,7 @@
 //! all on one axum router. `main.rs` reads configuration and calls [`serve`]; the integration
 //! tests call [`spawn`] on port 0.
 
+mod assets;
 mod connections;
 mod request_limits;
 pub mod rest;
@@ -20,6 +21,20 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub auth: AuthService,
     pub leptos_options: LeptosOptions,
+    assets: std::sync::Arc<assets::Assets>,
+}
+
+impl AppState {
+    /// Reads the site's build output too (see [`assets`]): the pages link the WASM, its JS and
+    /// the stylesheet by names that change with their content.
+    pub fn new(auth: AuthService, mut leptos_options: LeptosOptions) -> Self {
+        let assets = std::sync::Arc::new(assets::Assets::load(&leptos_options));
+        if let Some(name) = &assets.output_name {
+            leptos_options.output_name = name.as_str().into();
+        }
+        assets.precompress();
+        Self { auth, leptos_options, assets }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -62,7 +77,7 @@ pub async fn spawn(
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { auth: auth.clone(), leptos_options };
+    let state = AppState::new(auth.clone(), leptos_options);
     tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;
     }));

@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
     };
     let addr = leptos.site_addr;
     let state = match app::auth::AuthService::start(config).await {
-        Ok(auth) => server::AppState { auth, leptos_options: leptos },
+        Ok(auth) => server::AppState::new(auth, leptos),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -16,17 +16,40 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 pub fn router(state: &AppState) -> Router<AppState> {
     let auth = state.auth.clone();
     let options = state.leptos_options.clone();
+    let stylesheet = stylesheet(state);
     // `leptos_routes_with_context` also mounts every server function at its path, with the context.
     Router::new()
         .route("/api/{*rest}", any(crate::rest::not_found))
+        .route(&format!("/{}/{{file}}", options.site_pkg_dir), get(crate::assets::handler))
         .leptos_routes_with_context(
             state,
             generate_route_list(App),
-            move || provide_context(auth.clone()),
+            move || {
+                provide_context(auth.clone());
+                provide_context(stylesheet.clone());
+            },
             move || shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(fallback(state))
         .layer(middleware::from_fn(server_fn_responses))
+}
+
+/// Where the pages link the stylesheet (a name with its content's hash, see `assets`).
+fn stylesheet(state: &AppState) -> app::Stylesheet {
+    let options = &state.leptos_options;
+    let plain = || format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    app::Stylesheet(state.assets.stylesheet.clone().unwrap_or_else(plain))
+}
+
+/// Files on disk, else the "page not found" page (which links the stylesheet too).
+pub(crate) fn fallback(
+    state: &AppState,
+) -> impl Fn(axum::http::Uri, axum::extract::State<AppState>, Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+       + Clone
+       + Send
+       + 'static {
+    let stylesheet = stylesheet(state);
+    leptos_axum::file_and_error_handler_with_context::<AppState, _>(move || provide_context(stylesheet.clone()), shell)
 }
 
 /// Leptos answers every server-function error with a 500. Baton's errors say what they are, so

@@ -57,7 +57,9 @@ where
     use server_fn::request::ClientReq;
     use server_fn::response::ClientRes;
 
-    let token = crate::ui::session::fresh_access_token().await;
+    // A renewal that failed is this call's failure: sent without a token it would only come
+    // back as "access token missing", hiding what happened (offline, busy, session ended).
+    let token = crate::ui::session::fresh_access_token().await.map_err(into_client_error)?;
     // Keep an unsent copy of the request: a fetch body can only be read once.
     let original: web_sys::Request = std::mem::replace(&mut *req, placeholder()).into();
     let spare = web_sys::Request::clone(&original).ok();
@@ -70,11 +72,21 @@ where
     if ClientRes::<E>::status(&res) != 401 {
         return Ok(res);
     }
-    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected).await else { return Ok(res) };
+    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected).await.map_err(into_client_error)? else {
+        return Ok(res);
+    };
     set_bearer(&spare, &fresh);
     let mut retry = <BrowserRequest as ClientReq<E>>::try_new_req_query("/", "", "", "", http::Method::GET)?;
     *retry = Request::from(spare);
     <BrowserClient as Client<E, IS, OS>>::send(retry).await
+}
+
+/// Carries an [`AppError`] through the client's generic error type: the server-function error
+/// decoder reads it back whole (see `AppError::from_server_fn_error`).
+#[cfg(feature = "hydrate")]
+fn into_client_error<E: FromServerFnError>(err: crate::error::AppError) -> E {
+    let json = serde_json::to_string(&err).unwrap_or_default();
+    E::from_server_fn_error(server_fn::error::ServerFnErrorErr::ServerError(json))
 }
 
 #[cfg(feature = "hydrate")]

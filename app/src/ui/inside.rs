@@ -23,35 +23,38 @@ pub fn InsidePage() -> impl IntoView {
 
     let revoke = Action::new(|id: &String| server_fns::revoke_session(id.clone()));
     Effect::new(move |_| {
-        if revoke.value().get().is_some() {
+        if let Some(Ok(())) = revoke.value().get() {
             load_sessions();
         }
     });
 
-    let leave = {
-        let navigate = navigate.clone();
-        move |everywhere: bool| {
-            let navigate = navigate.clone();
-            leptos::task::spawn_local(async move {
-                if everywhere {
-                    let _ = server_fns::logout_all().await;
-                } else if let Some(token) = session::refresh_token() {
-                    let _ = server_fns::logout(token).await;
-                }
-                // Leave first, so the guard does not send us to /login?next=/inside.
-                navigate("/login", super::replace());
-                session::logged_out(None);
-            });
+    // Logging out ends the session on the server first: if that fails, the user is told and
+    // stays logged in, rather than believing a session ended that did not.
+    let leave = Action::new_local(move |everywhere: &bool| {
+        let (everywhere, navigate) = (*everywhere, navigate.clone());
+        async move {
+            session::log_out(everywhere).await?;
+            // Leave first: the guard of a page the router has left does not act (see `guard`),
+            // so the login page is not given `?next=/inside`.
+            navigate("/login", super::replace());
+            session::logged_out();
+            Ok::<(), AppError>(())
         }
-    };
-    let (leave_here, leave_everywhere) = (leave.clone(), leave);
+    });
+    let confirming = RwSignal::new(false);
+    let leave_error = move || leave.value().get().and_then(Result::err).map(|e| format!("You are still logged in: {e}"));
 
     view! {
         <Title text="Inside"/>
         <section class="stack">
             <div class="hero">
                 <h1>"Welcome, " <span data-testid="username">{username}</span></h1>
-                <p class="muted">"You are signed in. Your access token renews itself quietly in the background."</p>
+                <p class="muted">"You are signed in. Your access token lasts a few minutes; when it is about to run out, \
+                    the next thing you do renews it first, so you stay signed in while you use Baton."</p>
+                <Show when=move || auth.storage_blocked.get()>
+                    <p class="notice" role="status" data-testid="storage-blocked">"Your browser blocks site storage, so this \
+                        login lasts only while this tab is open, and other tabs do not share it."</p>
+                </Show>
             </div>
             <div class="grid">
                 <article class="card">
@@ -84,11 +87,26 @@ pub fn InsidePage() -> impl IntoView {
                         Some(Ok(list)) => list.into_iter().map(|s| session_row(s, revoke)).collect_view().into_any(),
                     }}
                 </ul>
+                <p class="form-error" role="alert" data-testid="revoke-error">
+                    {move || revoke.value().get().and_then(Result::err).map(|e| format!("Could not revoke that session: {e}"))}
+                </p>
             </article>
             <div class="actions">
-                <button class="button button-secondary" data-testid="logout" on:click=move |_| leave_here(false)>"Log out"</button>
-                <button class="button button-danger" data-testid="logout-all" on:click=move |_| leave_everywhere(true)>"Log out everywhere"</button>
+                <button class="button button-secondary" data-testid="logout" disabled=move || leave.pending().get()
+                    on:click=move |_| { leave.dispatch(false); }>"Log out"</button>
+                <button class="button button-danger" data-testid="logout-all" disabled=move || leave.pending().get()
+                    aria-expanded=move || confirming.get().to_string() aria-controls="confirm-everywhere"
+                    on:click=move |_| confirming.update(|c| *c = !*c)>"Log out everywhere"</button>
             </div>
+            <div id="confirm-everywhere" class="card confirm" hidden=move || !confirming.get()>
+                <p>"This logs you out on every device where you are signed in, this one included."</p>
+                <div class="actions">
+                    <button class="button button-danger" data-testid="confirm-logout-all" disabled=move || leave.pending().get()
+                        on:click=move |_| { leave.dispatch(true); }>"End all sessions"</button>
+                    <button class="button button-secondary" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                </div>
+            </div>
+            <p class="form-error" role="alert" data-testid="logout-error">{leave_error}</p>
         </section>
     }
 }
@@ -96,17 +114,21 @@ pub fn InsidePage() -> impl IntoView {
 fn session_row(s: SessionInfo, revoke: Action<String, Result<(), AppError>>) -> impl IntoView {
     let device = s.user_agent.as_deref().map(describe_agent).unwrap_or("Unknown device").to_owned();
     let id = s.id.clone();
+    let address = s.ip.unwrap_or_else(|| "unknown address".into());
+    // The button's name says which device it logs out, not only "Revoke".
+    let label = format!("{device} at {address}, last active {}", short_time(&s.last_used_at));
     view! {
         <li class="session">
             <div>
                 <strong>{device}</strong>
                 {s.current.then(|| view! { <span class="badge">"This device"</span> })}
                 <p class="muted small">
-                    {format!("{} · signed in {} · last active {}", s.ip.unwrap_or_else(|| "unknown address".into()), short_time(&s.created_at), short_time(&s.last_used_at))}
+                    {format!("{address} · signed in {} · last active {}", short_time(&s.created_at), short_time(&s.last_used_at))}
                 </p>
             </div>
             {(!s.current).then(|| view! {
-                <button class="button button-small button-secondary" on:click=move |_| { revoke.dispatch(id.clone()); }>"Revoke"</button>
+                <button class="button button-small button-secondary" aria-label=format!("Revoke {label}")
+                    on:click=move |_| { revoke.dispatch(id.clone()); }>"Revoke"</button>
             })}
         </li>
     }

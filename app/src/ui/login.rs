@@ -2,7 +2,7 @@
 //! (`crate::domain`), and the server's answer appears next to the field it is about.
 
 use super::session::{self, Auth, AuthStatus};
-use crate::domain::{Password, Username, PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN};
+use crate::domain::{Password, Username, PASSWORD_MAX, PASSWORD_MIN};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -70,6 +70,15 @@ fn AuthForm(mode: Mode) -> impl IntoView {
     // Errors not about one field (wrong password, name taken, too many attempts, offline).
     let form_error = move || server_error().filter(|e| !matches!(e, AppError::InvalidInput { fields, .. } if !fields.is_empty()));
 
+    // While the server asks to wait (429), the button counts down instead of letting the user
+    // collect more refusals.
+    let wait = Countdown::new();
+    Effect::new(move |_| {
+        if let Some(Err(AppError::TooManyRequests { retry_after })) = action.value().get() {
+            wait.start(retry_after);
+        }
+    });
+
     let submit = move || {
         // The fields themselves are the truth: a browser may autofill without an input event.
         for (input, value) in [(user_input, username), (pass_input, password)] {
@@ -79,10 +88,28 @@ fn AuthForm(mode: Mode) -> impl IntoView {
         }
         submitted.set(true);
         let (u, p) = (username.get_untracked(), password.get_untracked());
-        if Username::parse(&u).is_ok() && Password::parse(&p).is_ok() && !action.pending().get_untracked() {
+        // A failed submit takes the user to what needs fixing.
+        if Username::parse(&u).is_err() {
+            focus(user_input);
+        } else if Password::parse(&p).is_err() {
+            focus(pass_input);
+        } else if !action.pending().get_untracked() && wait.remaining.get_untracked() == 0 {
             action.dispatch((u, p));
         }
     };
+    let form_error_ref = NodeRef::<leptos::html::P>::new();
+    Effect::new(move |_| {
+        if let Some(Err(e)) = action.value().get() {
+            match (e.field_message("username"), e.field_message("password")) {
+                (Some(_), _) => focus(user_input),
+                (None, Some(_)) => focus(pass_input),
+                (None, None) => focus(form_error_ref),
+            }
+        }
+    });
+    let waiting = move || wait.remaining.get() != 0;
+    let (show_password, caps_lock) = (RwSignal::new(false), RwSignal::new(false));
+    let on_key = move |ev: leptos::ev::KeyboardEvent| caps_lock.set(ev.get_modifier_state("CapsLock"));
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         submit();
@@ -98,7 +125,7 @@ fn AuthForm(mode: Mode) -> impl IntoView {
         }
     });
 
-    let (title, submit, other_text, other_link, other_label) = match mode {
+    let (title, submit_label, other_text, other_link, other_label) = match mode {
         Mode::Login => ("Log in", "Log in", "New to Baton?", "/signup", "Create an account"),
         Mode::Signup => ("Create your account", "Create account", "Already have an account?", "/login", "Log in"),
     };
@@ -124,32 +151,46 @@ fn AuthForm(mode: Mode) -> impl IntoView {
                     <label for="username">"Username"</label>
                     <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none"
                         spellcheck="false" autofocus=true required=true
-                        minlength=USERNAME_MIN.to_string() maxlength=USERNAME_MAX.to_string()
                         aria-invalid=move || user_error().is_some().to_string()
                         aria-describedby="username-error"
                         node_ref=user_input bind:value=username on:blur=move |_| user_touched.set(true)/>
-                    <p id="username-error" class="field-error" aria-live="polite">{user_error}</p>
+                    // Not a live region: announced with the field, not at every keystroke.
+                    <p id="username-error" class="field-error">{user_error}</p>
                 </div>
                 <div class="field" class:invalid=move || pass_error().is_some()>
                     <label for="password">"Password"</label>
-                    <input id="password" name="password" type="password" required=true
-                        autocomplete=if mode == Mode::Login { "current-password" } else { "new-password" }
-                        minlength=PASSWORD_MIN.to_string() maxlength=PASSWORD_MAX.to_string()
-                        aria-invalid=move || pass_error().is_some().to_string()
-                        aria-describedby="password-error"
-                        node_ref=pass_input bind:value=password on:blur=move |_| pass_touched.set(true)/>
-                    {password_hint.map(|h| view! { <p class="field-hint">{h}</p> })}
-                    <p id="password-error" class="field-error" aria-live="polite">{pass_error}</p>
+                    // No maxlength: the browser counts UTF-16 units and would cut a password the
+                    // server (which counts characters) accepts; the inline check says "too long".
+                    <div class="password-row">
+                        <input id="password" name="password" required=true
+                            type=move || if show_password.get() { "text" } else { "password" }
+                            autocomplete=if mode == Mode::Login { "current-password" } else { "new-password" }
+                            aria-invalid=move || pass_error().is_some().to_string()
+                            aria-describedby=if password_hint.is_some() { "password-hint password-error caps-hint" } else { "password-error caps-hint" }
+                            node_ref=pass_input bind:value=password on:blur=move |_| pass_touched.set(true)
+                            on:keydown=on_key on:keyup=on_key/>
+                        <button type="button" class="button button-small button-secondary reveal" aria-controls="password"
+                            aria-pressed=move || show_password.get().to_string() on:click=move |_| show_password.update(|v| *v = !*v)>
+                            {move || if show_password.get() { "Hide" } else { "Show" }}
+                            <span class="visually-hidden">" password"</span>
+                        </button>
+                    </div>
+                    {password_hint.map(|h| view! { <p id="password-hint" class="field-hint">{h}</p> })}
+                    <p id="caps-hint" class="field-hint" role="status">{move || caps_lock.get().then_some("Caps Lock is on.")}</p>
+                    <p id="password-error" class="field-error">{pass_error}</p>
                 </div>
-                <p id="form-error" class="form-error" role="alert" data-testid="form-error">
+                <p id="form-error" class="form-error" role="alert" tabindex="-1" data-testid="form-error" node_ref=form_error_ref>
                     {move || form_error().map(|e| e.to_string())}
                 </p>
-                <button type="submit" class="button button-wide" disabled=move || action.pending().get()
+                <button type="submit" class="button button-wide" disabled=move || action.pending().get() || waiting()
                     aria-busy=move || action.pending().get().to_string()>
                     <Show when=move || action.pending().get()>
                         <span class="spinner" aria-hidden="true"></span>
                     </Show>
-                    {submit}
+                    {submit_label}
+                    <Show when=waiting>
+                        <span class="countdown" data-testid="countdown">{move || format!(" (wait {} s)", wait.remaining.get())}</span>
+                    </Show>
                 </button>
             </form>
             <p class="switch">{other_text}" "<A href=other_href>{other_label}</A></p>
@@ -176,4 +217,55 @@ fn prefilled(id: &str) -> String {
     }
     let _ = id;
     String::new()
+}
+
+/// Moves focus to `target` (once it is in the page).
+#[cfg(feature = "hydrate")]
+fn focus<E>(target: NodeRef<E>)
+where
+    E: leptos::html::ElementType,
+    E::Output: wasm_bindgen::JsCast + Clone + 'static,
+{
+    use wasm_bindgen::JsCast;
+    if let Some(el) = target.get_untracked() {
+        if let Some(el) = el.dyn_ref::<web_sys::HtmlElement>() {
+            let _ = el.focus();
+        }
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn focus<E: leptos::html::ElementType>(_: NodeRef<E>) {}
+
+/// Seconds left to wait, ticking down to 0.
+#[derive(Clone, Copy)]
+struct Countdown {
+    remaining: RwSignal<u64>,
+}
+
+impl Countdown {
+    fn new() -> Self {
+        Self { remaining: RwSignal::new(0) }
+    }
+
+    fn start(self, seconds: u64) {
+        self.remaining.set(seconds);
+        #[cfg(feature = "hydrate")]
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                let left = self.remaining.get_untracked().saturating_sub(1);
+                self.remaining.set(left);
+            },
+            std::time::Duration::from_secs(1),
+        ) {
+            // Stops itself at 0, or when the page goes away.
+            let stop = move || handle.clear();
+            Effect::new(move |_| {
+                if self.remaining.get() == 0 {
+                    stop();
+                }
+            });
+            on_cleanup(stop);
+        }
+    }
 }

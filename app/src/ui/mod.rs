@@ -9,7 +9,7 @@ pub mod session;
 
 use guard::RequireAuth;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 use session::{Auth, AuthStatus};
@@ -18,9 +18,17 @@ const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (
     if (!document.body.hasAttribute('data-hydrated')) { e.preventDefault(); e.target.setAttribute('data-submit-pending', ''); } \
 }, true);";
 
+/// Where the stylesheet is served; the server provides it (its name carries a hash of its content).
+#[derive(Clone, Debug)]
+pub struct Stylesheet(pub String);
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_content_security_policy(&options);
+    // In the head the server writes, outside what the browser hydrates.
+    let stylesheet = use_context::<Stylesheet>()
+        .map(|s| s.0)
+        .unwrap_or_else(|| format!("/{}/{}.css", options.site_pkg_dir, options.output_name));
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -30,6 +38,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // First, before any other script: a form submitted before the WASM is ready is
                 // held back and marked, and the page sends it once hydrated (`ui::login`).
                 <script nonce=leptos::nonce::use_nonce() inner_html=HOLD_EARLY_SUBMITS></script>
+                <link rel="stylesheet" href=stylesheet/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -77,11 +86,11 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/baton.css"/>
         <Title formatter=|page: String| if page.is_empty() { "Baton".to_owned() } else { format!("{page} · Baton") }/>
         <Meta name="color-scheme" content="light dark"/>
         <Meta name="description" content="Baton: sign in once, stay signed in safely."/>
         <Router>
+            <FocusHeadingOnNavigate/>
             <header class="topbar">
                 <A href="/" attr:class="brand">
                     <span class="brand-mark" aria-hidden="true"></span>
@@ -107,6 +116,31 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
+}
+
+/// After a navigation inside the app, focus goes to the new page's heading, so a screen reader
+/// announces the page and the next Tab starts from its top (as after a full page load).
+#[component]
+fn FocusHeadingOnNavigate() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |previous: Option<String>| {
+        let path = location.pathname.get();
+        #[cfg(feature = "hydrate")]
+        if previous.is_some_and(|p| p != path) {
+            request_animation_frame(|| {
+                use wasm_bindgen::JsCast;
+                if let Some(heading) = document().query_selector("main h1").ok().flatten() {
+                    let _ = heading.set_attribute("tabindex", "-1");
+                    if let Some(heading) = heading.dyn_ref::<web_sys::HtmlElement>() {
+                        let _ = heading.focus();
+                    }
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = previous;
+        path
+    });
 }
 
 /// `/`: inside when logged in, else the login page.

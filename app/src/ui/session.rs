@@ -1,9 +1,23 @@
-//! The browser's side of a login: the tokens, kept with gloo-storage in localStorage and cached in
-//! memory; the reactive [`Auth`] state the pages read; and refreshing, one at a time per tab and
-//! across tabs. On the server every page sees [`AuthStatus::Checking`], and so does the browser
-//! until hydration is done: the two render the same placeholder, so hydration never mismatches.
+//! The browser's side of a login: the reactive [`Auth`] state the pages read, and the session's
+//! life in the browser — log in, renew, log out — coordinated across the tabs of one browser.
+//! On the server every page sees [`AuthStatus::Checking`], and so does the browser until
+//! hydration is done: the two render the same placeholder, so hydration never mismatches.
+//!
+//! The rules, for every tab at once:
+//! - a refresh token is spent by one tab only, under a cross-tab lock ([`lock`]); a tab that
+//!   waited reads what the other stored instead of refreshing again;
+//! - results are stored before the lock is released, and only over the tokens they replace, so
+//!   a logout always wins over a refresh that answers late ([`store::replace`]);
+//! - only the server saying the session ended ends it; a network error, a 429 or a 503 is
+//!   reported and leaves the tokens in place.
+
+#[cfg(feature = "hydrate")]
+mod lock;
+#[cfg(feature = "hydrate")]
+mod store;
 
 use crate::api::{TokenResponse, User};
+use crate::error::AppError;
 use leptos::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +37,8 @@ pub struct Auth {
     pub access_expires_at: RwSignal<Option<f64>>,
     /// A message for the login page, such as why the session ended.
     pub notice: RwSignal<Option<String>>,
+    /// The browser blocks site storage: the session lives in this tab's memory only.
+    pub storage_blocked: RwSignal<bool>,
 }
 
 impl Auth {
@@ -32,6 +48,7 @@ impl Auth {
             user: RwSignal::new(None),
             access_expires_at: RwSignal::new(None),
             notice: RwSignal::new(None),
+            storage_blocked: RwSignal::new(false),
         };
         provide_context(auth);
         #[cfg(feature = "hydrate")]
@@ -43,25 +60,29 @@ impl Auth {
 /// Stores the tokens of a successful login or signup and shows the user as logged in.
 pub fn logged_in(res: TokenResponse) {
     #[cfg(feature = "hydrate")]
-    browser::save(browser::StoredTokens::from_response(res, js_sys::Date::now()));
+    browser::logged_in(res);
     #[cfg(not(feature = "hydrate"))]
     let _ = res;
 }
 
-/// Forgets the tokens (this tab and, through the storage event, the others).
-pub fn logged_out(notice: Option<&str>) {
+/// Ends this session (or, `everywhere`, all of the user's sessions) on the server, then forgets
+/// the tokens in every tab; this tab's pages learn it from [`logged_out`], called once the page
+/// has navigated away. When the server cannot be reached the tokens stay and the error is
+/// returned: the user must not believe a session ended that did not.
+pub async fn log_out(everywhere: bool) -> Result<(), AppError> {
     #[cfg(feature = "hydrate")]
-    browser::clear(notice);
+    return browser::log_out(everywhere).await;
     #[cfg(not(feature = "hydrate"))]
-    let _ = notice;
+    {
+        let _ = everywhere;
+        Ok(())
+    }
 }
 
-/// The current refresh token, for logout.
-pub fn refresh_token() -> Option<String> {
+/// Shows this tab as logged out (after [`log_out`]).
+pub fn logged_out() {
     #[cfg(feature = "hydrate")]
-    return browser::current().map(|t| t.refresh_token);
-    #[cfg(not(feature = "hydrate"))]
-    None
+    browser::logged_out();
 }
 
 #[cfg(feature = "hydrate")]
@@ -69,50 +90,29 @@ pub use browser::{fresh_access_token, refresh_after_rejection};
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use super::{Auth, AuthStatus};
-    use crate::api::{TokenResponse, User};
-    use serde::{Deserialize, Serialize};
+    use super::store::{self, StoredTokens, Swap};
+    use super::{lock, Auth, AuthStatus};
+    use crate::api::TokenResponse;
     use crate::error::AppError;
     use futures::future::{FutureExt, LocalBoxFuture, Shared};
-    use gloo_storage::{LocalStorage, Storage};
     use leptos::prelude::*;
     use std::cell::{Cell, RefCell};
-    use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
     const SESSION_ENDED: &str = "Your session has ended. Please log in again.";
-    /// Another tab may hold the refresh lock this long before this one refreshes without it.
-    const LOCK_TIMEOUT_MS: u32 = 10_000;
+    const ENDED_ELSEWHERE: &str = "You were logged out in another tab.";
+    /// A refresh that has no answer by then is reported as failed (and the lock released).
+    const REFRESH_TIMEOUT_MS: i32 = 30_000;
+    /// Another tab's stored tokens reach this one within milliseconds; this is the limit.
+    const STORAGE_CATCH_UP_MS: i32 = 3_000;
+    const STILL_RENEWING: &str = "Another tab is still renewing your session. Try again in a moment.";
+    /// A 503 asking for at most this long is waited out once before the refresh is reported.
+    const BUSY_RETRY_MAX_SECS: u64 = 5;
 
-    /// What localStorage holds under [`STORAGE_KEY`].
-    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-    pub struct StoredTokens {
-        pub user: User,
-        pub access_token: String,
-        pub refresh_token: String,
-        pub access_expires_at: f64,
-        /// The access token's whole lifetime, to refresh a fraction of it before the end.
-        pub access_lifetime_ms: f64,
-    }
+    type RefreshFuture = Shared<LocalBoxFuture<'static, Result<StoredTokens, AppError>>>;
 
-    pub const STORAGE_KEY: &str = "baton.tokens";
-
-    impl StoredTokens {
-        pub fn from_response(res: TokenResponse, now_ms: f64) -> Self {
-            let lifetime = res.expires_in as f64 * 1000.0;
-            Self {
-                user: res.user,
-                access_token: res.access_token,
-                refresh_token: res.refresh_token,
-                access_expires_at: now_ms + lifetime,
-                access_lifetime_ms: lifetime,
-            }
-        }
-
-        /// Refresh this long before expiry: 10 s, or half the lifetime when that is shorter.
-        fn due_for_refresh(&self, now_ms: f64) -> bool {
-            let margin = (self.access_lifetime_ms / 2.0).min(10_000.0);
-            now_ms >= self.access_expires_at - margin
-        }
+    thread_local! {
+        static AUTH: Cell<Option<Auth>> = const { Cell::new(None) };
+        static IN_FLIGHT: RefCell<Option<RefreshFuture>> = const { RefCell::new(None) };
     }
 
     impl Auth {
@@ -123,108 +123,141 @@ mod browser {
         }
     }
 
-    type RefreshFuture = Shared<LocalBoxFuture<'static, Result<StoredTokens, AppError>>>;
-
-    thread_local! {
-        static AUTH: Cell<Option<Auth>> = const { Cell::new(None) };
-        static CACHE: RefCell<Option<StoredTokens>> = const { RefCell::new(None) };
-        static IN_FLIGHT: RefCell<Option<RefreshFuture>> = const { RefCell::new(None) };
+    fn with_auth(f: impl FnOnce(Auth)) {
+        if let Some(auth) = AUTH.with(Cell::get) {
+            f(auth);
+        }
     }
 
     pub fn attach(auth: Auth) {
         AUTH.with(|a| a.set(Some(auth)));
         // Runs after hydration: until then the page shows what the server rendered.
         Effect::new(move |_| {
-            let tokens = read_storage();
-            CACHE.with(|c| *c.borrow_mut() = tokens.clone());
-            auth.show(tokens.as_ref());
+            auth.storage_blocked.set(!store::shared());
+            auth.show(store::load().as_ref());
         });
         // Another tab logged in, refreshed or logged out.
-        let handle = window_event_listener(leptos::ev::storage, move |ev| {
-            if ev.key().as_deref() == Some(STORAGE_KEY) {
-                let tokens = read_storage();
-                CACHE.with(|c| *c.borrow_mut() = tokens.clone());
-                if tokens.is_none() {
-                    auth.notice.set(Some("You logged out in another tab.".into()));
+        let storage = window_event_listener(leptos::ev::storage, move |ev| {
+            if ev.key().as_deref() == Some(store::STORAGE_KEY) {
+                let tokens = store::load();
+                if tokens.is_none() && auth.status.get_untracked() == AuthStatus::LoggedIn {
+                    auth.notice.set(Some(ENDED_ELSEWHERE.into()));
                 }
                 auth.show(tokens.as_ref());
             }
         });
-        on_cleanup(move || handle.remove());
+        // Shown again (back/forward cache, a tab brought to the front): storage events may have
+        // been missed meanwhile.
+        let shown = window_event_listener(leptos::ev::pageshow, move |_| auth.show(store::load().as_ref()));
+        let visible = window_event_listener(leptos::ev::visibilitychange, move |_| {
+            if !document().hidden() {
+                auth.show(store::load().as_ref());
+            }
+        });
+        on_cleanup(move || {
+            storage.remove();
+            shown.remove();
+            visible.remove();
+        });
     }
 
-    fn read_storage() -> Option<StoredTokens> {
-        LocalStorage::get::<StoredTokens>(STORAGE_KEY).ok()
-    }
-
-    pub fn current() -> Option<StoredTokens> {
-        CACHE.with(|c| c.borrow().clone()).or_else(read_storage)
-    }
-
-    pub fn save(tokens: StoredTokens) {
-        if let Err(e) = LocalStorage::set(STORAGE_KEY, &tokens) {
-            leptos::logging::warn!("could not store the session: {e}");
-        }
-        CACHE.with(|c| *c.borrow_mut() = Some(tokens.clone()));
-        if let Some(auth) = AUTH.with(Cell::get) {
+    pub fn logged_in(res: TokenResponse) {
+        let tokens = StoredTokens::from_response(res, js_sys::Date::now());
+        store::store(&tokens);
+        with_auth(|auth| {
             auth.notice.set(None);
+            auth.storage_blocked.set(!store::shared());
             auth.show(Some(&tokens));
-        }
+        });
     }
 
-    pub fn clear(notice: Option<&str>) {
-        LocalStorage::delete(STORAGE_KEY);
-        CACHE.with(|c| *c.borrow_mut() = None);
-        if let Some(auth) = AUTH.with(Cell::get) {
-            auth.notice.set(notice.map(str::to_owned));
-            auth.show(None);
+    pub async fn log_out(everywhere: bool) -> Result<(), AppError> {
+        let Some(tokens) = store::load() else { return Ok(()) };
+        let answer = if everywhere {
+            crate::server_fns::logout_all().await
+        } else {
+            // Any token of the session names it, even one a refresh in flight is replacing.
+            crate::server_fns::logout(tokens.refresh_token).await
+        };
+        match answer {
+            Ok(()) => {}
+            // Already over: that is what the user asked for.
+            Err(e) if e.ends_session() => {}
+            Err(e) => return Err(e),
         }
+        // From now on a refresh that answers late finds nothing to replace (`store::replace`).
+        store::remove();
+        Ok(())
+    }
+
+    pub fn logged_out() {
+        with_auth(|auth| {
+            auth.notice.set(None);
+            auth.show(store::load().as_ref());
+        });
     }
 
     /// An access token good for the next call, refreshing first when it is about to expire.
-    /// `None` when logged out or when the session has ended.
-    pub async fn fresh_access_token() -> Option<String> {
-        let tokens = current()?;
+    /// `Ok(None)` when logged out; an error when renewing failed (and, if the server said so, the
+    /// session has ended).
+    pub async fn fresh_access_token() -> Result<Option<String>, AppError> {
+        let Some(tokens) = store::load() else { return Ok(None) };
         if !tokens.due_for_refresh(js_sys::Date::now()) {
-            return Some(tokens.access_token);
+            return Ok(Some(tokens.access_token));
         }
-        refresh(tokens.refresh_token).await.ok().map(|t| t.access_token)
+        refresh(tokens.refresh_token).await.map(|t| Some(t.access_token))
     }
 
     /// The server refused `rejected_access_token`: refresh (unless that already happened) and
     /// return the new access token for one retry.
-    pub async fn refresh_after_rejection(rejected_access_token: &str) -> Option<String> {
-        let tokens = current()?;
+    pub async fn refresh_after_rejection(rejected_access_token: &str) -> Result<Option<String>, AppError> {
+        let Some(tokens) = store::load() else { return Ok(None) };
         if tokens.access_token != rejected_access_token {
-            return Some(tokens.access_token);
+            return Ok(Some(tokens.access_token));
         }
-        refresh(tokens.refresh_token).await.ok().map(|t| t.access_token)
+        refresh(tokens.refresh_token).await.map(|t| Some(t.access_token))
     }
 
-    /// One refresh at a time: calls in this tab share the one in flight, and tabs take turns
-    /// through a Web Lock. Inside the lock the stored tokens are read again: when another tab has
-    /// already rotated `stale`, its result is used instead of spending a token a second time.
+    /// How a refresh ended, for this tab's view of the session.
+    enum Outcome {
+        Renewed(StoredTokens),
+        /// The server ended the session.
+        Ended,
+        /// A logout (here or in another tab) came first; the answer is dropped.
+        LoggedOutMeanwhile,
+        Failed(AppError),
+    }
+
+    /// Calls in this tab share the refresh in flight; tabs take turns through [`lock`].
     fn refresh(stale: String) -> RefreshFuture {
         IN_FLIGHT.with(|slot| {
             if let Some(running) = slot.borrow().as_ref() {
                 return running.clone();
             }
             let fut = async move {
-                let result: Result<StoredTokens, AppError> = with_refresh_lock(async move {
-                    if let Some(stored) = read_storage().filter(|t| t.refresh_token != stale) {
-                        return Ok(stored);
-                    }
-                    let res = crate::server_fns::refresh(stale).await?;
-                    Ok(StoredTokens::from_response(res, js_sys::Date::now()))
-                })
-                .await;
+                let outcome = lock::exclusive(spend(stale))
+                    .await
+                    .unwrap_or_else(|lock::TimedOut| Outcome::Failed(AppError::Network(STILL_RENEWING.into())));
                 IN_FLIGHT.with(|slot| slot.borrow_mut().take());
-                match &result {
-                    Ok(tokens) => save(tokens.clone()),
-                    Err(e) if e.ends_session() => clear(Some(SESSION_ENDED)),
-                    Err(e) => leptos::logging::warn!("refresh failed: {e}"),
+                with_auth(|auth| match &outcome {
+                    Outcome::Renewed(tokens) => auth.show(Some(tokens)),
+                    Outcome::Ended => {
+                        // Unless another tab logged in again meanwhile.
+                        let now = store::load();
+                        if now.is_none() {
+                            auth.notice.set(Some(SESSION_ENDED.into()));
+                        }
+                        auth.show(now.as_ref());
+                    }
+                    Outcome::LoggedOutMeanwhile => auth.show(store::load().as_ref()),
+                    // The tokens stay; the call that needed them reports the error.
+                    Outcome::Failed(_) => {}
+                });
+                match outcome {
+                    Outcome::Renewed(tokens) => Ok(tokens),
+                    Outcome::Ended | Outcome::LoggedOutMeanwhile => Err(AppError::InvalidRefreshToken),
+                    Outcome::Failed(e) => Err(e),
                 }
-                result
             }
             .boxed_local()
             .shared();
@@ -233,41 +266,53 @@ mod browser {
         })
     }
 
-    /// Runs `work` holding the `baton-refresh` Web Lock; without the API, or when the lock is not
-    /// granted within [`LOCK_TIMEOUT_MS`], runs it anyway (the server's grace window covers that).
-    async fn with_refresh_lock<T: 'static>(work: impl std::future::Future<Output = T> + 'static) -> T {
-        let work = std::rc::Rc::new(RefCell::new(Some(work.boxed_local())));
-        let result = std::rc::Rc::new(RefCell::new(None));
-        let granted = lock_manager().and_then(|locks| {
-            let request: js_sys::Function = js_sys::Reflect::get(&locks, &"request".into()).ok()?.dyn_into().ok()?;
-            let options = js_sys::Object::new();
-            let signal = web_sys::AbortSignal::timeout_with_u32(LOCK_TIMEOUT_MS);
-            js_sys::Reflect::set(&options, &"signal".into(), &signal).ok()?;
-            let (work, result) = (work.clone(), result.clone());
-            let callback = Closure::once(move |_lock: JsValue| -> js_sys::Promise {
-                let job = work.borrow_mut().take();
-                wasm_bindgen_futures::future_to_promise(async move {
-                    if let Some(job) = job {
-                        *result.borrow_mut() = Some(job.await);
-                    }
-                    Ok(JsValue::UNDEFINED)
-                })
-            });
-            let promise = request.call3(&locks, &"baton-refresh".into(), &options, callback.as_ref()).ok()?;
-            Some((promise.dyn_into::<js_sys::Promise>().ok()?, callback))
-        });
-        if let Some((promise, _callback)) = granted {
-            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    /// Runs under the lock: spends `stale` unless another tab already did, and stores the result
+    /// before the lock is released.
+    async fn spend(stale: String) -> Outcome {
+        match store::load() {
+            None => return Outcome::LoggedOutMeanwhile,
+            Some(now) if now.refresh_token != stale => return Outcome::Renewed(now),
+            Some(_) => {}
         }
-        if let Some(done) = result.borrow_mut().take() {
-            return done;
+        if lock::was_spent(&stale).await {
+            // Another tab spent it and stored the result, which has yet to reach this tab.
+            return match lock::within(STORAGE_CATCH_UP_MS, store::replaced(&stale)).await {
+                Some(Some(now)) => Outcome::Renewed(now),
+                Some(None) => Outcome::LoggedOutMeanwhile,
+                None => Outcome::Failed(AppError::Network(STILL_RENEWING.into())),
+            };
         }
-        let job = work.borrow_mut().take().expect("the work runs once, with or without the lock");
-        job.await
+        let answer = match ask(&stale).await {
+            // Refused before anything changed: the same token is still good a moment later.
+            Err(AppError::Busy { retry_after }) if retry_after <= BUSY_RETRY_MAX_SECS => {
+                lock::sleep(retry_after as i32 * 1000).await;
+                ask(&stale).await
+            }
+            answer => answer,
+        };
+        match answer {
+            Ok(res) => {
+                let tokens = StoredTokens::from_response(res, js_sys::Date::now());
+                let outcome = match store::replace(&stale, Some(&tokens)) {
+                    Swap::Done => Outcome::Renewed(tokens),
+                    Swap::Moved(Some(now)) => Outcome::Renewed(now),
+                    Swap::Moved(None) => Outcome::LoggedOutMeanwhile,
+                };
+                lock::mark_spent(&stale).await;
+                outcome
+            }
+            Err(e) if e.ends_session() => {
+                // Not over a login that happened meanwhile in another tab.
+                let _ = store::replace(&stale, None);
+                Outcome::Ended
+            }
+            Err(e) => Outcome::Failed(e),
+        }
     }
 
-    fn lock_manager() -> Option<JsValue> {
-        let navigator = window().navigator();
-        js_sys::Reflect::get(&navigator, &"locks".into()).ok().filter(|l| !l.is_undefined())
+    async fn ask(stale: &str) -> Result<TokenResponse, AppError> {
+        lock::within(REFRESH_TIMEOUT_MS, crate::server_fns::refresh(stale.to_owned())).await.unwrap_or_else(|| {
+            Err(AppError::Network("Renewing your session took too long. Check your connection and try again.".into()))
+        })
     }
 }

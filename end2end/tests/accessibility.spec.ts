@@ -1,0 +1,109 @@
+import AxeBuilder from "@axe-core/playwright";
+import { Page } from "@playwright/test";
+import { test, expect, gotoHydrated, signUp, uniqueName, PASSWORD } from "./fixtures";
+
+async function seriousViolations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).analyze();
+  return results.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+for (const colorScheme of ["light", "dark"] as const) {
+  test(`axe finds no serious or critical violation on /login, /signup and /inside (${colorScheme})`, async ({ page }) => {
+    await page.emulateMedia({ colorScheme });
+    for (const path of ["/login", "/signup"]) {
+      await gotoHydrated(page, path);
+      // With the form's errors showing too: they have their own colours.
+      await page.getByRole("button", { name: path === "/login" ? "Log in" : "Create account" }).click();
+      await expect(page.getByText(/Username must be/)).toBeVisible();
+      expect(await seriousViolations(page), path).toEqual([]);
+    }
+    await signUp(page);
+    await expect(page.getByTestId("sessions")).not.toContainText("Loading");
+    expect(await seriousViolations(page), "/inside").toEqual([]);
+  });
+}
+
+test("a failed submit moves focus to what needs fixing", async ({ page }) => {
+  await gotoHydrated(page, "/login");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page.getByLabel("Username")).toBeFocused();
+  await page.getByLabel("Username").fill(uniqueName());
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page.getByLabel("Password")).toBeFocused();
+  // Wrong credentials are about the whole form: focus goes to its error.
+  await page.getByLabel("Password").fill("not the right password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page.getByTestId("form-error")).toContainText("Wrong username or password");
+  await expect(page.getByTestId("form-error")).toBeFocused();
+});
+
+test("after a navigation inside the app, focus is on the new page's heading", async ({ page }) => {
+  await gotoHydrated(page, "/login");
+  await page.getByRole("link", { name: "Create an account" }).click();
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Create your account");
+  await expect(page.getByRole("heading", { level: 1 })).toBeFocused();
+});
+
+test("the password field: a show toggle, the hint in its description, no cut by maxlength", async ({ page }) => {
+  await gotoHydrated(page, "/signup");
+  const password = page.getByLabel("Password");
+  await expect(password).toHaveAttribute("type", "password");
+  const toggle = page.getByRole("button", { name: "Show password" });
+  await toggle.click();
+  await expect(password).toHaveAttribute("type", "text");
+  await expect(page.getByRole("button", { name: "Hide password" })).toHaveAttribute("aria-pressed", "true");
+  await expect(password).toHaveAccessibleDescription(/8 to 128 characters/);
+  // 100 characters the server accepts are 200 UTF-16 units: a maxlength of 128 would cut them.
+  const long = "🔑".repeat(100);
+  await password.fill(long);
+  await expect(password).toHaveValue(long);
+  const name = uniqueName();
+  await page.getByLabel("Username").fill(name);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/inside$/);
+  await page.getByTestId("logout").click();
+  await gotoHydrated(page, "/login");
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password").fill(long);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/inside$/);
+});
+
+test("Caps Lock is pointed out while typing the password", async ({ page }) => {
+  await gotoHydrated(page, "/login");
+  // Headless Chromium keeps no Caps Lock state of its own: the key events carry it.
+  const password = page.getByLabel("Password");
+  await password.dispatchEvent("keydown", { key: "A", modifierCapsLock: true });
+  await expect(page.getByText("Caps Lock is on.")).toBeVisible();
+  await password.dispatchEvent("keyup", { key: "a", modifierCapsLock: false });
+  await expect(page.getByText("Caps Lock is on.")).toHaveCount(0);
+});
+
+test("log out everywhere asks first; revoke buttons name the device", async ({ page, browser }) => {
+  const name = await signUp(page);
+  const other = await browser.newContext({ userAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" });
+  const phone = await other.newPage();
+  await gotoHydrated(phone, "/login");
+  await phone.getByLabel("Username").fill(name);
+  await phone.getByLabel("Password").fill(PASSWORD);
+  await phone.getByRole("button", { name: "Log in" }).click();
+  await expect(phone).toHaveURL(/\/inside$/);
+
+  await page.reload();
+  await page.waitForSelector("body[data-hydrated=true]");
+  await expect(page.getByRole("button", { name: /^Revoke Firefox at 127\.0\.0\.1, last active / })).toBeVisible();
+
+  await page.getByRole("button", { name: "Log out everywhere" }).click();
+  await expect(page.getByText("This logs you out on every device")).toBeVisible();
+  await expect(page).toHaveURL(/\/inside$/);
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await expect(page.getByText("This logs you out on every device")).toBeHidden();
+  await page.getByRole("button", { name: "Log out everywhere" }).click();
+  await page.getByRole("button", { name: "End all sessions" }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await phone.getByTestId("load-secret").click();
+  await expect(phone).toHaveURL(/\/login/);
+  await other.close();
+});

@@ -1,0 +1,42 @@
+import { test, expect } from "./fixtures";
+
+// The first load: hashed names cached for a year, brotli or gzip by content negotiation, and the
+// plain names revalidated by ETag.
+
+test("the WASM, its JS and the stylesheet: hashed names, immutable caching, brotli and gzip", async ({ request }) => {
+  const html = await (await request.get("/login")).text();
+  const linked = ["wasm", "js", "css"].map((ext) => {
+    const found = html.match(new RegExp(`/pkg/baton\\.[0-9a-f]{16}\\.${ext}`));
+    expect(found, `a hashed .${ext} in the page`).not.toBeNull();
+    return found![0];
+  });
+  for (const path of linked) {
+    const plain = await request.get(path, { headers: { "accept-encoding": "identity" } });
+    expect(plain.status()).toBe(200);
+    expect(plain.headers()["content-encoding"]).toBeUndefined();
+    const body = await plain.body();
+    for (const encoding of ["br", "gzip"]) {
+      const res = await request.get(path, { headers: { "accept-encoding": `${encoding}` } });
+      expect(res.status(), path).toBe(200);
+      expect(res.headers()["content-encoding"], path).toBe(encoding);
+      expect(res.headers()["cache-control"], path).toBe("public, max-age=31536000, immutable");
+      expect(res.headers()["vary"], path).toMatch(/accept-encoding/i);
+      expect(Number(res.headers()["content-length"]), path).toBeLessThan(body.length);
+      expect((await res.body()).equals(body), `${path} decodes to the same bytes`).toBe(true);
+    }
+  }
+  const wasm = await request.get(linked[0], { headers: { "accept-encoding": "br" } });
+  expect(wasm.headers()["content-type"]).toBe("application/wasm");
+});
+
+test("the plain names revalidate with ETag", async ({ request }) => {
+  const res = await request.get("/pkg/baton.wasm", { headers: { "accept-encoding": "br" } });
+  expect(res.status()).toBe(200);
+  expect(res.headers()["cache-control"]).toBe("no-cache");
+  const etag = res.headers()["etag"];
+  expect(etag).toMatch(/^"[0-9a-f]{16}"$/);
+  const again = await request.get("/pkg/baton.wasm", { headers: { "if-none-match": etag } });
+  expect(again.status()).toBe(304);
+  const changed = await request.get("/pkg/baton.wasm", { headers: { "if-none-match": '"0000000000000000"' } });
+  expect(changed.status()).toBe(200);
+});

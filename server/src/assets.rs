@@ -1,0 +1,230 @@
+//! The site's build output under `/pkg`: the WASM, its JS glue and the stylesheet. Each file is
+//! read once at start, given a name that carries a hash of its content (`baton.3f9a….wasm`) and
+//! served from memory with a year of immutable caching, so a returning browser asks for nothing and
+//! a new release is a new name. Each is compressed once, with brotli and gzip, and sent in the
+//! encoding the browser prefers. The plain names keep working, revalidated by ETag.
+//!
+//! Under `cargo leptos watch` the files change while the server runs: they are then served from
+//! disk as they are, and the pages name them plainly.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const REVALIDATE: &str = "no-cache";
+
+/// The files of `/pkg` by the names they are served under, and the names the pages link to.
+#[derive(Default)]
+pub struct Assets {
+    files: HashMap<String, Arc<Asset>>,
+    /// `baton.<hash>`: the JS glue and the WASM share it (Leptos links both from one output name).
+    pub output_name: Option<String>,
+    /// `/pkg/baton.<hash>.css`.
+    pub stylesheet: Option<String>,
+}
+
+struct Asset {
+    content_type: &'static str,
+    etag: HeaderValue,
+    immutable: bool,
+    plain: bytes::Bytes,
+    compressed: Arc<OnceCell<Compressed>>,
+}
+
+struct Compressed {
+    brotli: bytes::Bytes,
+    gzip: bytes::Bytes,
+}
+
+impl Assets {
+    /// Reads `<site_root>/<pkg_dir>/<output_name>.{js,wasm,css}`. Missing files (tests without a
+    /// site build) or a watched dev build leave it empty, and the fallback serves from disk.
+    pub fn load(options: &leptos::prelude::LeptosOptions) -> Self {
+        if std::env::var_os("LEPTOS_WATCH").is_some() {
+            return Self::default();
+        }
+        let dir = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+        let name = options.output_name.as_ref();
+        let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).ok();
+        let (Some(js), Some(wasm)) = (read("js"), read("wasm")) else { return Self::default() };
+        let mut assets = Self::default();
+        let code_hash = short_hash(&[&js, &wasm]);
+        let output_name = format!("{name}.{code_hash}");
+        assets.add(name, "js", &output_name, "text/javascript", js);
+        assets.add(name, "wasm", &output_name, "application/wasm", wasm);
+        if let Some(css) = read("css") {
+            let css_name = format!("{name}.{}", short_hash(&[&css]));
+            assets.stylesheet = Some(format!("/{}/{css_name}.css", options.site_pkg_dir));
+            assets.add(name, "css", &css_name, "text/css", css);
+        }
+        assets.output_name = Some(output_name);
+        assets
+    }
+
+    fn add(&mut self, plain_name: &str, ext: &str, hashed_name: &str, content_type: &'static str, content: Vec<u8>) {
+        let etag = HeaderValue::from_str(&format!("\"{}\"", short_hash(&[&content]))).expect("hex is a valid header");
+        let (plain, compressed) = (bytes::Bytes::from(content), Arc::new(OnceCell::new()));
+        for (file, immutable) in [(format!("{hashed_name}.{ext}"), true), (format!("{plain_name}.{ext}"), false)] {
+            let asset = Asset { content_type, etag: etag.clone(), immutable, plain: plain.clone(), compressed: compressed.clone() };
+            self.files.insert(file, Arc::new(asset));
+        }
+    }
+
+    /// Compresses every file in the background, so the first browser does not wait for it.
+    pub fn precompress(self: &Arc<Self>) {
+        for asset in self.files.values().filter(|a| a.immutable).cloned() {
+            tokio::spawn(async move {
+                asset.compressed().await;
+            });
+        }
+    }
+}
+
+impl Asset {
+    async fn compressed(&self) -> &Compressed {
+        let plain = self.plain.clone();
+        self.compressed
+            .get_or_init(|| async move {
+                // Brotli at its best level takes a second or two for the WASM: off the executor.
+                tokio::task::spawn_blocking(move || Compressed { brotli: brotli(&plain), gzip: gzip(&plain) })
+                    .await
+                    .expect("compressing does not panic")
+            })
+            .await
+    }
+}
+
+fn short_hash(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn brotli(data: &[u8]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(data.len() / 3);
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, 11, 22);
+        writer.write_all(data).expect("writing to memory");
+    }
+    out.into()
+}
+
+fn gzip(data: &[u8]) -> bytes::Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).expect("writing to memory");
+    encoder.finish().expect("writing to memory").into()
+}
+
+/// `GET /pkg/{file}`: from memory, in the best encoding the client accepts; `None` for a file
+/// this does not hold (the site's fallback then looks on disk).
+pub async fn serve(assets: &Assets, file: &str, request: &HeaderMap) -> Option<Response> {
+    let asset = assets.files.get(file)?;
+    let cache = HeaderValue::from_static(if asset.immutable { IMMUTABLE } else { REVALIDATE });
+    let mut res = if request.get(header::IF_NONE_MATCH).is_some_and(|tag| etag_matches(tag, &asset.etag)) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let (encoding, body) = match preferred_encoding(request) {
+            Encoding::Brotli => (Some("br"), asset.compressed().await.brotli.clone()),
+            Encoding::Gzip => (Some("gzip"), asset.compressed().await.gzip.clone()),
+            Encoding::Identity => (None, asset.plain.clone()),
+        };
+        let mut res = Response::new(Body::from(body));
+        let headers = res.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+        if let Some(encoding) = encoding {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
+        res
+    };
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, cache);
+    headers.insert(header::ETAG, asset.etag.clone());
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Some(res)
+}
+
+fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(tags) = if_none_match.to_str() else { return false };
+    let etag = etag.to_str().unwrap_or_default();
+    tags.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag)
+}
+
+#[derive(Debug, PartialEq)]
+enum Encoding {
+    Brotli,
+    Gzip,
+    Identity,
+}
+
+/// Brotli if accepted, else gzip, else none; a coding with `q=0` is refused.
+fn preferred_encoding(request: &HeaderMap) -> Encoding {
+    let accepted: Vec<String> = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next()?.trim().to_ascii_lowercase();
+            let refused = parts.any(|p| matches!(p.trim().strip_prefix("q="), Some(q) if q.trim().parse::<f32>().ok() == Some(0.0)));
+            (!refused).then_some(coding)
+        })
+        .collect();
+    if accepted.iter().any(|c| c == "br") {
+        Encoding::Brotli
+    } else if accepted.iter().any(|c| c == "gzip") {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    }
+}
+
+/// The route's handler: a file this holds, or the site's usual answer (disk, then 404).
+pub async fn handler(
+    State(state): State<crate::AppState>,
+    Path(file): Path<String>,
+    request: axum::extract::Request,
+) -> Response {
+    if let Some(res) = serve(&state.assets, &file, request.headers()).await {
+        return res;
+    }
+    let uri = request.uri().clone();
+    crate::site::fallback(&state)(uri, State(state), request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn picks_brotli_then_gzip_and_honours_q_zero() {
+        assert_eq!(preferred_encoding(&accept("gzip, deflate, br, zstd")), Encoding::Brotli);
+        assert_eq!(preferred_encoding(&accept("gzip")), Encoding::Gzip);
+        assert_eq!(preferred_encoding(&accept("br;q=0, gzip;q=0.5")), Encoding::Gzip);
+        assert_eq!(preferred_encoding(&accept("identity")), Encoding::Identity);
+        assert_eq!(preferred_encoding(&HeaderMap::new()), Encoding::Identity);
+    }
+
+    #[test]
+    fn etags_match_lists_weak_tags_and_star() {
+        let tag = HeaderValue::from_static("\"abc\"");
+        assert!(etag_matches(&HeaderValue::from_static("\"x\", W/\"abc\""), &tag));
+        assert!(etag_matches(&HeaderValue::from_static("*"), &tag));
+        assert!(!etag_matches(&HeaderValue::from_static("\"abcd\""), &tag));
+    }
+}
