@@ -13,9 +13,23 @@ async function twoTabs(context: BrowserContext): Promise<[Page, Page, string]> {
   return [first, second, name];
 }
 
+/** Both tabs see an expired access token. (Each tab writes: a tab that keeps the tokens in memory
+ * hears only of the other's writes.) */
+async function expireInBoth(first: Page, second: Page) {
+  await setStoredExpiry(first, -1000);
+  await setStoredExpiry(second, -1000);
+}
+
 async function bothLoadTheSecretAtOnce(first: Page, second: Page, name: string) {
+  // A slow network: each refresh takes 300 ms, so the two tabs' refreshes overlap.
+  for (const tab of [first, second]) {
+    await tab.route(REFRESH, async (route) => {
+      await new Promise((r) => setTimeout(r, 300));
+      await route.continue();
+    });
+  }
   for (let round = 0; round < 3; round++) {
-    await setStoredExpiry(first, -1000);
+    await expireInBoth(first, second);
     const loaded = [first, second].map((tab) =>
       tab.waitForResponse((r) => r.url().includes("/api/fn/get_secret") && r.status() === 200),
     );
@@ -50,7 +64,7 @@ test("a refresh held back 25 s in one tab: the other tab waits for it instead of
 }) => {
   test.setTimeout(120_000);
   const [first, second, name] = await twoTabs(context);
-  await setStoredExpiry(first, -1000);
+  await expireInBoth(first, second);
   let held = 0;
   await first.route(REFRESH, async (route) => {
     if (held++ === 0) await new Promise((r) => setTimeout(r, 25_000));
@@ -75,7 +89,7 @@ for (const where of ["this tab", "another tab"]) {
   test(`a refresh that answers after a logout in ${where} does not bring the session back`, async ({ context }) => {
     const [first, second] = await twoTabs(context);
     const leaving = where === "this tab" ? first : second;
-    await setStoredExpiry(first, -1000);
+    await expireInBoth(first, second);
     // The server rotates the token at once; its answer reaches the page only after the logout.
     let answered!: () => void;
     const serverAnswered = new Promise<void>((r) => (answered = r));

@@ -200,31 +200,3 @@ pub async fn handler(
     let uri = request.uri().clone();
     crate::site::fallback(&state)(uri, State(state), request).await
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accept(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
-        h
-    }
-
-    #[test]
-    fn picks_brotli_then_gzip_and_honours_q_zero() {
-        assert_eq!(preferred_encoding(&accept("gzip, deflate, br, zstd")), Encoding::Brotli);
-        assert_eq!(preferred_encoding(&accept("gzip")), Encoding::Gzip);
-        assert_eq!(preferred_encoding(&accept("br;q=0, gzip;q=0.5")), Encoding::Gzip);
-        assert_eq!(preferred_encoding(&accept("identity")), Encoding::Identity);
-        assert_eq!(preferred_encoding(&HeaderMap::new()), Encoding::Identity);
-    }
-
-    #[test]
-    fn etags_match_lists_weak_tags_and_star() {
-        let tag = HeaderValue::from_static("\"abc\"");
-        assert!(etag_matches(&HeaderValue::from_static("\"x\", W/\"abc\""), &tag));
-        assert!(etag_matches(&HeaderValue::from_static("*"), &tag));
-        assert!(!etag_matches(&HeaderValue::from_static("\"abcd\""), &tag));
-    }
-}

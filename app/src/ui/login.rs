@@ -241,31 +241,43 @@ fn focus<E: leptos::html::ElementType>(_: NodeRef<E>) {}
 #[derive(Clone, Copy)]
 struct Countdown {
     remaining: RwSignal<u64>,
+    #[cfg(feature = "hydrate")]
+    ticking: StoredValue<Option<IntervalHandle>, LocalStorage>,
 }
 
 impl Countdown {
     fn new() -> Self {
-        Self { remaining: RwSignal::new(0) }
+        let countdown = Self {
+            remaining: RwSignal::new(0),
+            #[cfg(feature = "hydrate")]
+            ticking: StoredValue::new_local(None),
+        };
+        #[cfg(feature = "hydrate")]
+        on_cleanup(move || countdown.stop());
+        countdown
     }
 
     fn start(self, seconds: u64) {
         self.remaining.set(seconds);
         #[cfg(feature = "hydrate")]
-        if let Ok(handle) = set_interval_with_handle(
-            move || {
+        {
+            self.stop();
+            let tick = move || {
                 let left = self.remaining.get_untracked().saturating_sub(1);
                 self.remaining.set(left);
-            },
-            std::time::Duration::from_secs(1),
-        ) {
-            // Stops itself at 0, or when the page goes away.
-            let stop = move || handle.clear();
-            Effect::new(move |_| {
-                if self.remaining.get() == 0 {
-                    stop();
+                if left == 0 {
+                    self.stop();
                 }
-            });
-            on_cleanup(stop);
+            };
+            let handle = set_interval_with_handle(tick, std::time::Duration::from_secs(1)).ok();
+            self.ticking.set_value(handle);
+        }
+    }
+
+    #[cfg(feature = "hydrate")]
+    fn stop(self) {
+        if let Some(handle) = self.ticking.try_update_value(Option::take).flatten() {
+            handle.clear();
         }
     }
 }

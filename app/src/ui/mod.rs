@@ -6,6 +6,7 @@ mod inside;
 mod login;
 mod next;
 pub mod session;
+mod sync_hydrate;
 
 use guard::RequireAuth;
 use leptos::prelude::*;
@@ -13,6 +14,7 @@ use leptos_meta::{provide_meta_context, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 use session::{Auth, AuthStatus};
+use sync_hydrate::SyncHydrate;
 
 const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (e) { \
     if (!document.body.hasAttribute('data-hydrated')) { e.preventDefault(); e.target.setAttribute('data-submit-pending', ''); } \
@@ -90,30 +92,34 @@ pub fn App() -> impl IntoView {
         <Meta name="color-scheme" content="light dark"/>
         <Meta name="description" content="Baton: sign in once, stay signed in safely."/>
         <Router>
-            <FocusHeadingOnNavigate/>
-            <header class="topbar">
-                <A href="/" attr:class="brand">
-                    <span class="brand-mark" aria-hidden="true"></span>
-                    "Baton"
-                </A>
-                <nav aria-label="Account">
-                    <Show when=move || auth.status.get() == AuthStatus::LoggedOut>
-                        <A href="/login" attr:class="nav-link">"Log in"</A>
-                        <A href="/signup" attr:class="button button-small">"Sign up"</A>
-                    </Show>
-                    <Show when=move || auth.status.get() == AuthStatus::LoggedIn>
-                        <span class="nav-user" data-testid="nav-user">{move || auth.user.get().map(|u| u.username)}</span>
-                    </Show>
-                </nav>
-            </header>
-            <main id="main" class="page">
-                <Routes fallback=NotFound>
-                    <Route path=path!("") view=Home/>
-                    <Route path=path!("/login") view=login::LoginPage/>
-                    <Route path=path!("/signup") view=login::SignupPage/>
-                    <Route path=path!("/inside") view=|| view! { <RequireAuth><inside::InsidePage/></RequireAuth> }/>
-                </Routes>
-            </main>
+            // Children of `Router`, `Routes` and the guard become `AnyView`s: each in `SyncHydrate`,
+            // see there why.
+            {SyncHydrate(view! {
+                <FocusHeadingOnNavigate/>
+                <header class="topbar">
+                    <A href="/" attr:class="brand">
+                        <span class="brand-mark" aria-hidden="true"></span>
+                        "Baton"
+                    </A>
+                    <nav aria-label="Account">
+                        <Show when=move || auth.status.get() == AuthStatus::LoggedOut>
+                            <A href="/login" attr:class="nav-link">"Log in"</A>
+                            <A href="/signup" attr:class="button button-small">"Sign up"</A>
+                        </Show>
+                        <Show when=move || auth.status.get() == AuthStatus::LoggedIn>
+                            <span class="nav-user" data-testid="nav-user">{move || auth.user.get().map(|u| u.username)}</span>
+                        </Show>
+                    </nav>
+                </header>
+                <main id="main" class="page">
+                    <Routes fallback=|| SyncHydrate(view! { <NotFound/> })>
+                        <Route path=path!("") view=|| SyncHydrate(view! { <Home/> })/>
+                        <Route path=path!("/login") view=|| SyncHydrate(view! { <login::LoginPage/> })/>
+                        <Route path=path!("/signup") view=|| SyncHydrate(view! { <login::SignupPage/> })/>
+                        <Route path=path!("/inside") view=|| SyncHydrate(view! { <RequireAuth>{SyncHydrate(view! { <inside::InsidePage/> })}</RequireAuth> })/>
+                    </Routes>
+                </main>
+            })}
         </Router>
     }
 }

@@ -36,6 +36,11 @@ const TEST_SETTINGS: [(&str, &str); 5] = [
 
 /// `tweak` adjusts the configuration before start (short lifetimes, no grace window, …).
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    start(fresh_config(tweak).await).await
+}
+
+/// The test settings, a fresh data directory and a fresh database, adjusted by `tweak`.
+async fn fresh_config(tweak: impl FnOnce(&mut Config)) -> Config {
     let data_dir = temp_dir();
     let mut config = Config::from_lookup(|name| match name {
         "BATON_DATA_DIR" => Some(data_dir.display().to_string()),
@@ -44,13 +49,22 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     .expect("test configuration");
     config.database_url = fresh_database(&data_dir).await;
     tweak(&mut config);
-    start(config).await
+    config
 }
 
 /// Starts a server on an existing configuration (the same database and keys: a restart).
 pub async fn start(config: Config) -> TestApp {
+    start_serving(config, "target/site").await
+}
+
+/// A server whose site (the build output under `<site_root>/pkg`) is the test's own.
+pub async fn spawn_app_serving(site_root: &std::path::Path) -> TestApp {
+    start_serving(fresh_config(|_| {}).await, &site_root.display().to_string()).await
+}
+
+async fn start_serving(config: Config, site_root: &str) -> TestApp {
     init_test_log();
-    let options = LeptosOptions::builder().output_name("baton").site_root("target/site").build();
+    let options = LeptosOptions::builder().output_name("baton").site_root(site_root).build();
     let (addr, auth, stop) = server::spawn(config.clone(), options, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("server starts");

@@ -2,6 +2,7 @@
 //! Run on SQLite by default and on PostgreSQL with `BATON_TEST_PG_URL` (see scripts/test.sh).
 
 mod accounts;
+mod assets;
 mod common;
 mod http;
 mod limits;

@@ -81,37 +81,52 @@ async fn web_lock<T: 'static>(work: LocalBoxFuture<'static, T>) -> WebLock<T> {
     }
 }
 
-/// The fallback: a lease `{owner, until}` in localStorage. A tab writes its claim when the lease
-/// is free or expired, waits, and proceeds only if its claim is still the one stored: of tabs
-/// that claim at the same moment, the last writer wins and the others see it and wait.
+/// The fallback: a lease `until owner` in localStorage. A tab writes its claim when the lease
+/// is free or expired, and holds the lease once it has read its own claim back twice, a settling
+/// interval apart: tabs that claim at the same moment overwrite each other, every tab ends up
+/// reading the last write, and only its writer proceeds. The lease lives in the same storage as
+/// the tokens, whose writes reach other tabs in order: a tab that sees the lease released has seen
+/// the tokens stored before it, so no spent marker is needed here.
 async fn lease<T>(work: LocalBoxFuture<'static, T>) -> Result<T, TimedOut> {
     let Ok(Some(storage)) = window().local_storage() else { return Ok(work.await) };
-    let me = format!("{}", js_sys::Math::random());
+    let me = js_sys::Math::random().to_bits();
     let deadline = js_sys::Date::now() + WAIT_MS as f64;
+    let (mut mine, mut confirmed) = (None::<String>, 0);
     loop {
         let now = js_sys::Date::now();
-        let free = match storage.get_item(LEASE_KEY).ok().flatten() {
-            None => true,
-            Some(held) => held.split_once(' ').and_then(|(until, _)| until.parse::<f64>().ok()).is_none_or(|until| until < now),
-        };
-        if free {
-            let claim = format!("{} {me}", now + LEASE_MS);
-            let _ = storage.set_item(LEASE_KEY, &claim);
-            sleep(50).await;
-            if storage.get_item(LEASE_KEY).ok().flatten().as_deref() == Some(claim.as_str()) {
+        let stored = storage.get_item(LEASE_KEY).ok().flatten();
+        if mine.is_some() && stored == mine {
+            confirmed += 1;
+            if confirmed == 2 {
                 let result = work.await;
-                if storage.get_item(LEASE_KEY).ok().flatten().as_deref() == Some(claim.as_str()) {
+                if storage.get_item(LEASE_KEY).ok().flatten() == mine {
                     let _ = storage.remove_item(LEASE_KEY);
                 }
                 return Ok(result);
             }
+        } else {
+            confirmed = 0;
+            let free = stored
+                .as_deref()
+                .and_then(|held| held.split_once(' '))
+                .and_then(|(until, _)| until.parse::<f64>().ok())
+                .is_none_or(|until| until < now);
+            if free {
+                let claim = format!("{} {me:x}", (now + LEASE_MS) as u64);
+                let _ = storage.set_item(LEASE_KEY, &claim);
+                mine = Some(claim);
+            }
         }
-        if js_sys::Date::now() > deadline {
+        if now > deadline {
             return Err(TimedOut);
         }
-        sleep(100 + (js_sys::Math::random() * 100.0) as i32).await;
+        sleep(LEASE_SETTLE_MS + (js_sys::Math::random() * 40.0) as i32).await;
     }
 }
+
+/// Longer than a localStorage write takes to reach the other tabs (well under a millisecond on
+/// an idle machine, tens on a loaded one).
+const LEASE_SETTLE_MS: i32 = 60;
 
 fn locks() -> Option<JsValue> {
     js_sys::Reflect::get(&window().navigator(), &"locks".into()).ok().filter(|l| !l.is_undefined())

@@ -1,0 +1,92 @@
+//! `/pkg`: the site's build output under names that carry its content's hash, compressed once
+//! with brotli and gzip, cached for a year; the plain names revalidated by ETag.
+
+use crate::common::{spawn_app_serving, temp_dir, TestApp};
+use reqwest::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
+use std::io::Read;
+
+/// A site root with a build output of its own: compressible, and different in each test.
+async fn app_with_site() -> (TestApp, Vec<u8>) {
+    let root = temp_dir();
+    std::fs::create_dir_all(root.join("pkg")).unwrap();
+    let wasm: Vec<u8> = format!("\0asm {} ", uuid::Uuid::new_v4()).repeat(2000).into_bytes();
+    std::fs::write(root.join("pkg/baton.wasm"), &wasm).unwrap();
+    std::fs::write(root.join("pkg/baton.js"), "export function hydrate() {}\n".repeat(200)).unwrap();
+    std::fs::write(root.join("pkg/baton.css"), "body { margin: 0 }\n".repeat(200)).unwrap();
+    (spawn_app_serving(&root).await, wasm)
+}
+
+async fn get(app: &TestApp, path: &str, headers: &[(reqwest::header::HeaderName, &str)]) -> reqwest::Response {
+    let mut req = app.http.get(format!("{}{path}", app.base));
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+fn header(res: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
+    res.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pages_link_hashed_names_that_are_compressed_and_immutable() {
+    let (app, wasm) = app_with_site().await;
+    let html = get(&app, "/login", &[]).await.text().await.unwrap();
+    let linked = |ext: &str| {
+        let at = html.find(&format!(".{ext}\"")).unwrap_or_else(|| panic!("no .{ext} in the page"));
+        let start = html[..at].rfind("/pkg/baton.").unwrap();
+        let path = &html[start..at + ext.len() + 1];
+        let hash = &path["/pkg/baton.".len()..path.len() - ext.len() - 1];
+        assert!(hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{path}");
+        path.to_owned()
+    };
+    let (wasm_path, js_path, css_path) = (linked("wasm"), linked("js"), linked("css"));
+    assert_eq!(wasm_path.trim_end_matches(".wasm"), js_path.trim_end_matches(".js"), "one output name");
+
+    let brotli = get(&app, &wasm_path, &[(ACCEPT_ENCODING, "gzip, deflate, br")]).await;
+    assert_eq!(brotli.status(), 200);
+    assert_eq!(header(&brotli, CONTENT_ENCODING), "br");
+    assert_eq!(header(&brotli, CONTENT_TYPE), "application/wasm");
+    assert_eq!(header(&brotli, CACHE_CONTROL), "public, max-age=31536000, immutable");
+    assert_eq!(header(&brotli, VARY), "accept-encoding");
+    let body = brotli.bytes().await.unwrap();
+    assert!(body.len() < wasm.len() / 10, "{} bytes compressed", body.len());
+    let mut decoded = Vec::new();
+    brotli::Decompressor::new(&body[..], 4096).read_to_end(&mut decoded).unwrap();
+    assert_eq!(decoded, wasm);
+
+    let gzip = get(&app, &js_path, &[(ACCEPT_ENCODING, "gzip")]).await;
+    assert_eq!(header(&gzip, CONTENT_ENCODING), "gzip");
+    assert_eq!(header(&gzip, CONTENT_TYPE), "text/javascript");
+    let mut decoded = String::new();
+    flate2::read::GzDecoder::new(&gzip.bytes().await.unwrap()[..]).read_to_string(&mut decoded).unwrap();
+    assert!(decoded.starts_with("export function hydrate()"));
+
+    // Refused with q=0, or not offered: the next best, then none.
+    let refused = get(&app, &css_path, &[(ACCEPT_ENCODING, "br;q=0, gzip;q=0.5")]).await;
+    assert_eq!(header(&refused, CONTENT_ENCODING), "gzip");
+    let plain = get(&app, &css_path, &[(ACCEPT_ENCODING, "identity")]).await;
+    assert_eq!(header(&plain, CONTENT_ENCODING), "");
+    assert_eq!(header(&plain, CONTENT_TYPE), "text/css");
+    assert!(plain.text().await.unwrap().starts_with("body { margin: 0 }"));
+}
+
+#[tokio::test]
+async fn plain_names_are_revalidated_by_etag() {
+    let (app, wasm) = app_with_site().await;
+    let res = get(&app, "/pkg/baton.wasm", &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, CACHE_CONTROL), "no-cache");
+    let etag = header(&res, ETAG);
+    assert_eq!(res.bytes().await.unwrap(), wasm);
+
+    for matching in [etag.clone(), format!("\"0000000000000000\", W/{etag}"), "*".into()] {
+        let again = get(&app, "/pkg/baton.wasm", &[(IF_NONE_MATCH, &matching)]).await;
+        assert_eq!(again.status(), 304, "If-None-Match: {matching}");
+        assert_eq!(header(&again, ETAG), etag);
+    }
+    let changed = get(&app, "/pkg/baton.wasm", &[(IF_NONE_MATCH, "\"0000000000000000\"")]).await;
+    assert_eq!(changed.status(), 200);
+    // Files the build did not name stay on disk and a missing one is a 404.
+    assert_eq!(get(&app, "/pkg/nothing.js", &[]).await.status(), 404);
+}
