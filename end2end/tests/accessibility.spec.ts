@@ -1,6 +1,6 @@
 import AxeBuilder from "@axe-core/playwright";
 import { Page } from "@playwright/test";
-import { test, expect, gotoHydrated, signUp, uniqueName, PASSWORD } from "./fixtures";
+import { test, expect, gotoHydrated, signUp, uniqueName, logInElsewhere } from "./fixtures";
 
 async function seriousViolations(page: Page): Promise<string[]> {
   const results = await new AxeBuilder({ page }).analyze();
@@ -83,13 +83,8 @@ test("Caps Lock is pointed out while typing the password", async ({ page }) => {
 
 test("log out everywhere asks first; revoke buttons name the device", async ({ page, browser }) => {
   const name = await signUp(page);
-  const other = await browser.newContext({ userAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" });
-  const phone = await other.newPage();
-  await gotoHydrated(phone, "/login");
-  await phone.getByLabel("Username").fill(name);
-  await phone.getByLabel("Password").fill(PASSWORD);
-  await phone.getByRole("button", { name: "Log in" }).click();
-  await expect(phone).toHaveURL(/\/inside$/);
+  const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+  const { context: other, page: phone } = await logInElsewhere(browser, name, { userAgent: firefox });
 
   await page.reload();
   await page.waitForSelector("body[data-hydrated=true]");

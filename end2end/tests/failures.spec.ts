@@ -1,4 +1,4 @@
-import { test, expect, gotoHydrated, signUp, setStoredExpiry, storedTokens, REFRESH, uniqueName, PASSWORD } from "./fixtures";
+import { test, expect, gotoHydrated, signUp, setStoredExpiry, storedTokens, REFRESH, uniqueName, PASSWORD, logInElsewhere } from "./fixtures";
 
 // Only the server saying the session ended ends it. Everything else is shown for what it is, and
 // the user stays logged in.
@@ -66,13 +66,7 @@ test("a failed log out everywhere and a failed revoke are shown", async ({ page,
 
   // A second device, so there is a session to revoke.
   const username = (await page.getByTestId("username").textContent())!;
-  const other = await browser.newContext();
-  const phone = await other.newPage();
-  await gotoHydrated(phone, "/login");
-  await phone.getByLabel("Username").fill(username);
-  await phone.getByLabel("Password").fill(PASSWORD);
-  await phone.getByRole("button", { name: "Log in" }).click();
-  await expect(phone).toHaveURL(/\/inside$/);
+  const { context: other } = await logInElsewhere(browser, username);
   await page.reload();
   await page.waitForSelector("body[data-hydrated=true]");
   await page.route("**/api/fn/revoke_session", (route) => route.abort("internetdisconnected"));

@@ -1,4 +1,4 @@
-import { test as base, expect, Page, ConsoleMessage } from "@playwright/test";
+import { test as base, expect, Browser, BrowserContextOptions, Page, ConsoleMessage } from "@playwright/test";
 
 /** Network 4xx answers that a test provokes on purpose (a wrong password is a 401, too many is a
  * 429): Chromium logs each as a console error although nothing failed. Only these are tolerated,
@@ -104,3 +104,28 @@ export async function setStoredExpiry(page: Page, msFromNow: number) {
 
 /** Only these paths' requests. */
 export const REFRESH = "**/api/fn/refresh";
+
+/** Both tabs click "Load secret" at the same moment; both must show it and stay inside. */
+export async function bothLoadTheSecret(first: Page, second: Page, name: string) {
+  const loaded = [first, second].map((tab) =>
+    tab.waitForResponse((r) => r.url().includes("/api/fn/get_secret") && r.status() === 200),
+  );
+  await Promise.all([first.getByTestId("load-secret").click(), second.getByTestId("load-secret").click()]);
+  await Promise.all(loaded);
+  for (const tab of [first, second]) {
+    await expect(tab.getByTestId("secret")).toContainText(`Hello ${name}`);
+    await expect(tab).toHaveURL(/\/inside$/);
+  }
+}
+
+/** Logs `username` in from another browser (another device); close the context when done. */
+export async function logInElsewhere(browser: Browser, username: string, options: BrowserContextOptions = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  await gotoHydrated(page, "/login");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/inside$/);
+  return { context, page };
+}

@@ -1,4 +1,4 @@
-import { test, expect, gotoHydrated, signUp, setStoredExpiry } from "./fixtures";
+import { test, expect, gotoHydrated, signUp, setStoredExpiry, bothLoadTheSecret } from "./fixtures";
 
 // These need a server started with ACCESS_TOKEN_TTL=2: scripts/test.sh starts one and sets
 // SHORT_TTL_URL (and refuses a run in which anything was skipped).
@@ -41,15 +41,7 @@ test("two tabs with an expired token both load the secret and stay logged in", a
 
   for (let round = 0; round < 3; round++) {
     await first.waitForTimeout(2500);
-    const loaded = [first, second].map((tab) =>
-      tab.waitForResponse((r) => r.url().includes("/api/fn/get_secret") && r.status() === 200),
-    );
-    await Promise.all([first.getByTestId("load-secret").click(), second.getByTestId("load-secret").click()]);
-    await Promise.all(loaded);
-    for (const tab of [first, second]) {
-      await expect(tab.getByTestId("secret")).toContainText(`Hello ${name}`);
-      await expect(tab).toHaveURL(/\/inside$/);
-    }
+    await bothLoadTheSecret(first, second, name);
   }
   await second.reload();
   await second.waitForSelector("body[data-hydrated=true]");

@@ -1,5 +1,5 @@
 import { BrowserContext, Page } from "@playwright/test";
-import { test, expect, gotoHydrated, signUp, setStoredExpiry, storedTokens, REFRESH } from "./fixtures";
+import { test, expect, gotoHydrated, signUp, setStoredExpiry, storedTokens, bothLoadTheSecret, REFRESH } from "./fixtures";
 
 // The servers of scripts/test.sh run with REFRESH_REUSE_GRACE=0: a refresh token spent twice ends
 // the session at once, so these pass only if the tabs coordinate by themselves.
@@ -30,15 +30,7 @@ async function bothLoadTheSecretAtOnce(first: Page, second: Page, name: string) 
   }
   for (let round = 0; round < 3; round++) {
     await expireInBoth(first, second);
-    const loaded = [first, second].map((tab) =>
-      tab.waitForResponse((r) => r.url().includes("/api/fn/get_secret") && r.status() === 200),
-    );
-    await Promise.all([first.getByTestId("load-secret").click(), second.getByTestId("load-secret").click()]);
-    await Promise.all(loaded);
-    for (const tab of [first, second]) {
-      await expect(tab.getByTestId("secret")).toContainText(`Hello ${name}`);
-      await expect(tab).toHaveURL(/\/inside$/);
-    }
+    await bothLoadTheSecret(first, second, name);
   }
   await second.reload();
   await second.waitForSelector("body[data-hydrated=true]");

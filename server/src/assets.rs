@@ -59,6 +59,13 @@ impl Assets {
         let output_name = format!("{name}.{code_hash}");
         assets.add(name, "js", &output_name, "text/javascript", js);
         assets.add(name, "wasm", &output_name, "application/wasm", wasm);
+        // A server built without cargo-leptos (no LEPTOS_OUTPUT_NAME at compile time) links
+        // wasm-bindgen's own name for the WASM: serve that too.
+        for (alias, of) in [(format!("{output_name}_bg.wasm"), format!("{output_name}.wasm")), (format!("{name}_bg.wasm"), format!("{name}.wasm"))] {
+            if let Some(asset) = assets.files.get(&of).cloned() {
+                assets.files.insert(alias, asset);
+            }
+        }
         if let Some(css) = read("css") {
             let css_name = format!("{name}.{}", short_hash(&[&css]));
             assets.stylesheet = Some(format!("/{}/{css_name}.css", options.site_pkg_dir));
