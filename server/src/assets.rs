@@ -86,7 +86,8 @@ impl Assets {
 
     /// Compresses every file in the background, so the first browser does not wait for it.
     pub fn precompress(self: &Arc<Self>) {
-        for asset in self.files.values().filter(|a| a.immutable).cloned() {
+        for asset in self.files.values().filter(|a| a.immutable) {
+            let asset = Arc::clone(asset);
             tokio::spawn(async move {
                 asset.compressed().await;
             });

@@ -89,7 +89,7 @@ impl AuthService {
         .bind(client.ip.as_deref())
         .execute(&mut *tx)
         .await?;
-        insert_token(&mut *tx, &session_id, None, &refresh_token, now, &jti, &kid).await?;
+        insert_token(&mut tx, &session_id, None, &refresh_token, now, &jti, &kid).await?;
         tx.commit().await?;
 
         let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
@@ -179,7 +179,7 @@ impl AuthService {
             tx.rollback().await?;
             return Err(AppError::InvalidRefreshToken);
         }
-        insert_token(&mut *tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
+        insert_token(&mut tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
         tx.commit().await?;
         let claims = self.inner.signer.claims(&presented.user_id, &presented.session_id, &jti, now);
         Ok(Rotation::Rotated(IssuedPair { claims, kid, refresh_token: successor, answered_at: now }))
