@@ -201,18 +201,19 @@ mod browser {
     /// `Ok(None)` when logged out; an error when renewing failed (and, if the server said so, the
     /// session has ended).
     pub async fn fresh_access_token() -> Result<Option<String>, AppError> {
-        let Some(tokens) = store::load() else { return Ok(None) };
-        if !tokens.due_for_refresh(js_sys::Date::now()) {
-            return Ok(Some(tokens.access_token));
-        }
-        refresh(tokens.refresh_token).await.map(|t| Some(t.access_token))
+        access_token(|stored| stored.due_for_refresh(js_sys::Date::now())).await
     }
 
     /// The server refused `rejected_access_token`: refresh (unless that already happened) and
     /// return the new access token for one retry.
     pub async fn refresh_after_rejection(rejected_access_token: &str) -> Result<Option<String>, AppError> {
+        access_token(|stored| stored.access_token == rejected_access_token).await
+    }
+
+    /// The stored access token, renewed first when `renew` says so.
+    async fn access_token(renew: impl FnOnce(&StoredTokens) -> bool) -> Result<Option<String>, AppError> {
         let Some(tokens) = store::load() else { return Ok(None) };
-        if tokens.access_token != rejected_access_token {
+        if !renew(&tokens) {
             return Ok(Some(tokens.access_token));
         }
         refresh(tokens.refresh_token).await.map(|t| Some(t.access_token))

@@ -108,8 +108,8 @@ pub enum Swap {
 }
 
 /// Replaces the tokens only if the stored refresh token is still `expected`: the compare and the
-/// write happen in one turn of the event loop, and every tab's writes run under the refresh lock
-/// or are logouts, which must win.
+/// write happen in one turn of the event loop. Refreshes write only through this, under the
+/// refresh lock; logins and logouts write directly, and must win over a refresh that answers late.
 pub fn replace(expected: &str, next: Option<&StoredTokens>) -> Swap {
     let now = load();
     if now.as_ref().map(|t| t.refresh_token.as_str()) != Some(expected) {
