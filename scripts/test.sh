@@ -22,6 +22,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# The connection-cap test opens 1,100 sockets from one address; Debian's soft limit is 1,024.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # --- 1. Rust tests on SQLite ------------------------------------------------------------------
@@ -59,7 +61,7 @@ start_server() { # $1 = variable to set to its URL; further args are VAR=value s
 }
 # The whole suite signs up and logs in from 127.0.0.1: the per-address limits are raised (their
 # own tests are in server/tests/api/throttling.rs); the per-account backoff keeps its defaults.
-LIMITS=(RATE_LIMIT_SIGNUP=600 RATE_LIMIT_LOGIN=600)
+LIMITS=(RATE_LIMIT_SIGNUP=600 RATE_LIMIT_LOGIN=600 RATE_LIMIT_SESSIONS=600)
 # The grace window is for one client's lost answer: the browser must coordinate its tabs without it.
 SETTINGS=("${LIMITS[@]}" REFRESH_REUSE_GRACE=0)
 start_server BASE_URL "${SETTINGS[@]}"

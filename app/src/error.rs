@@ -190,8 +190,9 @@ impl DbFailure {
             };
         }
         match code.as_ref() {
-            // Serialization failure, deadlock, too many connections, shutting down.
-            "40001" | "40P01" | "53300" | "57P01" | "57P03" => Self::Transient,
+            // Serialization failure, deadlock, too many connections, shutting down, a statement
+            // cancelled by `statement_timeout` (DB_TIMEOUT), a lock not available.
+            "40001" | "40P01" | "53300" | "57P01" | "57P03" | "57014" | "55P03" => Self::Transient,
             // A NUL byte or a character the encoding lacks.
             "22021" | "22P05" => Self::Unstorable,
             _ => Self::Other,

@@ -27,7 +27,7 @@ mod ssr {
 
     pub async fn client() -> Result<ClientInfo, AppError> {
         let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0);
-        Ok(ClientInfo::from_request(&headers().await?, peer, auth()?.config().trusted_proxy_hops))
+        Ok(ClientInfo::from_request(&headers().await?, peer, &auth()?.config().trusted_proxies))
     }
 
     pub async fn principal() -> Result<(AuthService, Principal), AppError> {
@@ -79,7 +79,7 @@ pub async fn get_secret() -> Result<Secret, AppError> {
 #[server(prefix = "/api/fn", endpoint = "sessions", client = AuthClient)]
 pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
     let (auth, who) = ssr::principal().await?;
-    auth.sessions(&who).await
+    auth.sessions(&who, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "revoke_session", client = AuthClient)]

@@ -3,6 +3,7 @@
 //! tests call [`spawn`] on port 0.
 
 mod assets;
+pub mod cli;
 mod connections;
 mod request_limits;
 pub mod rest;
@@ -63,7 +64,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.auth.config().http;
-    connections::serve(listener, router(state), limits, shutdown).await
+    let proxies = state.auth.config().trusted_proxies.clone();
+    connections::serve(listener, router(state), limits, proxies, shutdown).await
 }
 
 /// Starts the auth core and serves on `addr` (port 0 picks a free port) in the background.

@@ -1,46 +1,46 @@
-use app::auth::{Config, TokenSigner};
+use app::auth::Config;
 use leptos::config::get_configuration;
+use server::cli::{Invocation, USAGE};
 use std::process::ExitCode;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
-
-const USAGE: &str = "usage: server [rotate-signing-key]\n\
-    Serves Baton on LEPTOS_SITE_ADDR; configuration comes from the environment (see README.md).\n\
-    rotate-signing-key: add a new JWT signing key; old keys keep verifying until their tokens expire.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     dotenvy::dotenv().ok();
-    tracing_subscriber::fmt()
-        // Colour codes only for a terminal: log files and collectors get plain `key=value` lines.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-        .init();
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let invocation = match Invocation::parse(&args) {
+        Ok(invocation) => invocation,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("rotate-signing-key") => {
-            return match TokenSigner::rotate(&config.data_dir) {
-                Ok(kid) => {
-                    println!("new signing key {kid}; restart the server to sign with it");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Some(_) => {
-            eprintln!("{USAGE}");
+    let json = match std::env::var("LOG_FORMAT").as_deref().map(str::trim) {
+        Err(_) | Ok("" | "text") => false,
+        Ok("json") => true,
+        Ok(other) => {
+            eprintln!("error: configuration: LOG_FORMAT: {other:?} is neither text nor json");
             return ExitCode::from(2);
         }
-    }
+    };
+    // A command's own output goes to stdout, so its log lines go to stderr.
+    init_logging(json, !matches!(invocation, Invocation::Serve));
+    let config = Config::from_env();
+    let config = match invocation {
+        Invocation::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Invocation::Run(command) => return command.run(config).await,
+        Invocation::Serve => match config {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let leptos = match get_configuration(None) {
         Ok(conf) => conf.leptos_options,
         Err(e) => {
@@ -74,6 +74,24 @@ async fn main() -> ExitCode {
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// `LOG_FORMAT=json`: one JSON object per line, the event's fields at the top level (a security
+/// event's `event`, `user_id`, `ip` …), for log shippers. Otherwise `key=value` text, coloured only
+/// on a terminal.
+fn init_logging(json: bool, to_stderr: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let (writer, terminal) = if to_stderr {
+        (BoxMakeWriter::new(std::io::stderr), std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    } else {
+        (BoxMakeWriter::new(std::io::stdout), std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    if json {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.with_ansi(terminal).init();
+    }
 }
 
 /// SIGINT or SIGTERM: stop accepting, finish what is in flight, exit.

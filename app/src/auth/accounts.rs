@@ -2,6 +2,7 @@
 
 use super::db::{is_unique_violation, now_ms};
 use super::events::Event;
+use super::password::Lane;
 use super::throttle::Action;
 use super::{AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, Credentials, Secret, TokenResponse, User};
@@ -33,7 +34,7 @@ impl AuthService {
     pub async fn signup(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         self.limit_rate(Action::Signup, client)?;
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
-        let hash = self.inner.hasher.hash(&password).await?;
+        let hash = self.inner.hasher.hash(&password, Lane::Other).await?;
         let user = UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
         let insert = sqlx::query(
             "INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -58,14 +59,18 @@ impl AuthService {
         self.limit_rate(Action::Login, client)?;
         let (username, password) = parse_credentials(&input.username, &input.password)?;
         let key = username.key();
-        self.claim_login_attempt(&key, client).await?;
+        let failures_before = self.claim_login_attempt(&key, client).await?;
         let found = sqlx::query_as::<_, UserWithHash>(
             "SELECT id, username, created_at, password_hash FROM users WHERE username_key = $1",
         )
         .bind(&key)
         .fetch_optional(self.db())
         .await?;
-        let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str())).await?;
+        let lane = match &found {
+            Some(f) if failures_before == 0 && self.logged_in_recently_from(&f.user.id, client).await? => Lane::Known,
+            _ => Lane::Other,
+        };
+        let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str()), lane).await?;
         let Some(UserWithHash { user, .. }) = found.as_ref().filter(|_| verified.ok) else {
             // The log may say whose account is under attack; the answer may not.
             self.record(Event::LoginFailed, found.as_ref().map(|f| f.user.id.as_str()), None, client).await;
@@ -73,13 +78,30 @@ impl AuthService {
         };
         self.clear_login_attempts(&key).await?;
         if verified.needs_rehash {
-            let hash = self.inner.hasher.hash(&password).await?;
+            let hash = self.inner.hasher.hash(&password, Lane::Known).await?;
             self.execute_write(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(&user.id))
                 .await?;
         }
         let response = self.start_session(user, client).await?;
         self.record(Event::Login, Some(&user.id), None, client).await;
         Ok(response)
+    }
+
+    /// A session of `user_id` began in the last 30 days from this very address: the login's
+    /// hash waits in the known lane. Tied to the address, so that a flood's faster answers for
+    /// known users tell an attacker nothing unless they share that user's address; and an
+    /// account that failed since loses it until its next success.
+    async fn logged_in_recently_from(&self, user_id: &str, client: &ClientInfo) -> Result<bool, AppError> {
+        let Some(ip) = client.ip.as_deref() else { return Ok(false) };
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions WHERE user_id = $1 AND ip = $2 AND created_at > $3 LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(ip)
+        .bind(now_ms() - 30 * 86_400_000)
+        .fetch_optional(self.db())
+        .await?;
+        Ok(found.is_some())
     }
 
     pub async fn me(&self, principal: &Principal) -> Result<User, AppError> {

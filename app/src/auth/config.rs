@@ -2,6 +2,7 @@
 //! Every variable is listed in README.md; a bad value stops the server with a message naming it.
 
 use super::access_token::MAX_LEEWAY_SECS;
+use super::network::{IpNet, TrustedProxies, PRIVATE_NETWORKS};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,12 +27,15 @@ impl Default for Argon2Settings {
     }
 }
 
-/// Requests per minute from one client address (IPv6: one /64); 0 switches the limit off.
+/// Requests per minute from one client address (IPv6: one /64, with 4× as much per /56 and 16×
+/// per /48); 0 switches the limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     pub signup: u32,
     pub login: u32,
     pub refresh: u32,
+    /// `GET /api/auth/sessions`: the list tells when each session was last used.
+    pub sessions: u32,
 }
 
 /// Per-account throttling of password guesses (see `throttle`).
@@ -56,14 +60,19 @@ pub struct HttpLimits {
     pub body_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64); trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+    /// A response that the client does not read for this long is abandoned and its connection
+    /// closed, so slow readers cannot hold connections.
+    pub response_write_timeout: Duration,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `sqlite://…` or `postgres://…`. Not logged: it may carry a password.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`. It may carry a password: `Debug` shows it redacted.
+    pub database_url: DatabaseUrl,
     /// Holds the SQLite database by default and the signing keys.
     pub data_dir: PathBuf,
     pub access_token_ttl: Duration,
@@ -72,6 +81,10 @@ pub struct Config {
     /// How long the predecessor of the current refresh token may still be presented (by a client
     /// that refreshed twice at once) and get the same answer. Zero disables it.
     pub refresh_reuse_grace: Duration,
+    /// `REFRESH_ROTATION`: on (the default), every refresh spends its token and issues a new
+    /// one; off, for clients written for APIs that never rotate, the refresh token stays the same
+    /// for the whole session and reuse cannot be detected.
+    pub refresh_rotation: bool,
     /// Clock skew tolerated when verifying access tokens (`exp`, `iat`), at most
     /// [`MAX_LEEWAY_SECS`](super::access_token::MAX_LEEWAY_SECS).
     pub jwt_leeway: Duration,
@@ -85,9 +98,12 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub login_backoff: LoginBackoff,
     pub http: HttpLimits,
-    /// How many reverse proxies in front of Baton append to `X-Forwarded-For`. 0 (the default)
-    /// ignores the header: a client could write anything there.
-    pub trusted_proxy_hops: u32,
+    /// Whose `X-Forwarded-For` counts. Empty (the default) ignores the header: a client could
+    /// write anything there.
+    pub trusted_proxies: TrustedProxies,
+    /// The longest a database call may take (statement, lock wait, SQLite busy wait, taking a
+    /// connection from the pool) before the request gets a 503.
+    pub db_timeout: Duration,
     /// `Strict-Transport-Security: max-age=…`, only when Baton is served over HTTPS.
     pub hsts_max_age: Option<Duration>,
 }
@@ -102,14 +118,16 @@ impl Config {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let data_dir = PathBuf::from(get("BATON_DATA_DIR").unwrap_or_else(|| "data".into()));
         let database_url = match get("DATABASE_URL") {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") => url,
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseUrl(url)
+            }
             Some(_) => {
                 return Err(ConfigError {
                     var: "DATABASE_URL",
                     reason: "must start with sqlite: or postgres://".into(),
                 })
             }
-            None => format!("sqlite://{}/baton.db", data_dir.display()),
+            None => DatabaseUrl(format!("sqlite://{}/baton.db", data_dir.display())),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let config = Self {
@@ -119,6 +137,7 @@ impl Config {
             refresh_idle_ttl: secs(&get, "REFRESH_IDLE_TTL", 7 * 86_400, 1)?,
             refresh_absolute_ttl: secs(&get, "REFRESH_ABSOLUTE_TTL", 30 * 86_400, 1)?,
             refresh_reuse_grace: secs(&get, "REFRESH_REUSE_GRACE", 10, 0)?,
+            refresh_rotation: on_off(&get, "REFRESH_ROTATION", true)?,
             jwt_leeway: secs(&get, "JWT_LEEWAY", 2, 0)?,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "baton".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "baton".into()),
@@ -137,6 +156,7 @@ impl Config {
                 signup: number(&get, "RATE_LIMIT_SIGNUP", 10, 0, 1_000_000)?,
                 login: number(&get, "RATE_LIMIT_LOGIN", 30, 0, 1_000_000)?,
                 refresh: number(&get, "RATE_LIMIT_REFRESH", 120, 0, 1_000_000)?,
+                sessions: number(&get, "RATE_LIMIT_SESSIONS", 60, 0, 1_000_000)?,
             },
             login_backoff: LoginBackoff {
                 free_attempts: number(&get, "LOGIN_FREE_ATTEMPTS", 5, 1, 99)?,
@@ -149,9 +169,12 @@ impl Config {
                 body_read_timeout: secs(&get, "BODY_READ_TIMEOUT", 10, 1)?,
                 max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 8 * 1024, 1024 * 1024)? as usize,
                 max_connections: number(&get, "MAX_CONNECTIONS", 1024, 1, 1_000_000)? as usize,
+                max_connections_per_address: number(&get, "MAX_CONNECTIONS_PER_ADDRESS", 64, 1, 1_000_000)? as usize,
+                response_write_timeout: secs(&get, "RESPONSE_WRITE_TIMEOUT", 30, 1)?,
                 shutdown_timeout: secs(&get, "SHUTDOWN_TIMEOUT", 30, 1)?,
             },
-            trusted_proxy_hops: number(&get, "TRUSTED_PROXY_HOPS", 0, 0, 10)?,
+            trusted_proxies: trusted_proxies(&get)?,
+            db_timeout: secs(&get, "DB_TIMEOUT", 10, 1)?,
             hsts_max_age: match get("HSTS_MAX_AGE") {
                 Some(_) => Some(secs(&get, "HSTS_MAX_AGE", 0, 0)?),
                 None => None,
@@ -176,6 +199,7 @@ impl Config {
                 config.jwt_leeway > Duration::from_secs(MAX_LEEWAY_SECS),
                 format!("must be at most {MAX_LEEWAY_SECS} seconds: Baton verifies only its own tokens"),
             ),
+            ("DB_TIMEOUT", config.db_timeout > Duration::from_secs(300), "must be at most 300 seconds".into()),
             (
                 "REFRESH_IDLE_TTL",
                 config.refresh_idle_ttl > config.refresh_absolute_ttl,
@@ -198,6 +222,120 @@ impl Config {
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    /// Every setting by its variable, as in effect (defaults included); the database password
+    /// redacted. For `server check-config`.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let secs = |d: Duration| d.as_secs().to_string();
+        let list = |items: Vec<String>| if items.is_empty() { "(none)".to_owned() } else { items.join(",") };
+        vec![
+            ("DATABASE_URL", self.database_url.redacted()),
+            ("BATON_DATA_DIR", self.data_dir.display().to_string()),
+            ("ACCESS_TOKEN_TTL", secs(self.access_token_ttl)),
+            ("REFRESH_IDLE_TTL", secs(self.refresh_idle_ttl)),
+            ("REFRESH_ABSOLUTE_TTL", secs(self.refresh_absolute_ttl)),
+            ("REFRESH_REUSE_GRACE", secs(self.refresh_reuse_grace)),
+            ("REFRESH_ROTATION", if self.refresh_rotation { "on" } else { "off" }.into()),
+            ("JWT_LEEWAY", secs(self.jwt_leeway)),
+            ("JWT_ISSUER", self.jwt_issuer.clone()),
+            ("JWT_AUDIENCE", self.jwt_audience.clone()),
+            ("ARGON2_MEMORY_KIB", self.argon2.memory_kib.to_string()),
+            ("ARGON2_ITERATIONS", self.argon2.iterations.to_string()),
+            ("ARGON2_PARALLELISM", self.argon2.parallelism.to_string()),
+            ("ARGON2_MAX_CONCURRENT", self.max_concurrent_hashes.to_string()),
+            ("CORS_ORIGINS", list(self.cors_origins.clone())),
+            ("RATE_LIMIT_SIGNUP", self.rate_limits.signup.to_string()),
+            ("RATE_LIMIT_LOGIN", self.rate_limits.login.to_string()),
+            ("RATE_LIMIT_REFRESH", self.rate_limits.refresh.to_string()),
+            ("RATE_LIMIT_SESSIONS", self.rate_limits.sessions.to_string()),
+            ("LOGIN_FREE_ATTEMPTS", self.login_backoff.free_attempts.to_string()),
+            ("LOGIN_BACKOFF_MAX", secs(self.login_backoff.max_delay)),
+            ("LOGIN_LOCK_AFTER", self.login_backoff.lock_after.to_string()),
+            ("LOGIN_LOCK_DURATION", secs(self.login_backoff.lock_duration)),
+            ("TRUSTED_PROXIES", list(self.trusted_proxies.nets.iter().map(ToString::to_string).collect())),
+            ("TRUSTED_PROXY_HOPS", self.trusted_proxies.max_hops.to_string()),
+            ("DB_TIMEOUT", secs(self.db_timeout)),
+            ("HEADER_READ_TIMEOUT", secs(self.http.header_read_timeout)),
+            ("BODY_READ_TIMEOUT", secs(self.http.body_read_timeout)),
+            ("MAX_HEADER_BYTES", self.http.max_header_bytes.to_string()),
+            ("MAX_CONNECTIONS", self.http.max_connections.to_string()),
+            ("MAX_CONNECTIONS_PER_ADDRESS", self.http.max_connections_per_address.to_string()),
+            ("RESPONSE_WRITE_TIMEOUT", secs(self.http.response_write_timeout)),
+            ("SHUTDOWN_TIMEOUT", secs(self.http.shutdown_timeout)),
+            ("HSTS_MAX_AGE", self.hsts_max_age.map_or_else(|| "(off)".into(), secs)),
+        ]
+    }
+}
+
+/// `DATABASE_URL`: used as a `&str`; `Debug` and [`DatabaseUrl::redacted`] hide its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// `postgres://baton:***@db/baton`: the password (and a `password=` parameter) replaced.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let mut shown = match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &url[scheme_end + 3..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                    None => url.clone(),
+                }
+            }
+            _ => url.clone(),
+        };
+        if let Some(start) = shown.find("password=") {
+            let end = shown[start..].find('&').map_or(shown.len(), |i| start + i);
+            shown.replace_range(start + "password=".len()..end, "***");
+        }
+        shown
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// `TRUSTED_PROXIES` (addresses and CIDR blocks, comma-separated) and `TRUSTED_PROXY_HOPS`. The
+/// hop count alone, as before `TRUSTED_PROXIES` existed, trusts loopback and private networks.
+fn trusted_proxies(get: &impl Fn(&str) -> Option<String>) -> Result<TrustedProxies, ConfigError> {
+    let max_hops = number(get, "TRUSTED_PROXY_HOPS", 0, 0, 16)? as usize;
+    let nets = match get("TRUSTED_PROXIES") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse::<IpNet>().map_err(|reason| ConfigError { var: "TRUSTED_PROXIES", reason }))
+            .collect::<Result<_, _>>()?,
+        None if max_hops > 0 => PRIVATE_NETWORKS.iter().map(|n| n.parse().expect("valid block")).collect(),
+        None => Vec::new(),
+    };
+    Ok(TrustedProxies { nets, max_hops })
+}
+
+fn on_off(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("on" | "true" | "1") => Ok(true),
+        Some("off" | "false" | "0") => Ok(false),
+        Some(other) => Err(ConfigError { var, reason: format!("{other:?} is neither on nor off") }),
     }
 }
 
@@ -238,7 +376,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.database_url, "sqlite://data/baton.db");
+        assert_eq!(&*c.database_url, "sqlite://data/baton.db");
         assert_eq!(c.access_token_ttl, Duration::from_secs(300));
         assert_eq!(c.refresh_idle_ttl, Duration::from_secs(7 * 86_400));
         assert_eq!(c.refresh_absolute_ttl, Duration::from_secs(30 * 86_400));
@@ -247,7 +385,9 @@ mod tests {
         assert!(c.cors_origins.is_empty());
         assert_eq!(c.login_backoff.lock_after, 100);
         assert_eq!(c.hsts_max_age, None);
-        assert_eq!(c.trusted_proxy_hops, 0);
+        assert!(c.trusted_proxies.is_empty());
+        assert!(c.refresh_rotation);
+        assert_eq!(c.db_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -265,6 +405,9 @@ mod tests {
             ("LOGIN_FREE_ATTEMPTS", "100"),
             ("MAX_HEADER_BYTES", "100"),
             ("TRUSTED_PROXY_HOPS", "-1"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("DB_TIMEOUT", "0"),
+            ("REFRESH_ROTATION", "sometimes"),
             ("HSTS_MAX_AGE", "a year"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
@@ -281,8 +424,30 @@ mod tests {
             ("CORS_ORIGINS", "https://a.example, http://localhost:8100"),
         ])
         .unwrap();
-        assert_eq!(c.database_url, "sqlite:///tmp/b/baton.db");
+        assert_eq!(&*c.database_url, "sqlite:///tmp/b/baton.db");
         assert_eq!(c.refresh_reuse_grace, Duration::ZERO);
         assert_eq!(c.cors_origins, ["https://a.example", "http://localhost:8100"]);
+    }
+
+    #[test]
+    fn the_database_password_never_shows() {
+        let c = config(&[("DATABASE_URL", "postgres://baton:s3cret@db:5432/baton?sslmode=require&password=other")]).unwrap();
+        let debug = format!("{c:?}");
+        let effective = format!("{:?}", c.effective());
+        for shown in [&debug, &effective] {
+            assert!(!shown.contains("s3cret") && !shown.contains("other"), "{shown}");
+            assert!(shown.contains("postgres://baton:***@db:5432/baton?sslmode=require&password=***"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_from_a_list_or_a_hop_count() {
+        let c = config(&[("TRUSTED_PROXIES", "10.1.0.0/16, 2001:db8::1")]).unwrap();
+        assert_eq!(c.trusted_proxies.nets.len(), 2);
+        assert_eq!(c.trusted_proxies.max_hops, 0);
+        let legacy = config(&[("TRUSTED_PROXY_HOPS", "1")]).unwrap();
+        assert_eq!(legacy.trusted_proxies.max_hops, 1);
+        assert!(legacy.trusted_proxies.contains("192.168.1.1".parse().unwrap()));
+        assert!(!legacy.trusted_proxies.contains("203.0.113.1".parse().unwrap()), "public addresses are clients");
     }
 }

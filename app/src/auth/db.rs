@@ -18,22 +18,29 @@ pub enum DbSetupError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// `timeout` bounds every database call: taking a connection, SQLite's wait for the write lock,
+/// PostgreSQL's statements (lock waits included). Past it, the request gets a 503.
 #[tracing::instrument(skip_all, fields(backend = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" }))]
-pub async fn connect_and_migrate(url: &str) -> Result<Db, DbSetupError> {
+pub async fn connect_and_migrate(url: &str, timeout: Duration) -> Result<Db, DbSetupError> {
     sqlx::any::install_default_drivers();
     let is_sqlite = url.starts_with("sqlite:");
     let url = if is_sqlite { sqlite_url_creating_dir(url)? } else { url.to_owned() };
     let options = AnyConnectOptions::from_str(&url).map_err(DbSetupError::Connect)?;
     let pool = AnyPoolOptions::new()
         .max_connections(if is_sqlite { 8 } else { 16 })
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(timeout)
         .after_connect(move |conn, _meta| {
+            let ms = timeout.as_millis();
             Box::pin(async move {
                 if is_sqlite {
                     // WAL lets readers run beside the one writer; the busy timeout makes concurrent
                     // writers queue instead of failing; SQLite leaves foreign keys off unless asked.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                    conn.execute(&*format!("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {ms}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"))
                         .await?;
+                } else {
+                    // A statement stuck behind a lock (or a database that stopped answering) is
+                    // cancelled by the server; its transaction rolls back and the client gets a 503.
+                    conn.execute(&*format!("SET statement_timeout = {ms}")).await?;
                 }
                 Ok(())
             })

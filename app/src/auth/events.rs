@@ -11,10 +11,12 @@ pub enum Event {
     LoginFailed,
     Refresh,
     RefreshTokenReuse,
+    RefreshGraceReplay,
     Logout,
     LogoutAll,
     SessionRevoked,
     AccountLocked,
+    AccountUnlocked,
 }
 
 impl Event {
@@ -25,10 +27,12 @@ impl Event {
             Self::LoginFailed => "login_failed",
             Self::Refresh => "refresh",
             Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::RefreshGraceReplay => "refresh_grace_replay",
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
             Self::SessionRevoked => "session_revoked",
             Self::AccountLocked => "account_locked",
+            Self::AccountUnlocked => "account_unlocked",
         }
     }
 
@@ -39,18 +43,38 @@ impl Event {
 }
 
 impl AuthService {
-    pub(super) async fn record(
+    /// Records `event`; its detail is the client's family (see [`agent_family`]).
+    pub(super) async fn record(&self, event: Event, user_id: Option<&str>, session_id: Option<&str>, client: &ClientInfo) {
+        self.record_with(event, user_id, session_id, client, None).await;
+    }
+
+    /// Records `event` with a detail of Baton's own making (addresses, kinds; nothing the client
+    /// wrote), or without one the client's family.
+    pub(super) async fn record_with(
         &self,
         event: Event,
         user_id: Option<&str>,
         session_id: Option<&str>,
         client: &ClientInfo,
+        detail: Option<&str>,
+    ) {
+        let detail = detail.or_else(|| client.user_agent.as_deref().map(agent_family));
+        self.record_event(event, user_id, session_id, client, detail).await;
+    }
+
+    async fn record_event(
+        &self,
+        event: Event,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        client: &ClientInfo,
+        detail: Option<&str>,
     ) {
         let kind = event.kind();
         if matches!(event, Event::RefreshTokenReuse | Event::LoginFailed | Event::AccountLocked) {
-            tracing::warn!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref());
+            tracing::warn!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref(), detail);
         } else {
-            tracing::info!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref());
+            tracing::info!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref(), detail);
         }
         if !event.stored() {
             return;
@@ -64,7 +88,7 @@ impl AuthService {
         .bind(user_id)
         .bind(session_id)
         .bind(client.ip.as_deref())
-        .bind(client.user_agent.as_deref().map(agent_family));
+        .bind(detail);
         let result = self.execute_write(query).await;
         // Losing an audit row must not fail the request that caused it; the log line above stays.
         if let Err(e) = result {

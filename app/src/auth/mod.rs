@@ -5,13 +5,16 @@
 //! - `sessions`: refresh-token rotation with reuse detection, logout, session listing.
 //! - `access_token`: Ed25519 JWTs and their keys. `password`: Argon2id off the executor.
 //! - `throttle`: per-address rate limits and per-account login backoff.
-//! - `events`: the security event log.
+//! - `network`: who the client is behind trusted proxies; the networks that limits count by.
+//! - `events`: the security event log. `admin`: what the operator's command line does.
 
 pub mod access_token;
 mod accounts;
+pub mod admin;
 pub mod config;
 pub mod db;
 mod events;
+pub mod network;
 pub mod password;
 mod secret_file;
 mod sessions;
@@ -70,26 +73,15 @@ impl ClientInfo {
         Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip }
     }
 
-    /// From a request's headers and its peer address (present when served with connect info).
-    /// Behind `trusted_proxy_hops` proxies, the client is the address the outermost of them saw:
-    /// that many entries from the right of `X-Forwarded-For`. Entries further left are whatever
-    /// the client wrote and are never trusted.
-    pub fn from_request(headers: &http::HeaderMap, peer: Option<std::net::SocketAddr>, trusted_proxy_hops: u32) -> Self {
+    /// From a request's headers and its peer address (present when served with connect info);
+    /// see [`network::TrustedProxies::client_address`].
+    pub fn from_request(
+        headers: &http::HeaderMap,
+        peer: Option<std::net::SocketAddr>,
+        proxies: &network::TrustedProxies,
+    ) -> Self {
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-        let forwarded = || {
-            let hops = usize::try_from(trusted_proxy_hops).ok().filter(|&h| h > 0)?;
-            let chain: Vec<&str> = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .collect();
-            let entry = chain.len().checked_sub(hops).map(|i| chain[i])?;
-            entry.parse::<std::net::IpAddr>().ok()
-        };
-        let ip = forwarded().or(peer.map(|p| p.ip()));
-        Self::new(user_agent, ip.map(|ip| ip.to_canonical().to_string()))
+        Self::new(user_agent, proxies.client_address(headers, peer).map(|ip| ip.to_string()))
     }
 }
 
@@ -133,7 +125,7 @@ pub enum StartError {
 impl AuthService {
     /// Connects, migrates, loads (or makes) the keys. Everything a request needs is ready after this.
     pub async fn start(config: Config) -> Result<Self, StartError> {
-        let db = db::connect_and_migrate(&config.database_url).await?;
+        let db = db::connect_and_migrate(&config.database_url, config.db_timeout).await?;
         let signer = TokenSigner::load_or_create(
             &config.data_dir,
             &config.jwt_issuer,
@@ -222,20 +214,6 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn client_address_behind_trusted_proxies_only() {
-        use super::ClientInfo;
-        let peer = Some("10.0.0.9:4000".parse().unwrap());
-        let mut headers = http::HeaderMap::new();
-        headers.append("x-forwarded-for", "6.6.6.6, 1.2.3.4".parse().unwrap());
-        headers.append("x-forwarded-for", "10.0.0.5".parse().unwrap());
-        let ip = |hops| ClientInfo::from_request(&headers, peer, hops).ip.unwrap();
-        assert_eq!(ip(0), "10.0.0.9", "no trusted proxy: the header is the client's word");
-        assert_eq!(ip(1), "10.0.0.5");
-        assert_eq!(ip(2), "1.2.3.4");
-        assert_eq!(ip(4), "10.0.0.9", "a shorter chain than promised falls back to the peer");
-    }
-
     #[test]
     fn bearer_header_parsing() {
         use super::bearer_token;

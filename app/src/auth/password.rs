@@ -4,22 +4,27 @@
 //! stall every other request; running unboundedly would let a login flood exhaust memory. So
 //! hashes run on the blocking pool, at most `max_concurrent` at once, and a caller that cannot get
 //! a turn within a few seconds gets a 503 instead of queueing forever.
+//!
+//! Waiting callers stand in two lanes: logins of a known user from where they logged in before
+//! ([`Lane::Known`]) go before everything else, so a flood of guesses and signups from many
+//! addresses cannot lock people out who have been in before.
 
 use super::config::Argon2Settings;
 use crate::domain::Password;
 use crate::error::AppError;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    turns: Arc<Turns>,
     /// Verified against when the user does not exist, so that answer takes as long as a wrong password.
     dummy_hash: Arc<str>,
 }
@@ -36,11 +41,11 @@ impl PasswordHasher {
             .map_err(AppError::internal)?;
         let mut hasher = Self {
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            turns: Arc::new(Turns { max: max_concurrent.max(1), state: Mutex::default() }),
             dummy_hash: Arc::from(""),
         };
         let random = uuid::Uuid::new_v4().to_string();
-        hasher.dummy_hash = hasher.hash(&Password::parse(&random)?).await?.into();
+        hasher.dummy_hash = hasher.hash(&Password::parse(&random)?, Lane::Other).await?.into();
         Ok(hasher)
     }
 
@@ -49,10 +54,10 @@ impl PasswordHasher {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
+    pub async fn hash(&self, password: &Password, lane: Lane) -> Result<String, AppError> {
         let password = password.clone();
         let params = self.params.clone();
-        self.run_blocking(move || {
+        self.run_blocking(lane, move || {
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
             Self::argon2(params)
                 .hash_password(password.expose().as_bytes(), &salt)
@@ -64,12 +69,12 @@ impl PasswordHasher {
 
     /// `stored` is `None` for an unknown user: the dummy hash is verified instead, and fails.
     #[tracing::instrument(skip_all)]
-    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verified, AppError> {
+    pub async fn verify(&self, password: &Password, stored: Option<&str>, lane: Lane) -> Result<Verified, AppError> {
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.clone();
         let params = self.params.clone();
-        self.run_blocking(move || {
+        self.run_blocking(lane, move || {
             let parsed = PasswordHash::new(&stored).map_err(AppError::internal)?;
             let ok = Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok();
             let current = Params::try_from(&parsed).ok();
@@ -84,19 +89,85 @@ impl PasswordHasher {
 
     async fn run_blocking<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| AppError::Busy { retry_after: 2 })?
-            .map_err(AppError::internal)?;
+        let turn = Turns::take(&self.turns, lane).await.ok_or(AppError::Busy { retry_after: 2 })?;
         tokio::task::spawn_blocking(move || {
             // Held until the hash is done, even if the request that asked was cancelled meanwhile.
-            let _permit = permit;
+            let _turn = turn;
             work()
         })
         .await
         .map_err(AppError::internal)?
+    }
+}
+
+/// Which line a hash waits in when all hashing turns are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A login of an account with a recent session from this address and no failure since.
+    Known,
+    /// Everything else: unknown users, new addresses, signups.
+    Other,
+}
+
+/// At most `max` hashes at once; a finished one hands its turn to the longest-waiting caller of
+/// the known lane, else of the other lane.
+struct Turns {
+    max: usize,
+    state: Mutex<TurnState>,
+}
+
+#[derive(Default)]
+struct TurnState {
+    running: usize,
+    known: VecDeque<oneshot::Sender<()>>,
+    other: VecDeque<oneshot::Sender<()>>,
+}
+
+/// A running hash's turn, handed on when dropped.
+struct Turn(Arc<Turns>);
+
+impl Turns {
+    /// A turn, or `None` after [`QUEUE_WAIT`] in line.
+    async fn take(this: &Arc<Self>, lane: Lane) -> Option<Turn> {
+        let mut handed = {
+            let mut state = this.lock();
+            if state.running < this.max {
+                state.running += 1;
+                return Some(Turn(this.clone()));
+            }
+            let (tx, rx) = oneshot::channel();
+            match lane {
+                Lane::Known => state.known.push_back(tx),
+                Lane::Other => state.other.push_back(tx),
+            }
+            rx
+        };
+        if let Ok(Ok(())) = tokio::time::timeout(QUEUE_WAIT, &mut handed).await {
+            return Some(Turn(this.clone()));
+        }
+        // Closing refuses later hand-overs; one that arrived just now is ours to use.
+        handed.close();
+        handed.try_recv().ok().map(|()| Turn(this.clone()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TurnState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        while let Some(next) = state.known.pop_front().or_else(|| state.other.pop_front()) {
+            // A waiter that gave up has closed its end: try the next one.
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+        state.running -= 1;
     }
 }
 
@@ -113,15 +184,53 @@ mod tests {
         let old = PasswordHasher::new(settings(8 * 1024), 2).await.unwrap();
         let pw = Password::parse("correct horse battery").unwrap();
         let wrong = Password::parse("incorrect horse battery").unwrap();
-        let hash = old.hash(&pw).await.unwrap();
+        let hash = old.hash(&pw, Lane::Other).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"));
-        let v = old.verify(&pw, Some(&hash)).await.unwrap();
+        let v = old.verify(&pw, Some(&hash), Lane::Other).await.unwrap();
         assert!(v.ok && !v.needs_rehash);
-        assert!(!old.verify(&wrong, Some(&hash)).await.unwrap().ok);
-        assert!(!old.verify(&pw, None).await.unwrap().ok, "unknown users never verify");
+        assert!(!old.verify(&wrong, Some(&hash), Lane::Known).await.unwrap().ok);
+        assert!(!old.verify(&pw, None, Lane::Other).await.unwrap().ok, "unknown users never verify");
 
         let new = PasswordHasher::new(settings(9 * 1024), 2).await.unwrap();
-        let v = new.verify(&pw, Some(&hash)).await.unwrap();
+        let v = new.verify(&pw, Some(&hash), Lane::Other).await.unwrap();
         assert!(v.ok && v.needs_rehash, "old parameters still verify and ask for a rehash");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn known_logins_jump_the_line() {
+        let hasher = PasswordHasher::new(settings(8 * 1024), 1).await.unwrap();
+        let pw = Password::parse("correct horse battery").unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |lane: Lane, label: &'static str| {
+            let (hasher, pw, order) = (hasher.clone(), pw.clone(), order.clone());
+            tokio::spawn(async move {
+                hasher.hash(&pw, lane).await.unwrap();
+                order.lock().unwrap().push(label);
+            })
+        };
+        let queued = |n: usize| {
+            let turns = hasher.turns.clone();
+            async move {
+                while {
+                    let state = turns.lock();
+                    state.known.len() + state.other.len() < n
+                } {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        };
+        // The only turn is taken; four others queue, then one known login.
+        let held = Turns::take(&hasher.turns, Lane::Other).await.unwrap();
+        let mut tasks: Vec<_> = (0..4).map(|_| run(Lane::Other, "other")).collect();
+        queued(4).await;
+        tasks.push(run(Lane::Known, "known"));
+        queued(5).await;
+        drop(held);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let order = order.lock().unwrap();
+        assert_eq!(order[0], "known", "{order:?}");
+        assert_eq!(hasher.turns.lock().running, 0, "every turn was given back");
     }
 }

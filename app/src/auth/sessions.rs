@@ -5,11 +5,14 @@
 //! with one exception: the *immediate* predecessor of the current token, within the grace window,
 //! gets the very pair that its first use got. That pair can be rebuilt without storing any
 //! token: a successor is `HMAC(rotation key, predecessor)` and the access token is re-signed from
-//! stored claims (Ed25519 signatures are deterministic).
+//! stored claims (Ed25519 signatures are deterministic). Only the client that spent the token gets
+//! it (same network and user agent; a thief replaying a stolen parent is reuse), and every grace
+//! replay is recorded (`refresh_grace_replay`, with both requests' addresses).
 
 use super::accounts::UserRow;
 use super::db::now_ms;
 use super::events::Event;
+use super::network::network;
 use super::throttle::Action;
 use super::{AccessClaims, AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
@@ -64,6 +67,46 @@ struct Successor {
     access_jti: String,
     access_kid: String,
     spent_at: Option<i64>,
+    #[sqlx(flatten)]
+    issued_to: IssuedTo,
+}
+
+/// The client a refresh token was issued to: its address and a hash of its user agent.
+#[derive(sqlx::FromRow)]
+struct IssuedTo {
+    issued_to_ip: Option<String>,
+    issued_to_agent: Option<String>,
+}
+
+impl IssuedTo {
+    fn of(client: &ClientInfo) -> Self {
+        Self { issued_to_ip: client.ip.clone(), issued_to_agent: client.user_agent.as_deref().map(hash) }
+    }
+
+    /// Same network (an IPv4 address, an IPv6 /64) and the same user agent. Rows issued before
+    /// this was stored name nobody and match anyone, for the few seconds of one grace window.
+    fn is(&self, client: &ClientInfo) -> bool {
+        if self.issued_to_ip.is_none() && self.issued_to_agent.is_none() {
+            return true;
+        }
+        let net = |ip: Option<&str>| network(ip.and_then(|ip| ip.parse().ok()), 64);
+        net(self.issued_to_ip.as_deref()) == net(client.ip.as_deref())
+            && self.issued_to_agent == client.user_agent.as_deref().map(hash)
+    }
+
+    fn ip(&self) -> &str {
+        self.issued_to_ip.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// What the grace window makes of a spent token presented again.
+enum GraceReplay {
+    /// The client that spent it asks again: it gets the same pair.
+    Granted(IssuedPair, IssuedTo),
+    /// Someone else presents it: reuse.
+    OtherClient(IssuedTo),
+    /// Its successor is spent too, or the window is closed: reuse.
+    NotEligible,
 }
 
 impl AuthService {
@@ -89,7 +132,16 @@ impl AuthService {
         .bind(client.ip.as_deref())
         .execute(&mut *tx)
         .await?;
-        insert_token(&mut tx, &session_id, None, &refresh_token, now, &jti, &kid).await?;
+        let first = NewToken {
+            session_id: &session_id,
+            parent_id: None,
+            token: &refresh_token,
+            issued_at: now,
+            jti: &jti,
+            kid: &kid,
+            to: IssuedTo::of(client),
+        };
+        insert_token(&mut tx, first).await?;
         tx.commit().await?;
 
         let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
@@ -126,7 +178,8 @@ impl AuthService {
 
         let spent_at = match presented.spent_at {
             Some(at) => at,
-            None => match self.rotate(&presented, token, now).await? {
+            None if !self.config().refresh_rotation => return self.extend(&presented, &user, token, now, client).await,
+            None => match self.rotate(&presented, token, now, client).await? {
                 Rotation::Rotated(pair) => {
                     self.record(Event::Refresh, Some(&user.id), Some(&presented.session_id), client).await;
                     return self.token_response((&user).into(), pair);
@@ -136,20 +189,25 @@ impl AuthService {
             },
         };
 
-        let grace = self.config().refresh_reuse_grace.as_millis() as i64;
-        if grace > 0 && now - spent_at <= grace {
-            if let Some(pair) = self.rebuild_successor(&presented, &user, token, now).await? {
+        let detail = match self.grace_replay(&presented, &user, token, spent_at, now, client).await? {
+            GraceReplay::Granted(pair, first) => {
+                let detail = format!("first use from {}", first.ip());
+                let session = Some(presented.session_id.as_str());
+                self.record_with(Event::RefreshGraceReplay, Some(&user.id), session, client, Some(&detail)).await;
                 return self.token_response((&user).into(), pair);
             }
-        }
+            GraceReplay::OtherClient(first) => Some(format!("first use from {}, then another client", first.ip())),
+            GraceReplay::NotEligible => None,
+        };
         self.revoke_sessions(Scope::Session(&presented.session_id), "refresh_token_reuse").await?;
-        self.record(Event::RefreshTokenReuse, Some(&user.id), Some(&presented.session_id), client).await;
+        let session = Some(presented.session_id.as_str());
+        self.record_with(Event::RefreshTokenReuse, Some(&user.id), session, client, detail.as_deref()).await;
         Err(AppError::InvalidRefreshToken)
     }
 
     /// Spends `presented` and stores its successor, atomically, unless another request spent it
     /// first. The UPDATE that spends it decides, so two concurrent rotations cannot both win.
-    async fn rotate(&self, presented: &PresentedToken, token: &str, now: i64) -> Result<Rotation, AppError> {
+    async fn rotate(&self, presented: &PresentedToken, token: &str, now: i64, client: &ClientInfo) -> Result<Rotation, AppError> {
         let successor = self.successor_of(token);
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
@@ -179,35 +237,79 @@ impl AuthService {
             tx.rollback().await?;
             return Err(AppError::InvalidRefreshToken);
         }
-        insert_token(&mut tx, &presented.session_id, Some(&presented.id), &successor, now, &jti, &kid).await?;
+        let next = NewToken {
+            session_id: &presented.session_id,
+            parent_id: Some(&presented.id),
+            token: &successor,
+            issued_at: now,
+            jti: &jti,
+            kid: &kid,
+            to: IssuedTo::of(client),
+        };
+        insert_token(&mut tx, next).await?;
         tx.commit().await?;
         let claims = self.inner.signer.claims(&presented.user_id, &presented.session_id, &jti, now);
         Ok(Rotation::Rotated(IssuedPair { claims, kid, refresh_token: successor, answered_at: now }))
     }
 
-    /// The pair that `presented`'s first use returned, if its successor is still the current token.
-    async fn rebuild_successor(
+    /// `REFRESH_ROTATION=off`: the refresh token stays the current one; the session's idle timer
+    /// slides and a new access token is issued.
+    async fn extend(
         &self,
         presented: &PresentedToken,
         user: &UserRow,
         token: &str,
         now: i64,
-    ) -> Result<Option<IssuedPair>, AppError> {
+        client: &ClientInfo,
+    ) -> Result<TokenResponse, AppError> {
+        let slide = sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&presented.session_id);
+        if self.execute_write(slide).await? == 0 {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        self.record(Event::Refresh, Some(&user.id), Some(&presented.session_id), client).await;
+        let jti = uuid::Uuid::new_v4().to_string();
+        let kid = self.inner.signer.current_kid().to_owned();
+        let claims = self.inner.signer.claims(&user.id, &presented.session_id, &jti, now);
+        self.token_response(user.into(), IssuedPair { claims, kid, refresh_token: token.to_owned(), answered_at: now })
+    }
+
+    /// Whether the grace window gives `presented`, spent at `spent_at`, the pair its first use
+    /// got: only while that pair's refresh token is still the current one.
+    async fn grace_replay(
+        &self,
+        presented: &PresentedToken,
+        user: &UserRow,
+        token: &str,
+        spent_at: i64,
+        now: i64,
+        client: &ClientInfo,
+    ) -> Result<GraceReplay, AppError> {
+        let grace = self.config().refresh_reuse_grace.as_millis() as i64;
+        if grace == 0 || now - spent_at > grace {
+            return Ok(GraceReplay::NotEligible);
+        }
         let Some(next) = sqlx::query_as::<_, Successor>(
-            "SELECT token_hash, issued_at, access_jti, access_kid, spent_at FROM refresh_tokens WHERE parent_id = $1",
+            "SELECT token_hash, issued_at, access_jti, access_kid, spent_at, issued_to_ip, issued_to_agent \
+             FROM refresh_tokens WHERE parent_id = $1",
         )
         .bind(&presented.id)
         .fetch_optional(self.db())
         .await?
         else {
-            return Ok(None);
+            return Ok(GraceReplay::NotEligible);
         };
         let successor = self.successor_of(token);
         if next.spent_at.is_some() || hash(&successor) != next.token_hash {
-            return Ok(None);
+            return Ok(GraceReplay::NotEligible);
+        }
+        if !next.issued_to.is(client) {
+            return Ok(GraceReplay::OtherClient(next.issued_to));
         }
         let claims = self.inner.signer.claims(&user.id, &presented.session_id, &next.access_jti, next.issued_at);
-        Ok(Some(IssuedPair { claims, kid: next.access_kid, refresh_token: successor, answered_at: now }))
+        let pair = IssuedPair { claims, kid: next.access_kid, refresh_token: successor, answered_at: now };
+        Ok(GraceReplay::Granted(pair, next.issued_to))
     }
 
     /// Revokes the session of `refresh_token`. Unknown or already revoked tokens are fine:
@@ -257,8 +359,11 @@ impl AuthService {
         Ok(())
     }
 
-    /// The caller's live sessions, most recently used first.
-    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AppError> {
+    /// The caller's live sessions, most recently used first. `last_used_at` is given to the
+    /// minute, and the list is rate-limited: to the second, it would tell a thief who holds an
+    /// access token exactly when the victim refreshes (when to replay inside the grace window).
+    pub async fn sessions(&self, principal: &Principal, client: &ClientInfo) -> Result<Vec<SessionInfo>, AppError> {
+        self.limit_rate(Action::ListSessions, client)?;
         let now = now_ms();
         let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
         let rows: Vec<AnyRow> = sqlx::query(
@@ -278,7 +383,7 @@ impl AuthService {
                     current: id == principal.session_id,
                     id,
                     created_at: rfc3339(r.try_get("created_at")?),
-                    last_used_at: rfc3339(r.try_get("last_used_at")?),
+                    last_used_at: rfc3339(r.try_get::<i64, _>("last_used_at")?.div_euclid(60_000) * 60_000),
                     expires_at: rfc3339(r.try_get("expires_at")?),
                     user_agent: r.try_get("user_agent")?,
                     ip: r.try_get("ip")?,
@@ -333,26 +438,32 @@ impl AuthService {
     }
 }
 
-async fn insert_token(
-    tx: &mut sqlx::AnyConnection,
-    session_id: &str,
-    parent_id: Option<&str>,
-    token: &str,
+/// A refresh token about to be stored, with the access token issued beside it.
+struct NewToken<'a> {
+    session_id: &'a str,
+    parent_id: Option<&'a str>,
+    token: &'a str,
     issued_at: i64,
-    jti: &str,
-    kid: &str,
-) -> Result<(), AppError> {
+    jti: &'a str,
+    kid: &'a str,
+    to: IssuedTo,
+}
+
+async fn insert_token(tx: &mut sqlx::AnyConnection, new: NewToken<'_>) -> Result<(), AppError> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (id, session_id, parent_id, token_hash, issued_at, access_jti, access_kid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO refresh_tokens \
+         (id, session_id, parent_id, token_hash, issued_at, access_jti, access_kid, issued_to_ip, issued_to_agent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(uuid::Uuid::new_v4().to_string())
-    .bind(session_id)
-    .bind(parent_id)
-    .bind(hash(token))
-    .bind(issued_at)
-    .bind(jti)
-    .bind(kid)
+    .bind(new.session_id)
+    .bind(new.parent_id)
+    .bind(hash(new.token))
+    .bind(new.issued_at)
+    .bind(new.jti)
+    .bind(new.kid)
+    .bind(new.to.issued_to_ip)
+    .bind(new.to.issued_to_agent)
     .execute(tx)
     .await?;
     Ok(())

@@ -1,6 +1,8 @@
 //! Throttling, in two layers:
-//! - per client address, a rate limit for each of signup, login and refresh, kept in memory
-//!   (GCRA: a burst of a minute's allowance, then an even pace);
+//! - per client address, a rate limit for each of signup, login, refresh and the sessions list,
+//!   kept in memory (GCRA: a burst of a minute's allowance, then an even pace). An IPv6 client
+//!   counts against its /64, and against its /56 and /48 with 4× and 16× the allowance: a host
+//!   with a routed /48 has 65,536 /64s but only one /48;
 //! - per account, a wait that doubles with every consecutive failed login after the first few,
 //!   and a lock after `lock_after` failures. Kept in the database, so a restart forgives nothing
 //!   and every instance sees the same count.
@@ -11,7 +13,8 @@ use super::events::Event;
 use super::{AuthService, ClientInfo};
 use crate::error::AppError;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use super::network::network;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,7 @@ pub enum Action {
     Signup,
     Login,
     Refresh,
+    ListSessions,
 }
 
 impl Action {
@@ -28,6 +32,7 @@ impl Action {
             Self::Signup => "signup",
             Self::Login => "login",
             Self::Refresh => "refresh",
+            Self::ListSessions => "list_sessions",
         }
     }
 }
@@ -38,7 +43,8 @@ pub struct RateLimiter {
 }
 
 struct Buckets {
-    by_client: HashMap<(Action, IpAddr), Bucket>,
+    /// Keyed by the network (an address, or an IPv6 prefix of the length in the key).
+    by_client: HashMap<(Action, IpAddr, u8), Bucket>,
     /// Forgotten buckets are swept when the map reaches this size, so memory follows the number
     /// of clients seen in the last minute, not since start.
     sweep_at: usize,
@@ -66,40 +72,55 @@ impl RateLimiter {
             Action::Signup => self.limits.signup,
             Action::Login => self.limits.login,
             Action::Refresh => self.limits.refresh,
+            Action::ListSessions => self.limits.sessions,
         };
         if per_minute == 0 {
             return Ok(());
         }
-        let interval = Duration::from_secs(60) / per_minute;
-        let burst = interval * (per_minute - 1);
+        let ip = ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical());
+        // (prefix length, allowance multiple): IPv4 counts by address, IPv6 by three prefixes.
+        let networks: &[(u8, u32)] = match ip {
+            Some(IpAddr::V6(_)) => &[(64, 1), (56, 4), (48, 16)],
+            _ => &[(32, 1)],
+        };
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.by_client.len() >= buckets.sweep_at {
             buckets.by_client.retain(|_, b| b.tat > now);
             buckets.sweep_at = (buckets.by_client.len() * 2).max(4096);
         }
-        let bucket = buckets.by_client.entry((action, client_key(ip))).or_insert(Bucket { tat: now, logged_at: None });
-        let tat = bucket.tat.max(now);
-        if tat > now + burst {
+        // Every network must have room before any is charged: a refusal costs nothing.
+        let mut refused: Option<Duration> = None;
+        for &(prefix, multiple) in networks {
+            let (_, burst) = pace(per_minute.saturating_mul(multiple));
+            let key = (action, network(ip, prefix), prefix);
+            let tat = buckets.by_client.get(&key).map_or(now, |b| b.tat.max(now));
+            if tat > now + burst {
+                refused = refused.max(Some(tat - (now + burst)));
+            }
+        }
+        let narrowest = (action, network(ip, networks[0].0), networks[0].0);
+        if let Some(retry_after) = refused {
+            let bucket = buckets.by_client.entry(narrowest).or_insert(Bucket { tat: now, logged_at: None });
             let first_in_a_while = bucket.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60));
             if first_in_a_while {
                 bucket.logged_at = Some(now);
             }
-            return Err(Limited { retry_after: tat - (now + burst), first_in_a_while });
+            return Err(Limited { retry_after, first_in_a_while });
         }
-        bucket.tat = tat + interval;
+        for &(prefix, multiple) in networks {
+            let (interval, _) = pace(per_minute.saturating_mul(multiple));
+            let bucket = buckets.by_client.entry((action, network(ip, prefix), prefix)).or_insert(Bucket { tat: now, logged_at: None });
+            bucket.tat = bucket.tat.max(now) + interval;
+        }
         Ok(())
     }
 }
 
-/// One key per IPv4 address and per IPv6 /64 (one subscriber's network, which hands out a whole
-/// /64 to each of its devices). Unknown addresses share one key.
-fn client_key(ip: Option<&str>) -> IpAddr {
-    match ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V6(v6)) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        Some(v4) => v4,
-        None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
+/// GCRA's emission interval and burst tolerance for `per_minute` requests a minute.
+fn pace(per_minute: u32) -> (Duration, Duration) {
+    let interval = Duration::from_secs(60) / per_minute;
+    (interval, interval * (per_minute - 1))
 }
 
 impl LoginBackoff {
@@ -135,8 +156,9 @@ impl AuthService {
     /// Counts a login attempt against `username_key` before its password is checked (so that
     /// concurrent guesses cannot all get in before the first failure is written), or refuses it
     /// while the account waits out its backoff or lock. A success clears the count again.
+    /// Returns the count before this attempt.
     #[tracing::instrument(skip_all)]
-    pub(super) async fn claim_login_attempt(&self, username_key: &str, client: &ClientInfo) -> Result<(), AppError> {
+    pub(super) async fn claim_login_attempt(&self, username_key: &str, client: &ClientInfo) -> Result<u32, AppError> {
         let policy = self.config().login_backoff;
         // Each round either claims or sees the claim that beat it; a handful of rounds is plenty.
         for _ in 0..16 {
@@ -190,7 +212,7 @@ impl AuthService {
                     let user_id = self.user_id_by_key(username_key).await;
                     self.record(Event::AccountLocked, user_id.as_deref(), None, client).await;
                 }
-                return Ok(());
+                return Ok(counted - 1);
             }
         }
         Err(AppError::Busy { retry_after: 1 })
@@ -205,11 +227,12 @@ impl AuthService {
         Ok(tx.commit().await?)
     }
 
-    /// Forgets counts untouched for 30 days (rows of names that never existed pile up otherwise).
-    pub(super) async fn forget_old_login_attempts(&self) -> Result<(), sqlx::Error> {
+    /// Forgets counts untouched for 30 days (rows of names that never existed pile up otherwise);
+    /// how many.
+    pub(super) async fn forget_old_login_attempts(&self) -> Result<u64, sqlx::Error> {
         let month_ago = now_ms() - 30 * 86_400_000;
         let query = sqlx::query("DELETE FROM login_attempts WHERE updated_at < $1 AND blocked_until < $1").bind(month_ago);
-        self.execute_write(query).await.map(|_| ())
+        self.execute_write(query).await
     }
 }
 
@@ -218,7 +241,7 @@ mod tests {
     use super::*;
 
     fn limiter(per_minute: u32) -> RateLimiter {
-        RateLimiter::new(RateLimits { signup: per_minute, login: per_minute, refresh: 0 })
+        RateLimiter::new(RateLimits { signup: per_minute, login: per_minute, refresh: 0, sessions: per_minute })
     }
 
     #[test]
@@ -245,6 +268,20 @@ mod tests {
         assert!(limiter.check(Action::Login, Some("2001:db8:1:3::1")).is_ok());
         assert!(limiter.check(Action::Login, Some("::ffff:10.1.1.1")).is_ok());
         assert!(limiter.check(Action::Login, Some("10.1.1.1")).is_err(), "IPv4-mapped is the same client");
+    }
+
+    #[test]
+    fn a_48_shares_sixteen_times_a_64s_allowance() {
+        let limiter = limiter(2);
+        // 2001:db8:1::/48 holds 65,536 /64s; spread over them, only 32 attempts get through.
+        let allowed = (0..200u32)
+            .filter(|i| limiter.check(Action::Login, Some(&format!("2001:db8:1:{:x}::1", i * 257))).is_ok())
+            .count();
+        assert_eq!(allowed, 32);
+        // A /56 alone stops at 4× (8): a fresh /48, all from one /56.
+        let in_56 = (0..50u32).filter(|i| limiter.check(Action::Login, Some(&format!("2001:db8:2:{i:x}::1"))).is_ok()).count();
+        assert_eq!(in_56, 8);
+        assert!(limiter.check(Action::Login, Some("2001:db8:3::1")).is_ok(), "another /48 is untouched");
     }
 
     #[test]

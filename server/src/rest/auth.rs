@@ -58,9 +58,10 @@ pub async fn login(State(s): State<AppState>, Client(client): Client, Json(body)
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenResponse),
-        (status = 401, description = "`invalid_refresh_token`: unknown, expired, revoked or reused (which revokes the session)", body = ErrorBody),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, revoked or reused (which revokes the session); a spent token presented again within `REFRESH_REUSE_GRACE` by the client that spent it gets the same pair again (200) instead", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: this address refreshes too often; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`server_busy`: the database is busy or unreachable; nothing was spent, retry after `Retry-After` with the same token", body = ErrorBody),
     ))]
 pub async fn refresh(State(s): State<AppState>, Client(client): Client, Json(body): Json<RefreshRequest>) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::OK, s.auth.refresh(&body.refresh_token, &client).await?))
@@ -107,11 +108,16 @@ pub async fn logout_all(State(s): State<AppState>, Client(client): Client, Authe
 
 #[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", security(("accessToken" = [])),
     responses(
-        (status = 200, description = "The user's live sessions, most recently used first", body = Vec<SessionInfo>),
+        (status = 200, description = "The user's live sessions, most recently used first; `lastUsedAt` to the minute", body = Vec<SessionInfo>),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: more than `RATE_LIMIT_SESSIONS` a minute from this address", body = ErrorBody),
     ))]
-pub async fn sessions(State(s): State<AppState>, Authenticated(who): Authenticated) -> Result<axum::Json<Vec<SessionInfo>>, AppError> {
-    Ok(axum::Json(s.auth.sessions(&who).await?))
+pub async fn sessions(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+) -> Result<axum::Json<Vec<SessionInfo>>, AppError> {
+    Ok(axum::Json(s.auth.sessions(&who, &client).await?))
 }
 
 #[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "auth", security(("accessToken" = [])),

@@ -8,22 +8,35 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 
 /// `axum::Json`, with rejections as [`AppError`]: 415 without a JSON content type, 400 for
-/// malformed JSON, 422 for well-formed JSON of the wrong shape (unknown or missing fields), 413
-/// for a body over the limit.
+/// malformed JSON, 422 for well-formed JSON of the wrong shape (unknown or missing fields, an
+/// array), 413 for a body over the limit.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+        match axum::Json::<Object<T>>::from_request(req, state).await {
+            Ok(axum::Json(Object(value))) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// A body that must be a JSON object: serde also reads a struct from an array, field by position
+/// (`["alice", "secret"]` would be a signup), which no client means and the OpenAPI document
+/// does not allow.
+struct Object<T>(T);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::deserialize(deserializer)?;
+        T::deserialize(serde_json::Value::Object(map)).map(Object).map_err(D::Error::custom)
     }
 }
 
@@ -66,6 +79,6 @@ impl FromRequestParts<AppState> for Client {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        Ok(Self(ClientInfo::from_request(&parts.headers, peer, state.auth.config().trusted_proxy_hops)))
+        Ok(Self(ClientInfo::from_request(&parts.headers, peer, &state.auth.config().trusted_proxies)))
     }
 }

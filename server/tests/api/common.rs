@@ -24,7 +24,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// The settings every test server starts from, in-process or as a binary.
-const TEST_SETTINGS: [(&str, &str); 5] = [
+const TEST_SETTINGS: [(&str, &str); 6] = [
     // Cheap hashes keep the suite fast; the parameters themselves are tested in `app`.
     ("ARGON2_MEMORY_KIB", "8192"),
     ("ARGON2_ITERATIONS", "1"),
@@ -32,6 +32,7 @@ const TEST_SETTINGS: [(&str, &str); 5] = [
     ("RATE_LIMIT_SIGNUP", "0"),
     ("RATE_LIMIT_LOGIN", "0"),
     ("RATE_LIMIT_REFRESH", "0"),
+    ("RATE_LIMIT_SESSIONS", "0"),
 ];
 
 /// `tweak` adjusts the configuration before start (short lifetimes, no grace window, …).
@@ -47,9 +48,20 @@ async fn fresh_config(tweak: impl FnOnce(&mut Config)) -> Config {
         _ => TEST_SETTINGS.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string()),
     })
     .expect("test configuration");
-    config.database_url = fresh_database(&data_dir).await;
+    config.database_url = fresh_database(&data_dir).await.into();
     tweak(&mut config);
     config
+}
+
+/// A client of its own, from `local` (127.0.0.2, .3 …: another machine) with `user_agent`.
+pub fn client_from(local: &str, user_agent: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(local.parse::<std::net::IpAddr>().unwrap()).user_agent(user_agent).build().unwrap()
+}
+
+/// The test client stands for a reverse proxy: its `X-Forwarded-For` names the client.
+pub fn trust_local_proxy(config: &mut Config) {
+    config.trusted_proxies =
+        app::auth::network::TrustedProxies { nets: vec!["127.0.0.1".parse().unwrap()], max_hops: 0 };
 }
 
 /// Starts a server on an existing configuration (the same database and keys: a restart).
@@ -122,7 +134,8 @@ pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &
     for _ in 0..300 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(rest) = text.split("listening on ").nth(1) {
-            let base = rest.split_whitespace().next().unwrap().to_owned();
+            // Text or JSON logs: the address ends at a space or a quote.
+            let base = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned();
             return ServerProcess { child, base, log };
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -130,6 +143,21 @@ pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &
     let _ = child.kill();
     let _ = child.wait();
     panic!("the server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+}
+
+/// Runs `server <args>` (an operator's command) on `app`'s database and data directory, with the
+/// test settings plus `env`.
+pub async fn run_cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BATON_DATA_DIR", app.data_dir())
+        .env("DATABASE_URL", &*app.config.database_url)
+        .envs(TEST_SETTINGS)
+        .envs(env.iter().copied())
+        .args(args);
+    tokio::task::spawn_blocking(move || command.output().expect("the server binary runs")).await.unwrap()
 }
 
 impl ServerProcess {

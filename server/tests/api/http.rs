@@ -22,6 +22,9 @@ async fn bad_input_gets_a_typed_4xx_never_a_5xx() {
     let unknown = r#"{"username":"alice","password":"correct horse battery","admin":true}"#;
     assert_error(post(unknown, Some("application/json")).await, 422, "invalid_input").await;
     assert_error(post(r#"{"username":1,"password":2}"#, Some("application/json")).await, 422, "invalid_input").await;
+    // An array is not the object it lists the fields of (serde would read it by position).
+    let body = assert_error(post(r#"["alice","correct horse battery"]"#, Some("application/json")).await, 422, "invalid_input").await;
+    assert!(body["message"].as_str().unwrap().contains("expected a map"), "{body}");
     assert_error(post(r#"{"username":"a","password":"b"}"#, Some("text/plain")).await, 415, "unsupported_media_type").await;
     assert_error(post(r#"{"username":"a","password":"b"}"#, None).await, 415, "unsupported_media_type").await;
     let huge = format!(r#"{{"username":"alice","password":"{}"}}"#, "x".repeat(17 * 1024));

@@ -77,6 +77,77 @@ async fn slow_clients_are_cut_off() {
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
 }
 
+/// A connection from `local` (127.0.0.2, …: another machine) to the app.
+async fn connect_from(app: &TestApp, local: &str) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{local}:0").parse().unwrap())?;
+    socket.connect(app.addr).await
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let app = spawn_app().await;
+    let cap = app.config.http.max_connections_per_address;
+    assert!(app.config.http.max_connections < 1100, "the global cap is what the flood would fill");
+    // 1,100 idle sockets from one address: past its cap they are closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        match connect_from(&app, "127.0.0.2").await {
+            Ok(stream) => idle.push(stream),
+            Err(e) => panic!("socket {}: {e} (raise `ulimit -n`; scripts/test.sh does)", idle.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another address is served at once.
+    let res = tokio::time::timeout(Duration::from_secs(3), app.http.get(app.url("/healthz")).send()).await;
+    assert_eq!(res.expect("answered within 3 s").unwrap().status(), 200);
+    // The flood's sockets beyond the cap were closed: reading them ends at once.
+    let mut open = 0;
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        if tokio::time::timeout(Duration::from_millis(2), stream.read(&mut byte)).await.is_err() {
+            open += 1;
+        }
+    }
+    assert_eq!(open, cap, "{cap} held open, the rest closed");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection() {
+    let app = spawn_app_with(|c| {
+        c.http.response_write_timeout = Duration::from_secs(1);
+        c.http.max_connections_per_address = 2;
+    })
+    .await;
+    // Two connections that ask for much and read nothing: 1,000 pipelined requests each (megabytes), with a
+    // tiny receive window, so the server's writes stall.
+    let request = "GET /api/openapi.json HTTP/1.1\r\nhost: x\r\n\r\n".repeat(400);
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(app.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    // Within the write timeout (and some), the address has its connections back.
+    let client = client_from("127.0.0.3", "baton-tests");
+    let started = std::time::Instant::now();
+    let res = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            if let Ok(res) = client.get(app.url("/healthz")).timeout(Duration::from_millis(500)).send().await {
+                return res;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("served again once the stalled responses were abandoned");
+    assert_eq!(res.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(500), "the stalled connections did hold the cap first");
+}
+
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app().await;

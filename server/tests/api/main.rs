@@ -3,13 +3,16 @@
 
 mod accounts;
 mod assets;
+mod cli;
 mod common;
 mod http;
 mod limits;
 mod load;
 mod logs;
+mod outage;
 mod sessions;
 mod shutdown;
 mod startup;
 mod throttling;
 mod tokens;
+mod tutorial;

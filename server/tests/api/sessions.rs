@@ -58,6 +58,8 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
         for field in ["createdAt", "lastUsedAt", "expiresAt"] {
             assert!(s[field].as_str().unwrap().ends_with('Z'));
         }
+        // To the minute: to the millisecond, it would tell a thief when the victim refreshes.
+        assert!(s["lastUsedAt"].as_str().unwrap().ends_with(":00.000Z"), "{s}");
     }
     let phone_id = list.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
 
@@ -91,5 +93,39 @@ async fn a_session_id_that_is_no_uuid_is_not_found_on_either_database() {
             .await
             .unwrap();
         assert_error(res, 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn the_sessions_list_is_rate_limited() {
+    let app = spawn_app_with(|c| c.rate_limits.sessions = 3).await;
+    let tokens = app.signup("alice").await;
+    for _ in 0..3 {
+        assert_eq!(app.get_with("/api/auth/sessions", &token(&tokens, "accessToken")).await.status(), 200);
+    }
+    let res = app.get_with("/api/auth/sessions", &token(&tokens, "accessToken")).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_error(res, 429, "too_many_requests").await;
+    // The server function shares the limit.
+    let res = app.http.post(app.url("/api/fn/sessions")).bearer_auth(token(&tokens, "accessToken")).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+}
+
+#[tokio::test]
+async fn only_a_trusted_proxy_names_the_client_and_its_port_is_dropped() {
+    let behind_proxy = spawn_app_with(trust_local_proxy).await;
+    let direct = spawn_app().await;
+    for (app, expected) in [(&behind_proxy, "2001:db8::7"), (&direct, "127.0.0.1")] {
+        let res = app
+            .http
+            .post(app.url("/api/auth/signup"))
+            .header("x-forwarded-for", "6.6.6.6, [2001:db8::7]:4711")
+            .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let tokens: Value = res.json().await.unwrap();
+        let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&tokens, "accessToken")).await.json().await.unwrap();
+        assert_eq!(list[0]["ip"], expected);
     }
 }

@@ -35,7 +35,7 @@ fn count(statuses: &[u16], status: u16) -> usize {
 async fn the_login_limit_per_address_holds_under_concurrency() {
     let app = spawn_app_with(|c| {
         c.rate_limits.login = 5;
-        c.trusted_proxy_hops = 1;
+        trust_local_proxy(c);
     })
     .await;
     // Distinct unknown names, so that only the address limit can refuse them.
@@ -137,4 +137,44 @@ async fn consecutive_failures_lock_the_account() {
             .await
             .unwrap();
     assert_eq!((kind.as_str(), user_id.as_deref()), ("account_locked", user["user"]["id"].as_str()));
+}
+
+/// A flood of guesses from the /64s of one /48 that fills the hashing queue: a user who logged in
+/// from their address before goes ahead of it. Hashes are made slow (about 2 s) so that the
+/// queue's order, not chance, decides: without the known lane, Alice's turn would come after the
+/// guesses queued before her, past the queue's 5 s patience.
+#[tokio::test]
+async fn a_login_flood_over_a_48_leaves_a_known_users_login_answered() {
+    let app = spawn_app_with(|c| {
+        trust_local_proxy(c);
+        c.rate_limits.login = 30;
+        c.argon2 = app::auth::config::Argon2Settings { memory_kib: 64 * 1024, iterations: 48, parallelism: 1 };
+        c.max_concurrent_hashes = 1;
+    })
+    .await;
+    let alice = json!({"username": "alice", "password": PASSWORD});
+    let started = std::time::Instant::now();
+    let signup = app.http.post(app.url("/api/auth/signup")).header("x-forwarded-for", "198.51.100.7").json(&alice);
+    assert_eq!(signup.send().await.unwrap().status(), 201);
+    let hash_time = started.elapsed();
+
+    // Six guesses, each from its own /64 of 2001:db8:1::/48; one hashes, five wait.
+    let flood = join_all((0..6u32).map(|i| {
+        let ip = format!("2001:db8:1:{i:x}::1");
+        from_owned(&app, ip, json!({"username": format!("nobody{i}"), "password": "wrong password"}))
+    }));
+    let flood = tokio::spawn(flood);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let login = app.http.post(app.url("/api/auth/login")).header("x-forwarded-for", "198.51.100.7").json(&alice);
+    let res = login.send().await.unwrap();
+    let waited = started.elapsed();
+    let statuses = flood.await.unwrap();
+    assert_eq!(res.status(), 200, "alice waited {waited:?} (one hash: {hash_time:?}); the flood got {statuses:?}");
+    assert!(count(&statuses, 503) > 0, "the flood did overflow the queue: {statuses:?}");
+}
+
+fn from_owned(app: &TestApp, ip: String, body: serde_json::Value) -> impl std::future::Future<Output = u16> + Send + 'static {
+    let request = app.http.post(app.url("/api/auth/login")).header("x-forwarded-for", ip).json(&body);
+    async move { request.send().await.unwrap().status().as_u16() }
 }

@@ -56,6 +56,56 @@ async fn reuse_outside_the_grace_window_revokes_the_whole_session() {
     assert_eq!(app.secret_status(&token(&other, "accessToken")).await, 200);
 }
 
+/// The attack that the grace window invited: a thief holding an old refresh token replays it
+/// right after the victim's refresh, to be handed the victim's fresh tokens.
+#[tokio::test]
+async fn a_thief_riding_the_grace_window_is_refused_and_the_session_revoked() {
+    let app = spawn_app().await;
+    let first = app.signup("alice").await;
+    let victims = app.refreshed(&first).await;
+    let stolen = token(&first, "refreshToken");
+    // From another address, and from the same address with another user agent: both are reuse.
+    let thief = client_from("127.0.0.2", "baton-tests");
+    let res = thief.post(app.url("/api/auth/refresh")).json(&json!({ "refreshToken": stolen })).send().await.unwrap();
+    assert_error(res, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&token(&victims, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_eq!(app.secret_status(&token(&victims, "accessToken")).await, 401);
+    let events: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT kind, ip, detail FROM security_events WHERE kind LIKE 'refresh%'")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
+    assert_eq!(
+        events,
+        [("refresh_token_reuse".into(), Some("127.0.0.2".into()), Some("first use from 127.0.0.1, then another client".into()))]
+    );
+
+    let second = app.login("alice").await;
+    app.refreshed(&second).await;
+    let other_agent = client_from("127.0.0.1", "curl/8.5.0");
+    let res = other_agent
+        .post(app.url("/api/auth/refresh"))
+        .json(&json!({ "refreshToken": token(&second, "refreshToken") }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn a_grace_replay_is_recorded_with_both_addresses() {
+    let app = spawn_app().await;
+    let first = app.signup("alice").await;
+    app.refreshed(&first).await;
+    app.refreshed(&first).await;
+    let events: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT kind, ip, detail FROM security_events WHERE kind LIKE 'refresh%'")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
+    assert_eq!(events, [("refresh_grace_replay".into(), Some("127.0.0.1".into()), Some("first use from 127.0.0.1".into()))]);
+}
+
 #[tokio::test]
 async fn the_grace_window_covers_only_the_immediate_predecessor() {
     let app = spawn_app().await;

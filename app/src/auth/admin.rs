@@ -1,0 +1,143 @@
+//! What an operator does from the command line (`server <command>`, see `server/src/cli.rs`):
+//! unlock a username, list and end a user's sessions, purge ended sessions. Every action that
+//! ends a session or unlocks an account goes to the security log like its online counterpart.
+
+use super::db::now_ms;
+use super::events::Event;
+use super::{AuthService, ClientInfo};
+use crate::api::rfc3339;
+use crate::domain::Username;
+use crate::error::AppError;
+
+/// A session as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl std::fmt::Display for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}  created {}  last used {}  from {}  {}",
+            self.id,
+            rfc3339(self.created_at),
+            rfc3339(self.last_used_at),
+            self.ip.as_deref().unwrap_or("-"),
+            self.user_agent.as_deref().unwrap_or("-"),
+        )
+    }
+}
+
+/// What purging removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub login_attempts: u64,
+}
+
+/// Operator actions leave the log with no client address: this marks them.
+fn operator() -> ClientInfo {
+    ClientInfo::new(Some("baton-cli"), None)
+}
+
+impl AuthService {
+    /// Clears the failed-login count and lock of `username` (known or not: guesses at unknown
+    /// names are counted too). `false` when there was nothing to clear.
+    pub async fn unlock(&self, username: &str) -> Result<bool, AppError> {
+        let key = Username::parse(username)?.key();
+        let cleared =
+            self.execute_write(sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&key)).await? > 0;
+        if cleared {
+            let user_id = self.user_id_by_key(&key).await;
+            self.record_with(Event::AccountUnlocked, user_id.as_deref(), None, &operator(), Some("by an operator")).await;
+        }
+        Ok(cleared)
+    }
+
+    /// The live sessions of `username`, most recently used first; `NotFound` for no such user.
+    pub async fn sessions_of(&self, username: &str) -> Result<Vec<SessionRow>, AppError> {
+        let user_id = self.user_id_of(username).await?;
+        let now = now_ms();
+        let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
+        Ok(sqlx::query_as::<_, SessionRow>(
+            "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_used_at > $3 \
+             ORDER BY last_used_at DESC",
+        )
+        .bind(&user_id)
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_all(self.db())
+        .await?)
+    }
+
+    /// Ends every session of `username`; how many were live.
+    pub async fn revoke_sessions_of(&self, username: &str) -> Result<u64, AppError> {
+        let user_id = self.user_id_of(username).await?;
+        let revoke = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'operator' WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(&user_id);
+        let ended = self.execute_write(revoke).await?;
+        self.record_with(Event::LogoutAll, Some(&user_id), None, &operator(), Some("by an operator")).await;
+        Ok(ended)
+    }
+
+    /// Ends one session by its id; `NotFound` when no live session has it.
+    pub async fn revoke_session_by_id(&self, session_id: &str) -> Result<(), AppError> {
+        if uuid::Uuid::try_parse(session_id).is_err() {
+            return Err(AppError::NotFound);
+        }
+        let user_id: Option<String> = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+            .bind(session_id)
+            .fetch_optional(self.db())
+            .await?;
+        let Some(user_id) = user_id else { return Err(AppError::NotFound) };
+        let revoke = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'operator' WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(session_id);
+        if self.execute_write(revoke).await? == 0 {
+            return Err(AppError::NotFound);
+        }
+        self.record_with(Event::SessionRevoked, Some(&user_id), Some(session_id), &operator(), Some("by an operator")).await;
+        Ok(())
+    }
+
+    /// Deletes ended sessions (revoked, expired, or idle past `REFRESH_IDLE_TTL`) with their
+    /// refresh tokens, and login counts untouched for 30 days. The security log keeps its rows.
+    pub async fn purge(&self) -> Result<Purged, AppError> {
+        let now = now_ms();
+        let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
+        // Tokens first: PostgreSQL and SQLite both cascade, but SQLite only with foreign keys on,
+        // and an explicit delete does not depend on it.
+        let ended = "SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1 OR last_used_at <= $2";
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!("DELETE FROM refresh_tokens WHERE session_id IN ({ended})"))
+            .bind(now)
+            .bind(idle_cutoff)
+            .execute(&mut *tx)
+            .await?;
+        let sessions = sqlx::query("DELETE FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1 OR last_used_at <= $2")
+            .bind(now)
+            .bind(idle_cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        let login_attempts = self.forget_old_login_attempts().await?;
+        Ok(Purged { sessions, login_attempts })
+    }
+
+    async fn user_id_of(&self, username: &str) -> Result<String, AppError> {
+        let key = Username::parse(username).map_err(|_| AppError::NotFound)?.key();
+        self.user_id_by_key(&key).await.ok_or(AppError::NotFound)
+    }
+}

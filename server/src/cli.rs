@@ -1,0 +1,144 @@
+//! The operator's commands: `server <command> [argument]`. Without a command the binary serves.
+
+use app::auth::{AuthService, Config, TokenSigner};
+use app::error::AppError;
+use std::process::ExitCode;
+
+pub const USAGE: &str = "\
+usage: server [COMMAND]
+
+Without a command, serves Baton on LEPTOS_SITE_ADDR. Configuration comes from the environment
+or a .env file (see README.md); commands use the same database and data directory.
+
+Commands:
+  check-config                 print the effective settings (database password redacted)
+  unlock <username>            clear a username's failed-login count and lock
+  sessions <username>          list the user's live sessions
+  revoke-sessions <username>   end every session of the user
+  revoke-session <session-id>  end one session
+  purge                        delete ended sessions and stale login counts now
+  rotate-signing-key           add a JWT signing key; restart to sign with it (old keys keep verifying)
+  help                         this text (also --help, -h)
+
+Exit status: 0 done; 1 failed (bad configuration, no such user or session, database
+trouble); 2 usage error.";
+
+/// What the command line asks for.
+pub enum Invocation {
+    Serve,
+    Help,
+    Run(Command),
+}
+
+pub enum Command {
+    CheckConfig,
+    RotateSigningKey,
+    /// Commands that need the database.
+    Db(DbCommand),
+}
+
+pub enum DbCommand {
+    Unlock(String),
+    Sessions(String),
+    RevokeSessions(String),
+    RevokeSession(String),
+    Purge,
+}
+
+impl Invocation {
+    /// `Err`: a usage error, with what was wrong.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let (name, rest) = match args.split_first() {
+            None => return Ok(Self::Serve),
+            Some((name, rest)) => (name.as_str(), rest),
+        };
+        let one = |what: &str| match rest {
+            [arg] => Ok(arg.clone()),
+            _ => Err(format!("{name} takes one argument: <{what}>")),
+        };
+        let none = |command: Command| if rest.is_empty() { Ok(command) } else { Err(format!("{name} takes no argument")) };
+        let command = match name {
+            "help" | "--help" | "-h" => return Ok(Self::Help),
+            "check-config" => none(Command::CheckConfig)?,
+            "unlock" => Command::Db(DbCommand::Unlock(one("username")?)),
+            "sessions" => Command::Db(DbCommand::Sessions(one("username")?)),
+            "revoke-sessions" => Command::Db(DbCommand::RevokeSessions(one("username")?)),
+            "revoke-session" => Command::Db(DbCommand::RevokeSession(one("session-id")?)),
+            "purge" => none(Command::Db(DbCommand::Purge))?,
+            "rotate-signing-key" => none(Command::RotateSigningKey)?,
+            other => return Err(format!("unknown command {other:?}")),
+        };
+        Ok(Self::Run(command))
+    }
+}
+
+impl Command {
+    pub async fn run(self, config: Result<Config, app::auth::ConfigError>) -> ExitCode {
+        let config = match config {
+            Ok(config) => config,
+            Err(e) => return failed(e),
+        };
+        match self {
+            Self::CheckConfig => {
+                for (var, value) in config.effective() {
+                    println!("{var}={value}");
+                }
+                ExitCode::SUCCESS
+            }
+            Self::RotateSigningKey => match TokenSigner::rotate(&config.data_dir) {
+                Ok(kid) => done(format!("new signing key {kid}; restart the server to sign with it")),
+                Err(e) => failed(e),
+            },
+            Self::Db(command) => {
+                let auth = match AuthService::start(config).await {
+                    Ok(auth) => auth,
+                    Err(e) => return failed(e),
+                };
+                let outcome = command.run_on(&auth).await;
+                auth.db().close().await;
+                outcome.unwrap_or_else(|e| match e {
+                    AppError::NotFound => failed("no such user or live session"),
+                    other => failed(other),
+                })
+            }
+        }
+    }
+}
+
+impl DbCommand {
+    async fn run_on(self, auth: &AuthService) -> Result<ExitCode, AppError> {
+        Ok(match self {
+            Self::Unlock(username) => match auth.unlock(&username).await? {
+                true => done(format!("{username}: unlocked")),
+                false => done(format!("{username}: not locked, nothing to do")),
+            },
+            Self::Sessions(username) => {
+                let sessions = auth.sessions_of(&username).await?;
+                for session in &sessions {
+                    println!("{session}");
+                }
+                eprintln!("{} live session(s)", sessions.len());
+                ExitCode::SUCCESS
+            }
+            Self::RevokeSessions(username) => done(format!("{username}: {} session(s) ended", auth.revoke_sessions_of(&username).await?)),
+            Self::RevokeSession(id) => {
+                auth.revoke_session_by_id(&id).await?;
+                done(format!("session {id} ended"))
+            }
+            Self::Purge => {
+                let purged = auth.purge().await?;
+                done(format!("purged {} ended session(s) and {} stale login count(s)", purged.sessions, purged.login_attempts))
+            }
+        })
+    }
+}
+
+fn done(message: String) -> ExitCode {
+    println!("{message}");
+    ExitCode::SUCCESS
+}
+
+fn failed(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
