@@ -32,7 +32,11 @@ pub struct TokenResponse {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credentials {
+    /// 3–32 of `a-z A-Z 0-9 _ . -`; surrounding whitespace is trimmed. Case-insensitive unique.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*[A-Za-z0-9_.\-]{3,32}\s*$"))]
     pub username: String,
+    /// 8–128 characters (Unicode code points), used whole.
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
@@ -41,6 +45,56 @@ pub struct Credentials {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// `POST /api/account/password`: the current password proves it is the user; the new one must
+/// meet the signup rules.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    /// The signup rules: 8–128 characters, not one of the 10,000 most common passwords.
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
+    pub new_password: String,
+}
+
+/// `DELETE /api/account`: the password, once more.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountDeletion {
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChange").field("current_password", &REDACTED).field("new_password", &REDACTED).finish()
+    }
+}
+
+impl std::fmt::Debug for AccountDeletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountDeletion").field("password", &REDACTED).finish()
+    }
+}
+
+/// A password or token as a server function's argument: the `#[server]` macro derives `Debug`
+/// for its arguments, and this prints `[redacted]` in the secret's place.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sensitive(pub String);
+
+impl From<String> for Sensitive {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
 }
 
 // Secrets by type: what holds a password or a token prints without it, so no `{:?}` in a log
@@ -120,9 +174,18 @@ mod tests {
 
     #[test]
     fn debug_output_holds_no_secret() {
-        use super::{Credentials, RefreshRequest, TokenResponse, User};
+        use super::{AccountDeletion, Credentials, PasswordChange, RefreshRequest, TokenResponse, User};
+        use crate::server_fns::{ChangePassword, DeleteAccount, Login, Refresh};
         let user = User { id: "u1".into(), username: "alice".into(), created_at: "2026-01-01T00:00:00Z".into() };
+        let secret = || super::Sensitive("hunter2 secret".into());
         let printed = [
+            format!("{:?}", PasswordChange { current_password: "hunter2 a".into(), new_password: "hunter2 b".into() }),
+            format!("{:?}", AccountDeletion { password: "hunter2 hunter2".into() }),
+            // The arguments of server functions, as `#[server]` derives their `Debug`.
+            format!("{:?}", Login { username: "alice".into(), password: secret() }),
+            format!("{:?}", Refresh { refresh_token: secret() }),
+            format!("{:?}", ChangePassword { current_password: secret(), new_password: secret() }),
+            format!("{:?}", DeleteAccount { password: secret() }),
             format!("{:?}", Credentials { username: "alice".into(), password: "hunter2 hunter2".into() }),
             format!("{:?}", RefreshRequest { refresh_token: "brt_secret".into() }),
             format!(

@@ -116,6 +116,17 @@ impl AppError {
         }
     }
 
+    /// The same error about `field`: a rule checked under one name reported under another.
+    pub fn for_field(self, field: &str) -> Self {
+        match self {
+            Self::InvalidInput { message, mut fields } => {
+                fields.iter_mut().for_each(|f| f.field = field.to_owned());
+                Self::InvalidInput { message, fields }
+            }
+            other => other,
+        }
+    }
+
     /// The message for one form field, if this error names it.
     pub fn field_message(&self, field: &str) -> Option<&str> {
         match self {

@@ -3,8 +3,8 @@
 //! which attaches the access token and refreshes it when needed.
 
 #[cfg(feature = "ssr")]
-use crate::api::Credentials;
-use crate::api::{Secret, SessionInfo, TokenResponse, User};
+use crate::api::{AccountDeletion, Credentials, PasswordChange};
+use crate::api::{Secret, Sensitive, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
 use crate::ui::client::AuthClient;
 use leptos::prelude::*;
@@ -39,23 +39,23 @@ mod ssr {
 }
 
 #[server(prefix = "/api/fn", endpoint = "signup")]
-pub async fn signup(username: String, password: String) -> Result<TokenResponse, AppError> {
-    ssr::auth()?.signup(&Credentials { username, password }, &ssr::client().await?).await
+pub async fn signup(username: String, password: Sensitive) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.signup(&Credentials { username, password: password.0 }, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "login")]
-pub async fn login(username: String, password: String) -> Result<TokenResponse, AppError> {
-    ssr::auth()?.login(&Credentials { username, password }, &ssr::client().await?).await
+pub async fn login(username: String, password: Sensitive) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.login(&Credentials { username, password: password.0 }, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "refresh")]
-pub async fn refresh(refresh_token: String) -> Result<TokenResponse, AppError> {
-    ssr::auth()?.refresh(&refresh_token, &ssr::client().await?).await
+pub async fn refresh(refresh_token: Sensitive) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.refresh(&refresh_token.0, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "logout")]
-pub async fn logout(refresh_token: String) -> Result<(), AppError> {
-    ssr::auth()?.logout(&refresh_token, &ssr::client().await?).await
+pub async fn logout(refresh_token: Sensitive) -> Result<(), AppError> {
+    ssr::auth()?.logout(&refresh_token.0, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "logout_all", client = AuthClient)]
@@ -86,4 +86,17 @@ pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
 pub async fn revoke_session(id: String) -> Result<(), AppError> {
     let (auth, who) = ssr::principal().await?;
     auth.revoke_session(&who, &id, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "change_password", client = AuthClient)]
+pub async fn change_password(current_password: Sensitive, new_password: Sensitive) -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    let change = PasswordChange { current_password: current_password.0, new_password: new_password.0 };
+    auth.change_password(&who, &change, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "delete_account", client = AuthClient)]
+pub async fn delete_account(password: Sensitive) -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.delete_account(&who, &AccountDeletion { password: password.0 }, &ssr::client().await?).await
 }

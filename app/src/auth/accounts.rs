@@ -5,8 +5,8 @@ use super::events::Event;
 use super::password::Lane;
 use super::throttle::Action;
 use super::{AuthService, ClientInfo, Principal};
-use crate::api::{rfc3339, Credentials, Secret, TokenResponse, User};
-use crate::domain::{parse_credentials, parse_new_credentials};
+use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, TokenResponse, User};
+use crate::domain::{parse_credentials, parse_new_credentials, Password};
 use crate::error::AppError;
 
 #[derive(sqlx::FromRow)]
@@ -20,6 +20,13 @@ pub(super) struct UserRow {
 struct UserWithHash {
     #[sqlx(flatten)]
     user: UserRow,
+    password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    username_key: String,
     password_hash: String,
 }
 
@@ -102,6 +109,73 @@ impl AuthService {
         .fetch_optional(self.db())
         .await?;
         Ok(found.is_some())
+    }
+
+    /// Sets a new password after checking the current one; every other session of the user ends
+    /// (whoever else knew the old password is out), this one stays.
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(&self, principal: &Principal, input: &PasswordChange, client: &ClientInfo) -> Result<(), AppError> {
+        let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
+        let user = self.confirm_password(principal, &input.current_password, client).await?;
+        if input.new_password == input.current_password {
+            return Err(AppError::invalid_field("newPassword", "The new password must differ from the current one."));
+        }
+        let hash = self.inner.hasher.hash(&new, Lane::Known).await?;
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(&hash).bind(&user.id).execute(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'password_changed' \
+             WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&user.id)
+        .bind(&principal.session_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.record(Event::PasswordChanged, Some(&user.id), Some(&principal.session_id), client).await;
+        Ok(())
+    }
+
+    /// Deletes the account after checking its password: the user, every session and refresh
+    /// token, the login count. The security log keeps its rows (ids and addresses only).
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_account(&self, principal: &Principal, input: &AccountDeletion, client: &ClientInfo) -> Result<(), AppError> {
+        let user = self.confirm_password(principal, &input.password, client).await?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)")
+            .bind(&user.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&user.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&user.username_key).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.record(Event::AccountDeleted, Some(&user.id), Some(&principal.session_id), client).await;
+        Ok(())
+    }
+
+    /// The caller's password, checked like a login: counted against the username's backoff
+    /// first, so a stolen access token does not make guessing it any cheaper.
+    async fn confirm_password(&self, principal: &Principal, password: &str, client: &ClientInfo) -> Result<AccountRow, AppError> {
+        let user = sqlx::query_as::<_, AccountRow>("SELECT id, username_key, password_hash FROM users WHERE id = $1")
+            .bind(&principal.user_id)
+            .fetch_optional(self.db())
+            .await?
+            .ok_or(AppError::InvalidToken)?;
+        self.claim_login_attempt(&user.username_key, client).await?;
+        // A password outside the length rules is simply not this one.
+        let ok = match Password::parse(password) {
+            Ok(password) => self.inner.hasher.verify(&password, Some(&user.password_hash), Lane::Known).await?.ok,
+            Err(_) => false,
+        };
+        if !ok {
+            self.record(Event::LoginFailed, Some(&user.id), Some(&principal.session_id), client).await;
+            return Err(AppError::InvalidCredentials);
+        }
+        self.clear_login_attempts(&user.username_key).await?;
+        Ok(user)
     }
 
     pub async fn me(&self, principal: &Principal) -> Result<User, AppError> {

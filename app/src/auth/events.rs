@@ -17,6 +17,8 @@ pub enum Event {
     SessionRevoked,
     AccountLocked,
     AccountUnlocked,
+    PasswordChanged,
+    AccountDeleted,
 }
 
 impl Event {
@@ -33,6 +35,8 @@ impl Event {
             Self::SessionRevoked => "session_revoked",
             Self::AccountLocked => "account_locked",
             Self::AccountUnlocked => "account_unlocked",
+            Self::PasswordChanged => "password_changed",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 

@@ -91,6 +91,7 @@ pub fn InsidePage() -> impl IntoView {
                     {move || revoke.value().get().and_then(Result::err).map(|e| format!("Could not revoke that session: {e}"))}
                 </p>
             </article>
+            <super::account::AccountCard/>
             <div class="actions">
                 <button class="button button-secondary" data-testid="logout" disabled=move || leave.pending().get()
                     on:click=move |_| { leave.dispatch(false); }>"Log out"</button>

@@ -48,8 +48,8 @@ fn AuthForm(mode: Mode) -> impl IntoView {
         let (u, p) = (u.clone(), p.clone());
         async move {
             let result = match mode {
-                Mode::Login => crate::server_fns::login(u, p).await,
-                Mode::Signup => crate::server_fns::signup(u, p).await,
+                Mode::Login => crate::server_fns::login(u, p.into()).await,
+                Mode::Signup => crate::server_fns::signup(u, p.into()).await,
             };
             result.map(session::logged_in)
         }

@@ -1,5 +1,6 @@
 //! Everything a browser shows: the HTML shell, the routes, the pages and the route guard.
 
+mod account;
 pub mod client;
 mod guard;
 mod inside;

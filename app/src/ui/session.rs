@@ -85,6 +85,13 @@ pub fn logged_out() {
     browser::logged_out();
 }
 
+/// The server ended every session already (the account was deleted): drop the tokens without
+/// asking it again. Other tabs see them go.
+pub fn forget() {
+    #[cfg(feature = "hydrate")]
+    store::remove();
+}
+
 #[cfg(feature = "hydrate")]
 pub use browser::{fresh_access_token, refresh_after_rejection};
 
@@ -177,7 +184,7 @@ mod browser {
             crate::server_fns::logout_all().await
         } else {
             // Any token of the session names it, even one a refresh in flight is replacing.
-            crate::server_fns::logout(tokens.refresh_token).await
+            crate::server_fns::logout(tokens.refresh_token.into()).await
         };
         match answer {
             Ok(()) => {}
@@ -312,7 +319,7 @@ mod browser {
     }
 
     async fn ask(stale: &str) -> Result<TokenResponse, AppError> {
-        lock::within(REFRESH_TIMEOUT_MS, crate::server_fns::refresh(stale.to_owned())).await.unwrap_or_else(|| {
+        lock::within(REFRESH_TIMEOUT_MS, crate::server_fns::refresh(stale.to_owned().into())).await.unwrap_or_else(|| {
             Err(AppError::Network("Renewing your session took too long. Check your connection and try again.".into()))
         })
     }

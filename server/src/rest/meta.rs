@@ -44,7 +44,8 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     paths(
         super::auth::signup, super::auth::login, super::auth::refresh, super::auth::refresh_with_bearer,
         super::auth::logout, super::auth::logout_all, super::auth::sessions, super::auth::revoke_session,
-        super::users::me, super::users::secret, healthz, jwks, openapi,
+        super::users::me, super::users::secret, super::account::change_password, super::account::delete_account,
+        healthz, jwks, openapi,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerSchemes),

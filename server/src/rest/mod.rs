@@ -1,5 +1,6 @@
 //! The JSON REST API. Each feature has its own router; they are merged here, in one place.
 
+mod account;
 mod auth;
 pub mod extract;
 pub mod meta;
@@ -13,6 +14,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(account::router())
         .merge(meta::router())
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
 }

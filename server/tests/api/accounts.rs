@@ -128,3 +128,99 @@ async fn failed_logins_are_recorded_as_security_events_without_secrets() {
         assert_eq!(detail.as_deref(), Some("other"));
     }
 }
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_every_other_session() {
+    let app = spawn_app().await;
+    let phone = app.signup("alice").await;
+    let laptop = app.login("alice").await;
+    let change = |current: &str, new: &str| {
+        app.http
+            .post(app.url("/api/account/password"))
+            .bearer_auth(token(&laptop, "accessToken"))
+            .json(&json!({"currentPassword": current, "newPassword": new}))
+            .send()
+    };
+    assert_error(change("not my password", "a brand new passphrase").await.unwrap(), 401, "invalid_credentials").await;
+    let body = assert_error(change(PASSWORD, "password").await.unwrap(), 422, "invalid_input").await;
+    assert_eq!(body["fields"][0]["field"], "newPassword", "{body}");
+    assert_error(change(PASSWORD, PASSWORD).await.unwrap(), 422, "invalid_input").await;
+    assert_eq!(change(PASSWORD, "a brand new passphrase").await.unwrap().status(), 204);
+
+    assert_eq!(app.secret_status(&token(&phone, "accessToken")).await, 401, "the other session ended");
+    assert_eq!(app.refresh(&token(&phone, "refreshToken")).await.status(), 401);
+    assert_eq!(app.secret_status(&token(&laptop, "accessToken")).await, 200, "this one stays");
+    assert_eq!(app.refresh(&token(&laptop, "refreshToken")).await.status(), 200);
+    let old = app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_error(old, 401, "invalid_credentials").await;
+    let new = app.post("/api/auth/login", json!({"username": "alice", "password": "a brand new passphrase"})).await;
+    assert_eq!(new.status(), 200);
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_with_a_stolen_access_token_is_throttled() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let res = app
+            .http
+            .post(app.url("/api/account/password"))
+            .bearer_auth(token(&tokens, "accessToken"))
+            .json(&json!({"currentPassword": format!("guess number {i}"), "newPassword": "a brand new passphrase"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429], "as for logins: five free, then a wait");
+}
+
+#[tokio::test]
+async fn deleting_the_account_needs_the_password_and_leaves_nothing_behind() {
+    let app = spawn_app().await;
+    let phone = app.signup("alice").await;
+    let laptop = app.login("alice").await;
+    let delete = |password: &str| {
+        app.http
+            .delete(app.url("/api/account"))
+            .bearer_auth(token(&laptop, "accessToken"))
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    assert_error(delete("not my password").await.unwrap(), 401, "invalid_credentials").await;
+    assert_eq!(delete(PASSWORD).await.unwrap().status(), 204);
+    for tokens in [&phone, &laptop] {
+        assert_eq!(app.secret_status(&token(tokens, "accessToken")).await, 401);
+        assert_eq!(app.refresh(&token(tokens, "refreshToken")).await.status(), 401);
+    }
+    for table in ["users", "sessions", "refresh_tokens", "login_attempts"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(app.auth.db()).await.unwrap();
+        assert_eq!(rows, 0, "{table}");
+    }
+    assert_error(app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await, 401, "invalid_credentials")
+        .await;
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind = 'account_deleted'")
+        .fetch_all(app.auth.db())
+        .await
+        .unwrap();
+    assert_eq!(kinds.len(), 1);
+    // The name is free again.
+    app.signup("alice").await;
+}
+
+#[tokio::test]
+async fn the_server_functions_change_the_password_and_delete_the_account_too() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let call = |endpoint: &str, form: &[(&str, &str)]| {
+        app.http.post(app.url(&format!("/api/fn/{endpoint}"))).bearer_auth(token(&tokens, "accessToken")).form(form).send()
+    };
+    let res = call("change_password", &[("current_password", PASSWORD), ("new_password", "a brand new passphrase")]).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let res = call("delete_account", &[("password", PASSWORD)]).await.unwrap();
+    assert_eq!(res.status(), 401, "the old password no longer works");
+    let res = call("delete_account", &[("password", "a brand new passphrase")]).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
+}

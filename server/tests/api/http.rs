@@ -67,7 +67,14 @@ async fn the_openapi_document_matches_the_routes() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 13, "every route is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 15, "every route is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    // The input rules are in the schema, so a generated client (or a fuzzer) knows them.
+    let credentials = &doc["components"]["schemas"]["Credentials"];
+    assert_eq!(credentials["additionalProperties"], false);
+    assert!(credentials["properties"]["username"]["pattern"].as_str().unwrap().contains("{3,32}"));
+    assert_eq!(credentials["properties"]["password"]["minLength"], 8);
+    assert_eq!(credentials["properties"]["password"]["maxLength"], 128);
+    assert_eq!(doc["components"]["schemas"]["PasswordChange"]["properties"]["newPassword"]["minLength"], 8);
 }
 
 #[tokio::test]

@@ -26,6 +26,19 @@ async fn logout_takes_the_refresh_token_as_bearer_too() {
     assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
     let res = app.http.post(app.url("/api/auth/logout")).send().await.unwrap();
     assert_error(res, 401, "invalid_refresh_token").await;
+    // The body is optional in the OpenAPI document, so a JSON `null` is no body.
+    let other = app.login("alice").await;
+    let res = app
+        .http
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(token(&other, "refreshToken"))
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&token(&other, "accessToken")).await, 401);
 }
 
 #[tokio::test]

@@ -1,0 +1,117 @@
+//! The inside page's account card: change the password, delete the account. Both ask for the
+//! current password again; the server throttles wrong ones like logins.
+
+use super::session;
+use crate::error::AppError;
+use crate::server_fns;
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+/// Type-erased: nested in the inside page's view, its full type would exceed the compiler's
+/// recursion limit in the server crate.
+#[component]
+pub fn AccountCard() -> AnyView {
+    view! {
+        <article class="card">
+            <h2>"Your account"</h2>
+            <ChangePassword/>
+            <DeleteAccount/>
+        </article>
+    }
+    .into_any()
+}
+
+#[component]
+fn ChangePassword() -> impl IntoView {
+    let (current, new) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let change = Action::new(move |(current, new): &(String, String)| {
+        server_fns::change_password(current.clone().into(), new.clone().into())
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = change.value().get() {
+            current.set(String::new());
+            new.set(String::new());
+        }
+    });
+    let error = move || change.value().get().and_then(Result::err);
+    let new_error = move || error().and_then(|e| e.field_message("newPassword").map(str::to_owned));
+    let form_error = move || error().filter(|e| e.field_message("newPassword").is_none()).map(|e| describe(&e));
+    view! {
+        <form class="stack" data-testid="change-password"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                change.dispatch((current.get_untracked(), new.get_untracked()));
+            }>
+            <h3>"Change password"</h3>
+            <div class="field">
+                <label for="current-password">"Current password"</label>
+                <input id="current-password" type="password" autocomplete="current-password" required=true
+                    bind:value=current/>
+            </div>
+            <div class="field" class:invalid=move || new_error().is_some()>
+                <label for="new-password">"New password"</label>
+                <input id="new-password" type="password" autocomplete="new-password" required=true
+                    aria-describedby="new-password-error" aria-invalid=move || new_error().is_some().to_string()
+                    bind:value=new/>
+                <p id="new-password-error" class="field-error">{new_error}</p>
+            </div>
+            <p class="form-error" role="alert">{form_error}</p>
+            <p class="result" role="status" data-testid="password-changed">
+                {move || matches!(change.value().get(), Some(Ok(()))).then_some("Password changed. Your other sessions were logged out.")}
+            </p>
+            <button class="button" type="submit" disabled=move || change.pending().get()>"Change password"</button>
+        </form>
+    }
+}
+
+#[component]
+fn DeleteAccount() -> impl IntoView {
+    let navigate = use_navigate();
+    let confirming = RwSignal::new(false);
+    let password = RwSignal::new(String::new());
+    let delete = Action::new_local(move |password: &String| {
+        let (password, navigate) = (password.clone(), navigate.clone());
+        async move {
+            server_fns::delete_account(password.into()).await?;
+            // The sessions are gone on the server; forget the tokens here and in other tabs.
+            session::forget();
+            navigate("/signup", super::replace());
+            session::logged_out();
+            Ok::<(), AppError>(())
+        }
+    });
+    let error = move || delete.value().get().and_then(Result::err).map(|e| describe(&e));
+    view! {
+        <div class="stack">
+            <h3>"Delete account"</h3>
+            <button class="button button-danger" type="button" data-testid="delete-account"
+                aria-expanded=move || confirming.get().to_string() aria-controls="confirm-delete"
+                on:click=move |_| confirming.update(|c| *c = !*c)>"Delete account"</button>
+            <form id="confirm-delete" class="confirm stack" hidden=move || !confirming.get()
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    delete.dispatch(password.get_untracked());
+                }>
+                <p>"This deletes your account, logs out every device and frees your username. It cannot be undone."</p>
+                <div class="field">
+                    <label for="delete-password">"Password"</label>
+                    <input id="delete-password" type="password" autocomplete="current-password" required=true
+                        bind:value=password/>
+                </div>
+                <p class="form-error" role="alert" data-testid="delete-error">{error}</p>
+                <div class="actions">
+                    <button class="button button-danger" type="submit" disabled=move || delete.pending().get()>"Delete my account"</button>
+                    <button class="button button-secondary" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                </div>
+            </form>
+        </div>
+    }
+}
+
+/// The login's "Wrong username or password." reads oddly here: only the password was asked.
+fn describe(error: &AppError) -> String {
+    match error {
+        AppError::InvalidCredentials => "That is not your current password.".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,61 @@
+import { test, expect, gotoHydrated, signUp, storedTokens, logInElsewhere, PASSWORD } from "./fixtures";
+
+const NEW_PASSWORD = "a brand new passphrase";
+
+test("changing the password keeps this tab in and logs the other devices out", async ({ page, browser }) => {
+  const name = await signUp(page);
+  const other = await logInElsewhere(browser, name);
+  await page.getByLabel("Current password").fill("not my password");
+  await page.getByLabel("New password").fill(NEW_PASSWORD);
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(page.getByTestId("change-password").getByRole("alert")).toHaveText("That is not your current password.");
+
+  await page.getByLabel("Current password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(page.getByTestId("password-changed")).toHaveText("Password changed. Your other sessions were logged out.");
+  await expect(page.getByLabel("New password")).toHaveValue("");
+  await page.getByTestId("load-secret").click();
+  await expect(page.getByTestId("secret")).toContainText(name);
+
+  // The other device is out at its next call.
+  await other.page.getByTestId("load-secret").click();
+  await expect(other.page).toHaveURL(/\/login/);
+  await other.context.close();
+
+  // The new password is the one that logs in.
+  await page.getByTestId("logout").click();
+  await expect(page).toHaveURL(/\/login$/);
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password", { exact: true }).fill(NEW_PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/inside$/);
+});
+
+test("a new password that breaks a rule is named next to its field", async ({ page }) => {
+  await signUp(page);
+  await page.getByLabel("Current password").fill(PASSWORD);
+  await page.getByLabel("New password").fill("password");
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(page.locator("#new-password-error")).toContainText("most common passwords");
+  await expect(page.getByLabel("New password")).toHaveAttribute("aria-invalid", "true");
+});
+
+test("deleting the account asks for the password, then the account is gone", async ({ page }) => {
+  const name = await signUp(page);
+  await page.getByRole("button", { name: "Delete account" }).click();
+  const password = page.locator("#confirm-delete").getByLabel("Password", { exact: true });
+  await password.fill("not my password");
+  await page.getByRole("button", { name: "Delete my account" }).click();
+  await expect(page.getByTestId("delete-error")).toHaveText("That is not your current password.");
+
+  await password.fill(PASSWORD);
+  await page.getByRole("button", { name: "Delete my account" }).click();
+  await expect(page).toHaveURL(/\/signup$/);
+  expect(await storedTokens(page)).toBeNull();
+
+  await gotoHydrated(page, "/login");
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page.getByTestId("form-error")).toHaveText("Wrong username or password.");
+});
