@@ -5,6 +5,7 @@
 mod assets;
 pub mod cli;
 mod connections;
+pub mod metrics;
 mod request_limits;
 pub mod rest;
 mod security_headers;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(rest::router().layer(cors))
         .merge(site::router(&state))
+        .route_layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn_with_state(state.clone(), request_limits::read_body_in_time))
         .layer(middleware::from_fn_with_state(security_headers::hsts(state.auth.config()), security_headers::add))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -48,6 +48,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let metrics_addr = match std::env::var("METRICS_ADDR").ok().filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(raw) => match raw.trim().parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                eprintln!("error: configuration: METRICS_ADDR: {raw:?} is not an address like 127.0.0.1:9100");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let addr = leptos.site_addr;
     let state = match app::auth::AuthService::start(config).await {
         Ok(auth) => server::AppState::new(auth, leptos),
@@ -56,6 +66,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics_addr) = metrics_addr {
+        if let Err(e) = serve_metrics(metrics_addr, state.auth.clone()).await {
+            eprintln!("error: METRICS_ADDR {metrics_addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -74,6 +90,20 @@ async fn main() -> ExitCode {
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Installs the metrics recorder and serves `/metrics` on `addr` in the background.
+async fn serve_metrics(addr: std::net::SocketAddr, auth: app::auth::AuthService) -> Result<(), String> {
+    let handle = server::metrics::install()?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| e.to_string())?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    tokio::spawn(async move {
+        if let Err(e) = server::metrics::serve(listener, handle, auth).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(())
 }
 
 /// `LOG_FORMAT=json`: one JSON object per line, the event's fields at the top level (a security

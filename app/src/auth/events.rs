@@ -75,6 +75,8 @@ impl AuthService {
         detail: Option<&str>,
     ) {
         let kind = event.kind();
+        // Logins, refreshes, grace replays, reuse, revocations …: one counter, by kind.
+        metrics::counter!("baton_security_events_total", "event" => kind).increment(1);
         if matches!(event, Event::RefreshTokenReuse | Event::LoginFailed | Event::AccountLocked) {
             tracing::warn!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref(), detail);
         } else {

@@ -136,6 +136,7 @@ impl Turns {
             let mut state = this.lock();
             if state.running < this.max {
                 state.running += 1;
+                metrics::histogram!("baton_hash_wait_seconds").record(0.0);
                 return Some(Turn(this.clone()));
             }
             let (tx, rx) = oneshot::channel();
@@ -143,18 +144,35 @@ impl Turns {
                 Lane::Known => state.known.push_back(tx),
                 Lane::Other => state.other.push_back(tx),
             }
+            state.report_depth();
             rx
         };
-        if let Ok(Ok(())) = tokio::time::timeout(QUEUE_WAIT, &mut handed).await {
-            return Some(Turn(this.clone()));
+        let started = std::time::Instant::now();
+        let turn = match tokio::time::timeout(QUEUE_WAIT, &mut handed).await {
+            Ok(Ok(())) => Some(Turn(this.clone())),
+            _ => {
+                // Closing refuses later hand-overs; one that arrived just now is ours to use.
+                handed.close();
+                handed.try_recv().ok().map(|()| Turn(this.clone()))
+            }
+        };
+        metrics::histogram!("baton_hash_wait_seconds").record(started.elapsed().as_secs_f64());
+        if turn.is_none() {
+            // Given up: no longer waiting, though its closed sender stays queued until skipped.
+            metrics::counter!("baton_hash_queue_timeouts_total").increment(1);
         }
-        // Closing refuses later hand-overs; one that arrived just now is ours to use.
-        handed.close();
-        handed.try_recv().ok().map(|()| Turn(this.clone()))
+        turn
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TurnState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl TurnState {
+    /// `baton_hash_queue_depth`: callers waiting for a turn (and some that gave up, until skipped).
+    fn report_depth(&self) {
+        metrics::gauge!("baton_hash_queue_depth").set((self.known.len() + self.other.len()) as f64);
     }
 }
 
@@ -164,9 +182,11 @@ impl Drop for Turn {
         while let Some(next) = state.known.pop_front().or_else(|| state.other.pop_front()) {
             // A waiter that gave up has closed its end: try the next one.
             if next.send(()).is_ok() {
+                state.report_depth();
                 return;
             }
         }
+        state.report_depth();
         state.running -= 1;
     }
 }

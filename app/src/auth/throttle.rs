@@ -146,6 +146,7 @@ impl AuthService {
         let Err(limited) = self.inner.rate_limiter.check(action, client.ip.as_deref()) else {
             return Ok(());
         };
+        metrics::counter!("baton_rate_limited_total", "action" => action.name()).increment(1);
         let retry_after = retry_after_secs(limited.retry_after).max(1);
         if limited.first_in_a_while {
             tracing::warn!(target: "security", event = "rate_limited", action = action.name(), ip = client.ip.as_deref(), retry_after);
@@ -174,6 +175,7 @@ impl AuthService {
                     tx.rollback().await?;
                     let retry_after = retry_after_secs(Duration::from_millis((blocked_until - now) as u64));
                     tracing::warn!(target: "security", event = "login_throttled", failures, ip = client.ip.as_deref(), retry_after);
+                    metrics::counter!("baton_security_events_total", "event" => "login_throttled").increment(1);
                     return Err(AppError::TooManyRequests { retry_after });
                 }
                 Some((failures, _)) => failures,

@@ -9,6 +9,7 @@ mod http;
 mod limits;
 mod load;
 mod logs;
+mod metrics;
 mod outage;
 mod sessions;
 mod shutdown;
