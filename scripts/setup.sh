@@ -109,9 +109,22 @@ else
   say "wasm-opt ${BINARYEN_VERSION%%.*} present"
 fi
 
-# --- 3. test-only: Chromium, PostgreSQL, the Playwright packages --------------------------------
+# --- 3. test-only: Chromium, PostgreSQL, the Playwright packages, Schemathesis -------------------
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/schemathesis-$SCHEMATHESIS_VERSION
 if [ "$WITH_TESTS" = 1 ]; then
-  apt_install chromium postgresql
+  apt_install chromium postgresql python3-venv
+  # In a venv of Debian's python3 (PyPI is reachable; nothing lands in the system's Python).
+  if ! "$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    say "pip install schemathesis==$SCHEMATHESIS_VERSION (a venv under ~/.cache)"
+    rm -rf "$SCHEMATHESIS_VENV"
+    /usr/bin/python3 -m venv "$SCHEMATHESIS_VENV"
+    "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  else
+    say "schemathesis $SCHEMATHESIS_VERSION present"
+  fi
+  # scripts/test.sh runs it by this version-free name.
+  ln -sfn "$SCHEMATHESIS_VENV" "${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/schemathesis"
   if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "npm ci in end2end/"
     (cd end2end && npm ci --no-fund --no-audit)
@@ -172,6 +185,7 @@ if [ "$WITH_TESTS" = 1 ]; then
   fi
   rm -rf "$pg"
   [ "$pg_ok" = 1 ] || fail "a PostgreSQL cluster did not start or answer (Debian package postgresql)"
-  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages"
+  "$SCHEMATHESIS_VENV/bin/schemathesis" --version >/dev/null 2>&1 || fail "schemathesis (PyPI, in $SCHEMATHESIS_VENV) does not run"
+  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, schemathesis"
 fi
 say "ready"

@@ -115,8 +115,9 @@ impl AuthService {
     /// (whoever else knew the old password is out), this one stays.
     #[tracing::instrument(skip_all)]
     pub async fn change_password(&self, principal: &Principal, input: &PasswordChange, client: &ClientInfo) -> Result<(), AppError> {
-        let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
+        // The current password first: who does not know it learns nothing about the new one.
         let user = self.confirm_password(principal, &input.current_password, client).await?;
+        let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
         if input.new_password == input.current_password {
             return Err(AppError::invalid_field("newPassword", "The new password must differ from the current one."));
         }

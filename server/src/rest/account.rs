@@ -17,7 +17,8 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 204, description = "Changed; every other session of the user is ended, this one stays"),
         (status = 401, description = "`invalid_credentials`: the current password is wrong; `invalid_token`", body = ErrorBody),
-        (status = 422, description = "`invalid_input`: the new password breaks a rule (`fields` names `newPassword`)", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: the new password breaks a rule (`fields` names `newPassword`), or the body has the wrong shape", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: too many wrong passwords for this account; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn change_password(
@@ -34,6 +35,8 @@ pub async fn change_password(
     responses(
         (status = 204, description = "The account, its sessions and tokens are deleted; the username is free again"),
         (status = 401, description = "`invalid_credentials`: the password is wrong; `invalid_token`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: the body has the wrong shape", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: too many wrong passwords for this account; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn delete_account(

@@ -86,7 +86,7 @@ pub async fn refresh_with_bearer(State(s): State<AppState>, Client(client): Clie
     ))]
 pub async fn logout(State(s): State<AppState>, Client(client): Client, parts: Parts, body: Bytes) -> Result<StatusCode, AppError> {
     // No body, or a JSON `null` (the document declares the body optional): the Bearer header.
-    let token = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+    let token = if body.is_empty() || body.trim_ascii() == b"null" {
         bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?.to_owned()
     } else {
         let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body));
