@@ -14,6 +14,8 @@ export default defineConfig({
   reporter: [["list"]],
   use: {
     baseURL,
+    // scripts/test.sh puts the main server behind nginx with a self-signed certificate.
+    ignoreHTTPSErrors: true,
     trace: "retain-on-failure",
     launchOptions: {
       // Debian's Chromium: Playwright's own browser download is not reachable from here.

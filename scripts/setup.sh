@@ -113,7 +113,7 @@ fi
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/schemathesis-$SCHEMATHESIS_VERSION
 if [ "$WITH_TESTS" = 1 ]; then
-  apt_install chromium postgresql python3-venv
+  apt_install chromium postgresql python3-venv nginx openssl
   # In a venv of Debian's python3 (PyPI is reachable; nothing lands in the system's Python).
   if ! "$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     say "pip install schemathesis==$SCHEMATHESIS_VERSION (a venv under ~/.cache)"
@@ -185,7 +185,8 @@ if [ "$WITH_TESTS" = 1 ]; then
   fi
   rm -rf "$pg"
   [ "$pg_ok" = 1 ] || fail "a PostgreSQL cluster did not start or answer (Debian package postgresql)"
+  nginx -v 2>/dev/null || fail "nginx (Debian package nginx) does not run"
   "$SCHEMATHESIS_VENV/bin/schemathesis" --version >/dev/null 2>&1 || fail "schemathesis (PyPI, in $SCHEMATHESIS_VENV) does not run"
-  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, schemathesis"
+  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis"
 fi
 say "ready"

@@ -59,16 +59,59 @@ start_server() { # $1 = variable to set to its URL; further args are VAR=value s
   done
   echo "server $name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
 }
+start_nginx() { # $1 = variable to set to its https URL; $2 = the URL of the Baton behind it
+  local name=$1 upstream=${2#http://} port; port=$(free_port)
+  local dir="$WORK/nginx-$name"; mkdir -p "$dir/tmp"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+  sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@UPSTREAM@|$upstream|" -e "s|@CERT@|$dir/cert.pem|" \
+    -e "s|@KEY@|$dir/key.pem|" deploy/nginx.conf >"$dir/site.conf"
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  include $dir/site.conf;
+}
+CONF
+  nginx -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/out.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    curl -fsSk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { export "$name=https://127.0.0.1:$port"; return; }
+    sleep 0.1
+  done
+  echo "nginx in front of $2 did not start:" >&2; cat "$dir/error.log" "$dir/out.log" >&2; exit 1
+}
 # The whole suite signs up and logs in from 127.0.0.1: the per-address limits are raised (their
 # own tests are in server/tests/api/throttling.rs); the per-account backoff keeps its defaults.
 LIMITS=(RATE_LIMIT_SIGNUP=600 RATE_LIMIT_LOGIN=600 RATE_LIMIT_SESSIONS=600)
 # The grace window is for one client's lost answer: the browser must coordinate its tabs without it.
 SETTINGS=("${LIMITS[@]}" REFRESH_REUSE_GRACE=0)
-start_server BASE_URL "${SETTINGS[@]}"
+# The main server sits behind nginx (deploy/nginx.conf: TLS, X-Forwarded-For), as in production.
+start_server BASE_URL "${SETTINGS[@]}" TRUSTED_PROXIES=127.0.0.1 HSTS_MAX_AGE=31536000
+start_nginx BASE_URL "$BASE_URL"
 start_server SHORT_TTL_URL ACCESS_TOKEN_TTL=2 "${SETTINGS[@]}"
 say "Playwright (headless Chromium) against $BASE_URL and $SHORT_TTL_URL"
 (cd end2end && npx playwright test) 2>&1 | tee "$WORK/playwright.log"
 if grep -qE '^ +[0-9]+ skipped' "$WORK/playwright.log"; then echo "Playwright skipped tests" >&2; exit 1; fi
+
+# Through the proxy, Baton sees the client's address (127.0.0.2 here), not nginx's, and not what the
+# client wrote in X-Forwarded-For; and the pages carry HSTS.
+say "through nginx: the client's own address reaches Baton"
+json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
+via=$(curl -fsSk --interface 127.0.0.2 -H 'X-Forwarded-For: 6.6.6.6' -X POST "$BASE_URL/api/auth/signup" \
+  -H 'content-type: application/json' -d '{"username":"via-nginx","password":"correct horse battery"}' | json_field '["accessToken"]')
+seen=$(curl -fsSk "$BASE_URL/api/auth/sessions" -H "Authorization: Bearer $via" | json_field '[0]["ip"]')
+[ "$seen" = 127.0.0.2 ] || { echo "behind nginx, Baton saw the client as $seen, not 127.0.0.2" >&2; exit 1; }
+curl -fsSkI "$BASE_URL/login" | grep -qi '^strict-transport-security: max-age=31536000' ||
+  { echo "no HSTS through nginx" >&2; exit 1; }
 
 # The servers' debug logs of the whole browser run: no token, password or hash in any line.
 say "scanning the servers' logs for secrets"
