@@ -130,7 +130,7 @@ access=$(curl -fsS -X POST "$SCHEMA_URL/api/auth/signup" -H 'content-type: appli
 say "Schemathesis against $SCHEMA_URL/api/openapi.json"
 SCHEMATHESIS=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/schemathesis/bin/schemathesis
 # logout-all would end the fuzzer's own session; its tests are in server/tests/api/sessions.rs.
-if ! "$SCHEMATHESIS" --config-file scripts/schemathesis.toml run "$SCHEMA_URL/api/openapi.json" \
+if ! "$SCHEMATHESIS" --config-file scripts/schemathesis.toml run "$SCHEMA_URL/api/openapi.json" --checks all \
   -H "Authorization: Bearer $access" --exclude-path /api/auth/logout-all --request-timeout 10 --seed 1 \
   2>&1 | tee "$WORK/schemathesis.log"; then
   echo "Schemathesis found failures (above)" >&2; exit 1
