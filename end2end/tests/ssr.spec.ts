@@ -6,7 +6,7 @@ test("the page arrives server-rendered, then hydrates and responds", async ({ pa
   // (A debug build marks view boundaries with `<!>` comments; a release build does not.)
   expect(html).toMatch(/<h1>Log in(<!>)?<\/h1>/);
   expect(html).toContain('autocomplete="username"');
-  expect(html).toMatch(/\/pkg\/baton\.[0-9a-f]{16}\.wasm/);
+  expect(html).toMatch(/\/pkg\/baton\.[0-9a-f]{16}(_bg)?\.wasm/);
 
   const wasm = page.waitForResponse((r) => r.url().endsWith(".wasm") && r.ok());
   await gotoHydrated(page, "/login");
