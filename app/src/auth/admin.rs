@@ -4,20 +4,11 @@
 
 use super::db::now_ms;
 use super::events::Event;
+use super::sessions::{Scope, SessionRow};
 use super::{AuthService, ClientInfo};
 use crate::api::rfc3339;
 use crate::domain::Username;
 use crate::error::AppError;
-
-/// A session as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SessionRow {
-    pub id: String,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
 
 impl std::fmt::Display for SessionRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,29 +53,13 @@ impl AuthService {
     /// The live sessions of `username`, most recently used first; `NotFound` for no such user.
     pub async fn sessions_of(&self, username: &str) -> Result<Vec<SessionRow>, AppError> {
         let user_id = self.user_id_of(username).await?;
-        let now = now_ms();
-        let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
-        Ok(sqlx::query_as::<_, SessionRow>(
-            "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions \
-             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_used_at > $3 \
-             ORDER BY last_used_at DESC",
-        )
-        .bind(&user_id)
-        .bind(now)
-        .bind(idle_cutoff)
-        .fetch_all(self.db())
-        .await?)
+        self.live_sessions(&user_id, i64::MAX).await
     }
 
     /// Ends every session of `username`; how many were live.
     pub async fn revoke_sessions_of(&self, username: &str) -> Result<u64, AppError> {
         let user_id = self.user_id_of(username).await?;
-        let revoke = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'operator' WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(&user_id);
-        let ended = self.execute_write(revoke).await?;
+        let ended = self.revoke_sessions(Scope::AllOfUser(&user_id), "operator").await?;
         self.record_with(Event::LogoutAll, Some(&user_id), None, &operator(), Some("by an operator")).await;
         Ok(ended)
     }
@@ -99,12 +74,7 @@ impl AuthService {
             .fetch_optional(self.db())
             .await?;
         let Some(user_id) = user_id else { return Err(AppError::NotFound) };
-        let revoke = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'operator' WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(session_id);
-        if self.execute_write(revoke).await? == 0 {
+        if self.revoke_sessions(Scope::Session(session_id), "operator").await? == 0 {
             return Err(AppError::NotFound);
         }
         self.record_with(Event::SessionRevoked, Some(&user_id), Some(session_id), &operator(), Some("by an operator")).await;

@@ -24,6 +24,7 @@ pub use access_token::{AccessClaims, TokenSigner};
 pub use accounts::secret_for;
 pub use config::{Config, ConfigError};
 pub use db::Db;
+pub use sessions::SessionRow;
 
 use crate::error::AppError;
 use std::sync::Arc;

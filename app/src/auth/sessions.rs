@@ -21,8 +21,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
-use sqlx::Row as _;
 
 /// Marks Baton refresh tokens, so secret scanners and people can tell them apart.
 const TOKEN_PREFIX: &str = "brt_";
@@ -54,8 +52,19 @@ enum Rotation {
     AlreadySpent { at: i64 },
 }
 
+/// A session as stored, for the user's list and the operator's.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 /// Which sessions a revocation ends.
-enum Scope<'a> {
+pub(super) enum Scope<'a> {
     Session(&'a str),
     AllOfUser(&'a str),
 }
@@ -364,33 +373,36 @@ impl AuthService {
     /// access token exactly when the victim refreshes (when to replay inside the grace window).
     pub async fn sessions(&self, principal: &Principal, client: &ClientInfo) -> Result<Vec<SessionInfo>, AppError> {
         self.limit_rate(Action::ListSessions, client)?;
+        let rows = self.live_sessions(&principal.user_id, 100).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionInfo {
+                current: r.id == principal.session_id,
+                id: r.id,
+                created_at: rfc3339(r.created_at),
+                last_used_at: rfc3339(r.last_used_at.div_euclid(60_000) * 60_000),
+                expires_at: rfc3339(r.expires_at),
+                user_agent: r.user_agent,
+                ip: r.ip,
+            })
+            .collect())
+    }
+
+    /// The user's sessions that still live (not revoked, expired or idle), most recently used first.
+    pub(super) async fn live_sessions(&self, user_id: &str, limit: i64) -> Result<Vec<SessionRow>, AppError> {
         let now = now_ms();
         let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
-        let rows: Vec<AnyRow> = sqlx::query(
+        Ok(sqlx::query_as::<_, SessionRow>(
             "SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sessions \
              WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_used_at > $3 \
-             ORDER BY last_used_at DESC LIMIT 100",
+             ORDER BY last_used_at DESC LIMIT $4",
         )
-        .bind(&principal.user_id)
+        .bind(user_id)
         .bind(now)
         .bind(idle_cutoff)
+        .bind(limit)
         .fetch_all(self.db())
-        .await?;
-        rows.iter()
-            .map(|r| -> Result<SessionInfo, sqlx::Error> {
-                let id: String = r.try_get("id")?;
-                Ok(SessionInfo {
-                    current: id == principal.session_id,
-                    id,
-                    created_at: rfc3339(r.try_get("created_at")?),
-                    last_used_at: rfc3339(r.try_get::<i64, _>("last_used_at")?.div_euclid(60_000) * 60_000),
-                    expires_at: rfc3339(r.try_get("expires_at")?),
-                    user_agent: r.try_get("user_agent")?,
-                    ip: r.try_get("ip")?,
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(AppError::from)
+        .await?)
     }
 
     /// Access tokens die with their session: checked on every protected call.
@@ -406,7 +418,8 @@ impl AuthService {
         alive.map(|_| ()).ok_or(AppError::InvalidToken)
     }
 
-    async fn revoke_sessions(&self, scope: Scope<'_>, reason: &str) -> Result<(), AppError> {
+    /// Ends the live sessions in `scope`; how many there were.
+    pub(super) async fn revoke_sessions(&self, scope: Scope<'_>, reason: &str) -> Result<u64, AppError> {
         let (sql, value) = match scope {
             Scope::Session(id) => ("UPDATE sessions SET revoked_at = $1, revoked_reason = $3 WHERE id = $2 AND revoked_at IS NULL", id),
             Scope::AllOfUser(user_id) => (
@@ -414,8 +427,7 @@ impl AuthService {
                 user_id,
             ),
         };
-        self.execute_write(sqlx::query(sql).bind(now_ms()).bind(value).bind(reason)).await?;
-        Ok(())
+        Ok(self.execute_write(sqlx::query(sql).bind(now_ms()).bind(value).bind(reason)).await?)
     }
 
     fn successor_of(&self, token: &str) -> String {
