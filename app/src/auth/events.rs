@@ -63,17 +63,6 @@ impl AuthService {
         detail: Option<&str>,
     ) {
         let detail = detail.or_else(|| client.user_agent.as_deref().map(agent_family));
-        self.record_event(event, user_id, session_id, client, detail).await;
-    }
-
-    async fn record_event(
-        &self,
-        event: Event,
-        user_id: Option<&str>,
-        session_id: Option<&str>,
-        client: &ClientInfo,
-        detail: Option<&str>,
-    ) {
         let kind = event.kind();
         // Logins, refreshes, grace replays, reuse, revocations …: one counter, by kind.
         metrics::counter!("baton_security_events_total", "event" => kind).increment(1);
