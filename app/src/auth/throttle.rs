@@ -12,8 +12,8 @@ use super::db::now_ms;
 use super::events::Event;
 use super::{AuthService, ClientInfo};
 use crate::error::AppError;
-use std::collections::HashMap;
 use super::network::network;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,9 +42,12 @@ pub struct RateLimiter {
     buckets: Mutex<Buckets>,
 }
 
+/// The action, and the network: an address or a prefix, of the length given.
+type BucketKey = (Action, IpAddr, u8);
+
 struct Buckets {
     /// Keyed by the network (an address, or an IPv6 prefix of the length in the key).
-    by_client: HashMap<(Action, IpAddr, u8), Bucket>,
+    by_client: HashMap<BucketKey, Bucket>,
     /// Forgotten buckets are swept when the map reaches this size, so memory follows the number
     /// of clients seen in the last minute, not since start.
     sweep_at: usize,
@@ -78,11 +81,16 @@ impl RateLimiter {
             return Ok(());
         }
         let ip = ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical());
-        // (prefix length, allowance multiple): IPv4 counts by address, IPv6 by three prefixes.
+        // (prefix length, allowance multiple): IPv4 counts by address, IPv6 by three prefixes,
+        // the narrowest first. Each becomes its bucket's key and pace, once.
         let networks: &[(u8, u32)] = match ip {
             Some(IpAddr::V6(_)) => &[(64, 1), (56, 4), (48, 16)],
             _ => &[(32, 1)],
         };
+        let limits: Vec<(BucketKey, Pace)> = networks
+            .iter()
+            .map(|&(prefix, multiple)| ((action, network(ip, prefix), prefix), pace(per_minute.saturating_mul(multiple))))
+            .collect();
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.by_client.len() >= buckets.sweep_at {
@@ -91,16 +99,14 @@ impl RateLimiter {
         }
         // Every network must have room before any is charged: a refusal costs nothing.
         let mut refused: Option<Duration> = None;
-        for &(prefix, multiple) in networks {
-            let (_, burst) = pace(per_minute.saturating_mul(multiple));
-            let key = (action, network(ip, prefix), prefix);
-            let tat = buckets.by_client.get(&key).map_or(now, |b| b.tat.max(now));
-            if tat > now + burst {
-                refused = refused.max(Some(tat - (now + burst)));
+        for (key, pace) in &limits {
+            let tat = buckets.by_client.get(key).map_or(now, |b| b.tat.max(now));
+            if tat > now + pace.burst {
+                refused = refused.max(Some(tat - (now + pace.burst)));
             }
         }
-        let narrowest = (action, network(ip, networks[0].0), networks[0].0);
         if let Some(retry_after) = refused {
+            let narrowest = limits[0].0;
             let bucket = buckets.by_client.entry(narrowest).or_insert(Bucket { tat: now, logged_at: None });
             let first_in_a_while = bucket.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60));
             if first_in_a_while {
@@ -108,19 +114,23 @@ impl RateLimiter {
             }
             return Err(Limited { retry_after, first_in_a_while });
         }
-        for &(prefix, multiple) in networks {
-            let (interval, _) = pace(per_minute.saturating_mul(multiple));
-            let bucket = buckets.by_client.entry((action, network(ip, prefix), prefix)).or_insert(Bucket { tat: now, logged_at: None });
-            bucket.tat = bucket.tat.max(now) + interval;
+        for (key, pace) in limits {
+            let bucket = buckets.by_client.entry(key).or_insert(Bucket { tat: now, logged_at: None });
+            bucket.tat = bucket.tat.max(now) + pace.interval;
         }
         Ok(())
     }
 }
 
 /// GCRA's emission interval and burst tolerance for `per_minute` requests a minute.
-fn pace(per_minute: u32) -> (Duration, Duration) {
+struct Pace {
+    interval: Duration,
+    burst: Duration,
+}
+
+fn pace(per_minute: u32) -> Pace {
     let interval = Duration::from_secs(60) / per_minute;
-    (interval, interval * (per_minute - 1))
+    Pace { interval, burst: interval * (per_minute - 1) }
 }
 
 impl LoginBackoff {
