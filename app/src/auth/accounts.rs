@@ -135,6 +135,7 @@ impl AuthService {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.inner.live.forget_all();
         self.record(Event::PasswordChanged, Some(&user.id), Some(&principal.session_id), client).await;
         Ok(())
     }
@@ -153,6 +154,7 @@ impl AuthService {
         sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&user.username_key).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.inner.live.forget_all();
         self.record(Event::AccountDeleted, Some(&user.id), Some(&principal.session_id), client).await;
         Ok(())
     }
@@ -179,8 +181,9 @@ impl AuthService {
         Ok(user)
     }
 
+    /// The caller, as read with the session's liveness: no further query.
     pub async fn me(&self, principal: &Principal) -> Result<User, AppError> {
-        self.user_by_id(&principal.user_id).await.map(|u| User::from(&u))
+        Ok(User::clone(&principal.user))
     }
 
     /// For the security log only: which account a username key belongs to, if any.
@@ -191,14 +194,6 @@ impl AuthService {
             .await
             .ok()
             .flatten()
-    }
-
-    pub(super) async fn user_by_id(&self, id: &str) -> Result<UserRow, AppError> {
-        sqlx::query_as::<_, UserRow>("SELECT id, username, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db())
-            .await?
-            .ok_or(AppError::InvalidToken)
     }
 }
 

@@ -2,7 +2,6 @@
 //! unlock a username, list and end a user's sessions, purge ended sessions. Every action that
 //! ends a session or unlocks an account goes to the security log like its online counterpart.
 
-use super::db::now_ms;
 use super::events::Event;
 use super::sessions::{Scope, SessionRow};
 use super::{AuthService, ClientInfo};
@@ -24,12 +23,7 @@ impl std::fmt::Display for SessionRow {
     }
 }
 
-/// What purging removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Purged {
-    pub sessions: u64,
-    pub login_attempts: u64,
-}
+pub use super::retention::Purged;
 
 /// Operator actions leave the log with no client address: this marks them.
 fn operator() -> ClientInfo {
@@ -81,29 +75,10 @@ impl AuthService {
         Ok(())
     }
 
-    /// Deletes ended sessions (revoked, expired, or idle past `REFRESH_IDLE_TTL`) with their
-    /// refresh tokens, and login counts untouched for 30 days. The security log keeps its rows.
+    /// Deletes ended sessions (revoked, expired, or idle past `REFRESH_IDLE_TTL`) now, whatever
+    /// `SESSION_RETENTION` says, and stale login counts. The security log keeps its rows.
     pub async fn purge(&self) -> Result<Purged, AppError> {
-        let now = now_ms();
-        let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
-        // Tokens first: PostgreSQL and SQLite both cascade, but SQLite only with foreign keys on,
-        // and an explicit delete does not depend on it.
-        let ended = "SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1 OR last_used_at <= $2";
-        let mut tx = self.begin_write().await?;
-        sqlx::query(&format!("DELETE FROM refresh_tokens WHERE session_id IN ({ended})"))
-            .bind(now)
-            .bind(idle_cutoff)
-            .execute(&mut *tx)
-            .await?;
-        let sessions = sqlx::query("DELETE FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1 OR last_used_at <= $2")
-            .bind(now)
-            .bind(idle_cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        let login_attempts = self.forget_old_login_attempts().await?;
-        Ok(Purged { sessions, login_attempts })
+        self.purge_older_than(std::time::Duration::ZERO, None).await
     }
 
     async fn user_id_of(&self, username: &str) -> Result<String, AppError> {

@@ -106,6 +106,18 @@ pub struct Config {
     pub db_timeout: Duration,
     /// `Strict-Transport-Security: max-age=…`, only when Baton is served over HTTPS.
     pub hsts_max_age: Option<Duration>,
+    pub retention: Retention,
+}
+
+/// How long what is no longer needed is kept (see `retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// An ended session (revoked, expired or idle) is deleted this long after it ended.
+    pub sessions: Duration,
+    /// Security events are deleted at this age.
+    pub security_events: Duration,
+    /// How often the background purge runs.
+    pub interval: Duration,
 }
 
 impl Config {
@@ -178,6 +190,11 @@ impl Config {
             hsts_max_age: match get("HSTS_MAX_AGE") {
                 Some(_) => Some(secs(&get, "HSTS_MAX_AGE", 0, 0)?),
                 None => None,
+            },
+            retention: Retention {
+                sessions: secs(&get, "SESSION_RETENTION", 7 * 86_400, 0)?,
+                security_events: secs(&get, "SECURITY_EVENT_RETENTION", 90 * 86_400, 0)?,
+                interval: secs(&get, "PURGE_INTERVAL", 300, 1)?,
             },
         };
         // Settings that are each valid alone but not together, checked in this order.
@@ -264,6 +281,9 @@ impl Config {
             ("RESPONSE_WRITE_TIMEOUT", secs(self.http.response_write_timeout)),
             ("SHUTDOWN_TIMEOUT", secs(self.http.shutdown_timeout)),
             ("HSTS_MAX_AGE", self.hsts_max_age.map_or_else(|| "(off)".into(), secs)),
+            ("SESSION_RETENTION", secs(self.retention.sessions)),
+            ("SECURITY_EVENT_RETENTION", secs(self.retention.security_events)),
+            ("PURGE_INTERVAL", secs(self.retention.interval)),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! target `security`. Ids, kinds and addresses only: never a password, token or hash.
 
 use super::db::now_ms;
+use super::writer::Statement;
 use super::{AuthService, ClientInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,33 @@ impl Event {
     }
 }
 
+/// A security event to be stored: owned, so that it can ride in a group commit with the change
+/// it records (see [`super::writer`]).
+pub(super) struct EventRow {
+    id: String,
+    at: i64,
+    kind: &'static str,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    ip: Option<String>,
+    detail: Option<String>,
+}
+
+impl EventRow {
+    pub(super) fn insert(&self) -> Statement {
+        sqlx::query(
+            "INSERT INTO security_events (id, at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.id.clone())
+        .bind(self.at)
+        .bind(self.kind)
+        .bind(self.user_id.clone())
+        .bind(self.session_id.clone())
+        .bind(self.ip.clone())
+        .bind(self.detail.clone())
+    }
+}
+
 impl AuthService {
     /// Records `event`; its detail is the client's family (see [`agent_family`]).
     pub(super) async fn record(&self, event: Event, user_id: Option<&str>, session_id: Option<&str>, client: &ClientInfo) {
@@ -62,6 +90,24 @@ impl AuthService {
         client: &ClientInfo,
         detail: Option<&str>,
     ) {
+        let Some(row) = self.log_event(event, user_id, session_id, client, detail) else { return };
+        let kind = row.kind;
+        let result = self.writer().execute_grouped(move || vec![row.insert()]).await;
+        // Losing an audit row must not fail the request that caused it; the log line stays.
+        if let Err(e) = result {
+            tracing::error!(target: "security", event = kind, error = %e, "could not store security event");
+        }
+    }
+
+    /// Counts and logs `event`; the row to store, for the events the table keeps.
+    pub(super) fn log_event(
+        &self,
+        event: Event,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        client: &ClientInfo,
+        detail: Option<&str>,
+    ) -> Option<EventRow> {
         let detail = detail.or_else(|| client.user_agent.as_deref().map(agent_family));
         let kind = event.kind();
         // Logins, refreshes, grace replays, reuse, revocations …: one counter, by kind.
@@ -71,24 +117,15 @@ impl AuthService {
         } else {
             tracing::info!(target: "security", event = kind, user_id, session_id, ip = client.ip.as_deref(), detail);
         }
-        if !event.stored() {
-            return;
-        }
-        let query = sqlx::query(
-            "INSERT INTO security_events (id, at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(now_ms())
-        .bind(kind)
-        .bind(user_id)
-        .bind(session_id)
-        .bind(client.ip.as_deref())
-        .bind(detail);
-        let result = self.execute_write(query).await;
-        // Losing an audit row must not fail the request that caused it; the log line above stays.
-        if let Err(e) = result {
-            tracing::error!(target: "security", event = kind, error = %e, "could not store security event");
-        }
+        event.stored().then(|| EventRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: now_ms(),
+            kind,
+            user_id: user_id.map(str::to_owned),
+            session_id: session_id.map(str::to_owned),
+            ip: client.ip.clone(),
+            detail: detail.map(str::to_owned),
+        })
     }
 }
 

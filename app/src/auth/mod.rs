@@ -2,7 +2,9 @@
 //! functions in `crate::server_fns` and the REST API in the `server` crate.
 //!
 //! - `accounts`: signup, login, the current user.
-//! - `sessions`: refresh-token rotation with reuse detection, logout, session listing.
+//! - `sessions`: refresh-token rotation with reuse detection, logout, session listing;
+//!   `refresh_token`: the token's format. `retention`: deleting what is no longer needed.
+//! - `writer`: the write queue and group commit. `cache`: what protected calls remember.
 //! - `access_token`: Ed25519 JWTs and their keys. `password`: Argon2id off the executor.
 //! - `throttle`: per-address rate limits and per-account login backoff.
 //! - `network`: who the client is behind trusted proxies; the networks that limits count by.
@@ -11,16 +13,21 @@
 pub mod access_token;
 mod accounts;
 pub mod admin;
+mod cache;
 pub mod config;
 pub mod db;
 mod events;
 pub mod network;
 pub mod password;
+mod refresh_token;
+mod retention;
 mod secret_file;
 mod sessions;
 mod throttle;
+mod writer;
 
 pub use access_token::{AccessClaims, TokenSigner};
+pub use cache::LIVENESS_TTL_MS;
 pub use accounts::secret_for;
 pub use config::{Config, ConfigError};
 pub use db::Db;
@@ -28,39 +35,6 @@ pub use sessions::SessionRow;
 
 use crate::error::AppError;
 use std::sync::Arc;
-
-/// A place at the head of the SQLite write queue, held until the write is done; `None` on PostgreSQL.
-type WriteTurn<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
-
-/// A write transaction together with its place in the write queue: committing, rolling back or
-/// dropping it gives up both. While one is open, the same task must not start another write.
-pub(crate) struct WriteTx<'a> {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: WriteTurn<'a>,
-}
-
-impl WriteTx<'_> {
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTx<'_> {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
 
 /// Who made a request, for the session list and the security log. Trimmed to bounded lengths.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +65,8 @@ impl ClientInfo {
 pub struct Principal {
     pub user_id: String,
     pub session_id: String,
+    /// Read with the session's liveness (see `cache`).
+    pub user: Arc<crate::api::User>,
 }
 
 #[derive(Clone)]
@@ -103,14 +79,12 @@ struct Inner {
     config: Config,
     signer: TokenSigner,
     hasher: password::PasswordHasher,
-    /// Keys the derivation of each refresh token from its predecessor (see `sessions`).
+    /// Authenticates refresh tokens (see `refresh_token`).
     rotation_key: [u8; 32],
-    /// SQLite has one writer at a time; its busy handler makes the others sleep and retry, which
-    /// turns contention into 100 ms stalls. Queueing every write of this process here instead
-    /// keeps them short (`begin_write`, `execute_write`). `None` on PostgreSQL, whose row locks
-    /// do this properly.
-    sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    writer: writer::Writer,
     rate_limiter: throttle::RateLimiter,
+    verified: cache::VerifiedTokens,
+    live: cache::LiveSessions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,13 +114,21 @@ impl AuthService {
         let hasher = password::PasswordHasher::new(config.argon2, config.max_concurrent_hashes)
             .await
             .map_err(StartError::Hasher)?;
-        let sqlite_writer = config.is_sqlite().then(|| tokio::sync::Mutex::new(()));
+        let writer = writer::Writer::new(db.clone(), config.is_sqlite());
         let rate_limiter = throttle::RateLimiter::new(config.rate_limits);
-        let service =
-            Self { inner: Arc::new(Inner { db, config, signer, hasher, rotation_key, sqlite_writer, rate_limiter }) };
-        if let Err(e) = service.forget_old_login_attempts().await {
-            tracing::warn!(error = %e, "could not forget old login attempts");
-        }
+        let inner = Inner {
+            db,
+            config,
+            signer,
+            hasher,
+            rotation_key,
+            writer,
+            rate_limiter,
+            verified: Default::default(),
+            live: Default::default(),
+        };
+        let service = Self { inner: Arc::new(inner) };
+        retention::spawn(&service);
         Ok(service)
     }
 
@@ -158,33 +140,21 @@ impl AuthService {
         &self.inner.db
     }
 
-    /// Begins a write transaction. On SQLite it first waits for the writes queued before it, then
-    /// takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
-    /// before it writes fails at once with "database is locked" when another connection (another
-    /// process, say) committed in between, whatever the busy timeout.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>, sqlx::Error> {
-        let turn = self.write_turn().await;
-        let tx = match turn {
-            Some(_) => self.inner.db.begin_with("BEGIN IMMEDIATE").await?,
-            None => self.inner.db.begin().await?,
-        };
-        Ok(WriteTx { tx, _turn: turn })
+    pub(crate) fn writer(&self) -> &writer::Writer {
+        &self.inner.writer
     }
 
-    /// Runs one writing statement in its own transaction, queued like [`Self::begin_write`].
+    /// See [`writer::Writer::begin`].
+    pub(crate) async fn begin_write(&self) -> Result<writer::WriteTx<'_>, sqlx::Error> {
+        self.inner.writer.begin().await
+    }
+
+    /// See [`writer::Writer::execute`].
     pub(crate) async fn execute_write<'q>(
         &self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<u64, sqlx::Error> {
-        let _turn = self.write_turn().await;
-        Ok(query.execute(&self.inner.db).await?.rows_affected())
-    }
-
-    async fn write_turn(&self) -> WriteTurn<'_> {
-        match &self.inner.sqlite_writer {
-            Some(writer) => Some(writer.lock().await),
-            None => None,
-        }
+        self.inner.writer.execute(query).await
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -200,9 +170,17 @@ impl AuthService {
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AppError> {
         let token = bearer_token(authorization).ok_or(AppError::InvalidToken)?;
-        let claims = self.inner.signer.verify(token)?;
-        self.check_session_alive(&claims).await?;
-        Ok(Principal { user_id: claims.sub, session_id: claims.sid })
+        let (now, leeway) = (db::now_ms() / 1000, self.config().jwt_leeway.as_secs() as i64);
+        let claims = match self.inner.verified.get(token, now, leeway) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.inner.signer.verify(token)?);
+                self.inner.verified.insert(token, claims.clone(), now, leeway);
+                claims
+            }
+        };
+        let user = self.live_user(&claims).await?;
+        Ok(Principal { user_id: claims.sub.clone(), session_id: claims.sid.clone(), user })
     }
 }
 

@@ -1,39 +1,48 @@
 //! Sessions and their refresh tokens: rotation, reuse detection, expiry, logout.
 //!
-//! Every refresh spends the presented token and issues its successor. A spent token presented
-//! again means two parties hold the chain (one of them a thief), so the whole session is revoked,
-//! with one exception: the *immediate* predecessor of the current token, within the grace window,
-//! gets the very pair that its first use got. That pair can be rebuilt without storing any
-//! token: a successor is `HMAC(rotation key, predecessor)` and the access token is re-signed from
-//! stored claims (Ed25519 signatures are deterministic). Only the client that spent the token gets
-//! it (same network and user agent; a thief replaying a stolen parent is reuse), and every grace
-//! replay is recorded (`refresh_grace_replay`, with both requests' addresses).
+//! A session's refresh tokens form a chain of generations (see `refresh_token`): every refresh
+//! spends the current generation and issues the next, in one conditional UPDATE of the session
+//! row. A spent token presented again means two parties hold the chain (one of them a thief), so
+//! the whole session is revoked, with one exception: the *immediate* predecessor of the current
+//! token, within the grace window, gets the very pair that its first use got. That pair is rebuilt
+//! from the row: the token from the generation, the access token re-signed from stored claims
+//! (Ed25519 signatures are deterministic). Only the client that spent the token gets it (same
+//! network and user agent; a thief replaying a stolen parent is reuse), and every grace replay is
+//! recorded (`refresh_grace_replay`, with both requests' addresses).
 
 use super::accounts::UserRow;
 use super::db::now_ms;
 use super::events::Event;
 use super::network::network;
+use super::refresh_token::{self, agent_hash, Presented};
 use super::throttle::Action;
 use super::{AccessClaims, AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
-/// Marks Baton refresh tokens, so secret scanners and people can tell them apart.
-const TOKEN_PREFIX: &str = "brt_";
-
+/// A session as the refresh path needs it, with its user.
 #[derive(sqlx::FromRow)]
-struct PresentedToken {
+struct SessionState {
     id: String,
-    session_id: String,
-    spent_at: Option<i64>,
     user_id: String,
+    username: String,
+    user_created_at: i64,
     revoked_at: Option<i64>,
     expires_at: i64,
     last_used_at: i64,
+    generation: i64,
+    rotated_at: Option<i64>,
+    access_jti: Option<String>,
+    access_kid: Option<String>,
+    #[sqlx(flatten)]
+    issued_to: IssuedTo,
+}
+
+impl SessionState {
+    fn user(&self) -> User {
+        User { id: self.user_id.clone(), username: self.username.clone(), created_at: rfc3339(self.user_created_at) }
+    }
 }
 
 /// An access token's claims with the key that signs it, and the refresh token that goes with them.
@@ -44,12 +53,6 @@ struct IssuedPair {
     /// When the request was answered, in ms: `expiresIn` counts from here, not from the moment
     /// the response is built (a second may tick in between, and a fresh token then says 299).
     answered_at: i64,
-}
-
-enum Rotation {
-    Rotated(IssuedPair),
-    /// Another request spent the token first, at this time.
-    AlreadySpent { at: i64 },
 }
 
 /// A session as stored, for the user's list and the operator's.
@@ -69,18 +72,7 @@ pub(super) enum Scope<'a> {
     AllOfUser(&'a str),
 }
 
-#[derive(sqlx::FromRow)]
-struct Successor {
-    token_hash: String,
-    issued_at: i64,
-    access_jti: String,
-    access_kid: String,
-    spent_at: Option<i64>,
-    #[sqlx(flatten)]
-    issued_to: IssuedTo,
-}
-
-/// The client a refresh token was issued to: its address and a hash of its user agent.
+/// The client a generation was issued to: its address and a hash of its user agent.
 #[derive(sqlx::FromRow)]
 struct IssuedTo {
     issued_to_ip: Option<String>,
@@ -89,18 +81,18 @@ struct IssuedTo {
 
 impl IssuedTo {
     fn of(client: &ClientInfo) -> Self {
-        Self { issued_to_ip: client.ip.clone(), issued_to_agent: client.user_agent.as_deref().map(hash) }
+        Self { issued_to_ip: client.ip.clone(), issued_to_agent: client.user_agent.as_deref().map(agent_hash) }
     }
 
-    /// Same network (an IPv4 address, an IPv6 /64) and the same user agent. Rows issued before
-    /// this was stored name nobody and match anyone, for the few seconds of one grace window.
+    /// Same network (an IPv4 address, an IPv6 /64) and the same user agent. Generations issued
+    /// before this was stored name nobody and match anyone, for the few seconds of one grace window.
     fn is(&self, client: &ClientInfo) -> bool {
         if self.issued_to_ip.is_none() && self.issued_to_agent.is_none() {
             return true;
         }
         let net = |ip: Option<&str>| network(ip.and_then(|ip| ip.parse().ok()), 64);
         net(self.issued_to_ip.as_deref()) == net(client.ip.as_deref())
-            && self.issued_to_agent == client.user_agent.as_deref().map(hash)
+            && self.issued_to_agent == client.user_agent.as_deref().map(agent_hash)
     }
 
     fn ip(&self) -> &str {
@@ -108,231 +100,217 @@ impl IssuedTo {
     }
 }
 
-/// What the grace window makes of a spent token presented again.
-enum GraceReplay {
-    /// The client that spent it asks again: it gets the same pair.
-    Granted(IssuedPair, IssuedTo),
-    /// Someone else presents it: reuse.
-    OtherClient(IssuedTo),
-    /// Its successor is spent too, or the window is closed: reuse.
-    NotEligible,
+/// A spent generation presented again.
+enum Spent {
+    /// The client that spent it asks again within the grace window: it gets the same pair.
+    GraceReplay(IssuedPair),
+    /// Someone else presents the immediate predecessor within the window: reuse.
+    OtherClient,
+    /// An older generation, or the window is closed: reuse.
+    Reuse,
 }
 
+const SESSION_STATE: &str = "SELECT s.id, s.user_id, u.username, u.created_at AS user_created_at, s.revoked_at, \
+     s.expires_at, s.last_used_at, s.generation, s.rotated_at, s.access_jti, s.access_kid, s.issued_to_ip, \
+     s.issued_to_agent FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+
 impl AuthService {
-    /// A new session with its first refresh token; the caller has proven who `user` is.
+    /// A new session at generation 1; the caller has proven who `user` is.
     pub(super) async fn start_session(&self, user: &UserRow, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+        let user = User::from(user);
         let now = now_ms();
         let session_id = uuid::Uuid::new_v4().to_string();
-        let refresh_token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
-        let absolute = self.config().refresh_absolute_ttl.as_millis() as i64;
-
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) \
-             VALUES ($1, $2, $3, $3, $4, $5, $6)",
-        )
-        .bind(&session_id)
-        .bind(&user.id)
-        .bind(now)
-        .bind(now + absolute)
-        .bind(client.user_agent.as_deref())
-        .bind(client.ip.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        let first = NewToken {
-            session_id: &session_id,
-            parent_id: None,
-            token: &refresh_token,
-            issued_at: now,
-            jti: &jti,
-            kid: &kid,
-            to: IssuedTo::of(client),
-        };
-        insert_token(&mut tx, first).await?;
-        tx.commit().await?;
-
+        let expires_at = now + self.config().refresh_absolute_ttl.as_millis() as i64;
+        let to = IssuedTo::of(client);
+        let (sid, user_id, agent, ip, j, k) =
+            (session_id.clone(), user.id.clone(), client.user_agent.clone(), client.ip.clone(), jti.clone(), kid.clone());
+        self.writer()
+            .execute_grouped(move || {
+                vec![sqlx::query(
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
+                     generation, rotated_at, access_jti, access_kid, issued_to_ip, issued_to_agent) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6, 1, $3, $7, $8, $9, $10)",
+                )
+                .bind(sid.clone())
+                .bind(user_id.clone())
+                .bind(now)
+                .bind(expires_at)
+                .bind(agent.clone())
+                .bind(ip.clone())
+                .bind(j.clone())
+                .bind(k.clone())
+                .bind(to.issued_to_ip.clone())
+                .bind(to.issued_to_agent.clone())]
+            })
+            .await?;
         let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
-        self.token_response(user.into(), IssuedPair { claims, kid, refresh_token, answered_at: now })
+        let refresh_token = self.token_of(&session_id, 1)?;
+        self.token_response(user, IssuedPair { claims, kid, refresh_token, answered_at: now })
     }
 
     #[tracing::instrument(skip_all, fields(session_id))]
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         self.limit_rate(Action::Refresh, client)?;
-        let token = refresh_token.trim();
-        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
-            return Err(AppError::InvalidRefreshToken);
-        }
-        let presented = sqlx::query_as::<_, PresentedToken>(
-            "SELECT t.id, t.session_id, t.spent_at, s.user_id, s.revoked_at, s.expires_at, s.last_used_at \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
-        )
-        .bind(hash(token))
-        .fetch_optional(self.db())
-        .await?
-        .ok_or(AppError::InvalidRefreshToken)?;
-        tracing::Span::current().record("session_id", presented.session_id.as_str());
-
+        let (session_id, generation) = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
+        tracing::Span::current().record("session_id", session_id.as_str());
+        // The user is read with the session: a session whose user is gone is gone too.
+        let mut state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
         let now = now_ms();
         let idle = self.config().refresh_idle_ttl.as_millis() as i64;
-        if presented.revoked_at.is_some() || now >= presented.expires_at || now - presented.last_used_at >= idle {
+        if state.revoked_at.is_some() || now >= state.expires_at || now - state.last_used_at >= idle {
             return Err(AppError::InvalidRefreshToken);
         }
-        // Only a user that is gone ends the session; a database hiccup is a 503 the client retries.
-        let user = self.user_by_id(&presented.user_id).await.map_err(|e| match e {
-            AppError::InvalidToken => AppError::InvalidRefreshToken,
-            other => other,
-        })?;
-
-        let spent_at = match presented.spent_at {
-            Some(at) => at,
-            None if !self.config().refresh_rotation => return self.extend(&presented, &user, token, now, client).await,
-            None => match self.rotate(&presented, token, now, client).await? {
-                Rotation::Rotated(pair) => {
-                    self.record(Event::Refresh, Some(&user.id), Some(&presented.session_id), client).await;
-                    return self.token_response((&user).into(), pair);
-                }
-                // Another request spent it a moment ago: answer as for a spent token.
-                Rotation::AlreadySpent { at } => at,
-            },
-        };
-
-        let detail = match self.grace_replay(&presented, &user, token, spent_at, now, client).await? {
-            GraceReplay::Granted(pair, first) => {
-                let detail = format!("first use from {}", first.ip());
-                let session = Some(presented.session_id.as_str());
-                self.record_with(Event::RefreshGraceReplay, Some(&user.id), session, client, Some(&detail)).await;
-                return self.token_response((&user).into(), pair);
+        if generation == state.generation {
+            if !self.config().refresh_rotation {
+                return self.extend(&state, now, client).await;
             }
-            GraceReplay::OtherClient(first) => Some(format!("first use from {}, then another client", first.ip())),
-            GraceReplay::NotEligible => None,
+            if let Some(pair) = self.rotate(&state, now, client).await? {
+                self.record(Event::Refresh, Some(&state.user_id), Some(&state.id), client).await;
+                return self.token_response(state.user(), pair);
+            }
+            // Another request spent it a moment ago, or the session ended: see which.
+            state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
+        }
+        // A generation the session has not reached is not one Baton issued.
+        if state.revoked_at.is_some() || generation >= state.generation {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        let detail = match self.spent(&state, generation, now, client)? {
+            Spent::GraceReplay(pair) => {
+                let detail = format!("first use from {}", state.issued_to.ip());
+                let session = Some(state.id.as_str());
+                self.record_with(Event::RefreshGraceReplay, Some(&state.user_id), session, client, Some(&detail)).await;
+                return self.token_response(state.user(), pair);
+            }
+            Spent::OtherClient => Some(format!("first use from {}, then another client", state.issued_to.ip())),
+            Spent::Reuse => None,
         };
-        self.revoke_sessions(Scope::Session(&presented.session_id), "refresh_token_reuse").await?;
-        let session = Some(presented.session_id.as_str());
-        self.record_with(Event::RefreshTokenReuse, Some(&user.id), session, client, detail.as_deref()).await;
+        self.revoke_for_reuse(&state, client, detail.as_deref()).await?;
         Err(AppError::InvalidRefreshToken)
     }
 
-    /// Spends `presented` and stores its successor, atomically, unless another request spent it
-    /// first. The UPDATE that spends it decides, so two concurrent rotations cannot both win.
-    async fn rotate(&self, presented: &PresentedToken, token: &str, now: i64, client: &ClientInfo) -> Result<Rotation, AppError> {
-        let successor = self.successor_of(token);
+    /// The session and generation a token names; `None` for a token Baton never issued.
+    async fn locate(&self, token: &str) -> Result<Option<(String, i64)>, AppError> {
+        Ok(match refresh_token::parse(&self.inner.rotation_key, token) {
+            None => None,
+            Some(Presented::Chain { session_id, generation }) => Some((session_id, generation)),
+            // A session from before generations is at generation 0 while its current token is
+            // the one in `refresh_tokens` not yet spent; every spent one is older still.
+            Some(Presented::Legacy { hash }) => {
+                let row: Option<(String, Option<i64>)> =
+                    sqlx::query_as("SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(hash)
+                        .fetch_optional(self.db())
+                        .await?;
+                row.map(|(session_id, spent_at)| (session_id, if spent_at.is_none() { 0 } else { -1 }))
+            }
+        })
+    }
+
+    async fn session_state(&self, session_id: &str) -> Result<Option<SessionState>, AppError> {
+        Ok(sqlx::query_as::<_, SessionState>(SESSION_STATE).bind(session_id).fetch_optional(self.db()).await?)
+    }
+
+    /// Moves the session from the presented generation to the next, unless another request did
+    /// first: the UPDATE's condition decides, so two concurrent rotations cannot both win.
+    /// Committed with the other refreshes waiting (see `writer`), durable before it is answered.
+    async fn rotate(&self, state: &SessionState, now: i64, client: &ClientInfo) -> Result<Option<IssuedPair>, AppError> {
+        let (from, next) = (state.generation, state.generation + 1);
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
-        let mut tx = self.begin_write().await?;
-        let spent = sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL")
-            .bind(now)
-            .bind(&presented.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if spent == 0 {
-            tx.rollback().await?;
-            let spent_at: Option<i64> = sqlx::query_scalar("SELECT spent_at FROM refresh_tokens WHERE id = $1")
-                .bind(&presented.id)
-                .fetch_one(self.db())
-                .await?;
-            return Ok(Rotation::AlreadySpent { at: spent_at.unwrap_or(now) });
+        let to = IssuedTo::of(client);
+        let (sid, j, k) = (state.id.clone(), jti.clone(), kid.clone());
+        let counts = self
+            .writer()
+            .execute_grouped(move || {
+                vec![sqlx::query(
+                    "UPDATE sessions SET generation = $1, last_used_at = $2, rotated_at = $2, access_jti = $3, \
+                     access_kid = $4, issued_to_ip = $5, issued_to_agent = $6 \
+                     WHERE id = $7 AND generation = $8 AND revoked_at IS NULL",
+                )
+                .bind(next)
+                .bind(now)
+                .bind(j.clone())
+                .bind(k.clone())
+                .bind(to.issued_to_ip.clone())
+                .bind(to.issued_to_agent.clone())
+                .bind(sid.clone())
+                .bind(from)]
+            })
+            .await?;
+        if counts[0] == 0 {
+            return Ok(None);
         }
-        let alive = sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&presented.session_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if alive == 0 {
-            // Revoked between our read and our write.
-            tx.rollback().await?;
-            return Err(AppError::InvalidRefreshToken);
-        }
-        let next = NewToken {
-            session_id: &presented.session_id,
-            parent_id: Some(&presented.id),
-            token: &successor,
-            issued_at: now,
-            jti: &jti,
-            kid: &kid,
-            to: IssuedTo::of(client),
-        };
-        insert_token(&mut tx, next).await?;
-        tx.commit().await?;
-        let claims = self.inner.signer.claims(&presented.user_id, &presented.session_id, &jti, now);
-        Ok(Rotation::Rotated(IssuedPair { claims, kid, refresh_token: successor, answered_at: now }))
+        let claims = self.inner.signer.claims(&state.user_id, &state.id, &jti, now);
+        Ok(Some(IssuedPair { claims, kid, refresh_token: self.token_of(&state.id, next)?, answered_at: now }))
     }
 
     /// `REFRESH_ROTATION=off`: the refresh token stays the current one; the session's idle timer
     /// slides and a new access token is issued.
-    async fn extend(
-        &self,
-        presented: &PresentedToken,
-        user: &UserRow,
-        token: &str,
-        now: i64,
-        client: &ClientInfo,
-    ) -> Result<TokenResponse, AppError> {
+    async fn extend(&self, state: &SessionState, now: i64, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         let slide = sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
-            .bind(&presented.session_id);
+            .bind(&state.id);
         if self.execute_write(slide).await? == 0 {
             return Err(AppError::InvalidRefreshToken);
         }
-        self.record(Event::Refresh, Some(&user.id), Some(&presented.session_id), client).await;
+        self.record(Event::Refresh, Some(&state.user_id), Some(&state.id), client).await;
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
-        let claims = self.inner.signer.claims(&user.id, &presented.session_id, &jti, now);
-        self.token_response(user.into(), IssuedPair { claims, kid, refresh_token: token.to_owned(), answered_at: now })
+        let claims = self.inner.signer.claims(&state.user_id, &state.id, &jti, now);
+        let refresh_token = self.token_of(&state.id, state.generation)?;
+        self.token_response(state.user(), IssuedPair { claims, kid, refresh_token, answered_at: now })
     }
 
-    /// Whether the grace window gives `presented`, spent at `spent_at`, the pair its first use
-    /// got: only while that pair's refresh token is still the current one.
-    async fn grace_replay(
-        &self,
-        presented: &PresentedToken,
-        user: &UserRow,
-        token: &str,
-        spent_at: i64,
-        now: i64,
-        client: &ClientInfo,
-    ) -> Result<GraceReplay, AppError> {
+    /// What a spent `generation` of a live session gets: the pair its first use got, only for the
+    /// immediate predecessor, within the grace window, from the client that spent it.
+    fn spent(&self, state: &SessionState, generation: i64, now: i64, client: &ClientInfo) -> Result<Spent, AppError> {
         let grace = self.config().refresh_reuse_grace.as_millis() as i64;
-        if grace == 0 || now - spent_at > grace {
-            return Ok(GraceReplay::NotEligible);
-        }
-        let Some(next) = sqlx::query_as::<_, Successor>(
-            "SELECT token_hash, issued_at, access_jti, access_kid, spent_at, issued_to_ip, issued_to_agent \
-             FROM refresh_tokens WHERE parent_id = $1",
-        )
-        .bind(&presented.id)
-        .fetch_optional(self.db())
-        .await?
-        else {
-            return Ok(GraceReplay::NotEligible);
+        let (Some(at), Some(jti), Some(kid)) = (state.rotated_at, &state.access_jti, &state.access_kid) else {
+            return Ok(Spent::Reuse);
         };
-        let successor = self.successor_of(token);
-        if next.spent_at.is_some() || hash(&successor) != next.token_hash {
-            return Ok(GraceReplay::NotEligible);
+        if grace == 0 || now - at > grace || generation != state.generation - 1 {
+            return Ok(Spent::Reuse);
         }
-        if !next.issued_to.is(client) {
-            return Ok(GraceReplay::OtherClient(next.issued_to));
+        if !state.issued_to.is(client) {
+            return Ok(Spent::OtherClient);
         }
-        let claims = self.inner.signer.claims(&user.id, &presented.session_id, &next.access_jti, next.issued_at);
-        let pair = IssuedPair { claims, kid: next.access_kid, refresh_token: successor, answered_at: now };
-        Ok(GraceReplay::Granted(pair, next.issued_to))
+        let claims = self.inner.signer.claims(&state.user_id, &state.id, jti, at);
+        let refresh_token = self.token_of(&state.id, state.generation)?;
+        Ok(Spent::GraceReplay(IssuedPair { claims, kid: kid.clone(), refresh_token, answered_at: now }))
     }
 
-    /// Revokes the session of `refresh_token`. Unknown or already revoked tokens are fine:
-    /// logging out twice is not an error.
+    /// Reuse: the session ends, and the event is stored in the same transaction.
+    async fn revoke_for_reuse(&self, state: &SessionState, client: &ClientInfo, detail: Option<&str>) -> Result<(), AppError> {
+        let event = self.log_event(Event::RefreshTokenReuse, Some(&state.user_id), Some(&state.id), client, detail);
+        let (sid, at) = (state.id.clone(), now_ms());
+        self.writer()
+            .execute_grouped(move || {
+                let revoke = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = 'refresh_token_reuse' \
+                     WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(sid.clone());
+                std::iter::once(revoke).chain(event.as_ref().map(|e| e.insert())).collect()
+            })
+            .await?;
+        self.inner.live.forget_all();
+        Ok(())
+    }
+
+    /// Revokes the session of `refresh_token` (of any generation). Unknown or already revoked
+    /// tokens are fine: logging out twice is not an error.
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str, client: &ClientInfo) -> Result<(), AppError> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             WHERE t.token_hash = $1 AND s.revoked_at IS NULL",
-        )
-        .bind(hash(refresh_token.trim()))
-        .fetch_optional(self.db())
-        .await?;
-        if let Some((session_id, user_id)) = row {
+        let Some((session_id, _)) = self.locate(refresh_token).await? else { return Ok(()) };
+        let user_id: Option<String> = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+            .bind(&session_id)
+            .fetch_optional(self.db())
+            .await?;
+        if let Some(user_id) = user_id {
             self.revoke_sessions(Scope::Session(&session_id), "logout").await?;
             self.record(Event::Logout, Some(&user_id), Some(&session_id), client).await;
         }
@@ -361,6 +339,7 @@ impl AuthService {
         .bind(session_id)
         .bind(&principal.user_id);
         let revoked = self.execute_write(revoke).await?;
+        self.inner.live.forget_all();
         if revoked == 0 {
             return Err(AppError::NotFound);
         }
@@ -405,17 +384,27 @@ impl AuthService {
         .await?)
     }
 
-    /// Access tokens die with their session: checked on every protected call.
-    pub(super) async fn check_session_alive(&self, claims: &AccessClaims) -> Result<(), AppError> {
-        let alive: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3",
+    /// Access tokens die with their session: checked on every protected call, remembered for
+    /// at most a second (see `cache`). The session's user comes with the answer.
+    pub(super) async fn live_user(&self, claims: &AccessClaims) -> Result<Arc<User>, AppError> {
+        let now = now_ms();
+        if let Some(user) = self.inner.live.get(&claims.sid, &claims.sub, now) {
+            return Ok(user);
+        }
+        let epoch = self.inner.live.epoch();
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT u.username, u.created_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3",
         )
         .bind(&claims.sid)
         .bind(&claims.sub)
-        .bind(now_ms())
+        .bind(now)
         .fetch_optional(self.db())
         .await?;
-        alive.map(|_| ()).ok_or(AppError::InvalidToken)
+        let (username, created_at, expires_at) = row.ok_or(AppError::InvalidToken)?;
+        let user = Arc::new(User { id: claims.sub.clone(), username, created_at: rfc3339(created_at) });
+        self.inner.live.insert(epoch, &claims.sid, user.clone(), expires_at, now);
+        Ok(user)
     }
 
     /// Ends the live sessions in `scope`; how many there were.
@@ -427,14 +416,15 @@ impl AuthService {
                 user_id,
             ),
         };
-        Ok(self.execute_write(sqlx::query(sql).bind(now_ms()).bind(value).bind(reason)).await?)
+        let ended = self.execute_write(sqlx::query(sql).bind(now_ms()).bind(value).bind(reason)).await?;
+        self.inner.live.forget_all();
+        Ok(ended)
     }
 
-    fn successor_of(&self, token: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.rotation_key).expect("HMAC takes any key length");
-        mac.update(b"baton refresh rotation v1\0");
-        mac.update(token.as_bytes());
-        format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    /// The refresh token of `session_id`'s `generation`.
+    fn token_of(&self, session_id: &str, generation: i64) -> Result<String, AppError> {
+        refresh_token::issue(&self.inner.rotation_key, session_id, generation)
+            .ok_or_else(|| AppError::internal("a session id that is not a UUID"))
     }
 
     fn token_response(&self, user: User, pair: IssuedPair) -> Result<TokenResponse, AppError> {
@@ -448,40 +438,4 @@ impl AuthService {
             expires_in,
         })
     }
-}
-
-/// A refresh token about to be stored, with the access token issued beside it.
-struct NewToken<'a> {
-    session_id: &'a str,
-    parent_id: Option<&'a str>,
-    token: &'a str,
-    issued_at: i64,
-    jti: &'a str,
-    kid: &'a str,
-    to: IssuedTo,
-}
-
-async fn insert_token(tx: &mut sqlx::AnyConnection, new: NewToken<'_>) -> Result<(), AppError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens \
-         (id, session_id, parent_id, token_hash, issued_at, access_jti, access_kid, issued_to_ip, issued_to_agent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(new.session_id)
-    .bind(new.parent_id)
-    .bind(hash(new.token))
-    .bind(new.issued_at)
-    .bind(new.jti)
-    .bind(new.kid)
-    .bind(new.to.issued_to_ip)
-    .bind(new.to.issued_to_agent)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// SHA-256, hex: the refresh token is 256 random bits, so a fast hash is enough (no salt or KDF).
-fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -238,14 +238,6 @@ impl AuthService {
             .await?;
         Ok(tx.commit().await?)
     }
-
-    /// Forgets counts untouched for 30 days (rows of names that never existed pile up otherwise);
-    /// how many.
-    pub(super) async fn forget_old_login_attempts(&self) -> Result<u64, sqlx::Error> {
-        let month_ago = now_ms() - 30 * 86_400_000;
-        let query = sqlx::query("DELETE FROM login_attempts WHERE updated_at < $1 AND blocked_until < $1").bind(month_ago);
-        self.execute_write(query).await
-    }
 }
 
 #[cfg(test)]

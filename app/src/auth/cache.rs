@@ -1,0 +1,104 @@
+//! What a protected call would otherwise cost each time: an Ed25519 verification and a database
+//! read. Both are remembered, in this process only.
+//!
+//! - [`VerifiedTokens`]: an access token (the exact bytes) whose signature and claims were checked.
+//!   Only time can change the verdict, so a hit checks `exp` again (as Envoy's JWT filter does).
+//! - [`LiveSessions`]: that a session was alive, and whose it is, for at most [`LIVENESS_TTL`].
+//!   A revocation in this process forgets every entry at once; one in another instance (several
+//!   instances on one PostgreSQL) is seen within [`LIVENESS_TTL`].
+
+use super::AccessClaims;
+use crate::api::User;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// How long "this session is alive" is believed without asking the database again.
+pub const LIVENESS_TTL_MS: i64 = 1_000;
+/// Entries held at most; past that, the stale ones go (or all of them).
+const CAPACITY: usize = 50_000;
+
+#[derive(Default)]
+pub(super) struct VerifiedTokens {
+    tokens: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+}
+
+impl VerifiedTokens {
+    /// The claims of `token` if it was verified before and `exp` (plus `leeway`) is still ahead.
+    pub(super) fn get(&self, token: &str, now_secs: i64, leeway: i64) -> Option<Arc<AccessClaims>> {
+        let claims = read(&self.tokens).get(token).cloned()?;
+        (now_secs < claims.exp + leeway).then_some(claims)
+    }
+
+    pub(super) fn insert(&self, token: &str, claims: Arc<AccessClaims>, now_secs: i64, leeway: i64) {
+        let mut tokens = write(&self.tokens);
+        if tokens.len() >= CAPACITY {
+            tokens.retain(|_, c| now_secs < c.exp + leeway);
+            if tokens.len() >= CAPACITY {
+                tokens.clear();
+            }
+        }
+        tokens.insert(token.into(), claims);
+    }
+}
+
+#[derive(Default)]
+pub(super) struct LiveSessions {
+    sessions: RwLock<HashMap<Box<str>, Alive>>,
+    /// Bumped by every revocation: an answer read from the database before a revocation must not
+    /// be remembered after it.
+    epoch: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Alive {
+    user: Arc<User>,
+    expires_at: i64,
+    checked_at: i64,
+}
+
+impl LiveSessions {
+    /// The user of session `sid` if it was seen alive less than [`LIVENESS_TTL_MS`] ago.
+    pub(super) fn get(&self, sid: &str, user_id: &str, now: i64) -> Option<Arc<User>> {
+        let sessions = read(&self.sessions);
+        let alive = sessions.get(sid)?;
+        (now - alive.checked_at < LIVENESS_TTL_MS && now < alive.expires_at && alive.user.id == user_id)
+            .then(|| alive.user.clone())
+    }
+
+    /// Read before asking the database; pass it to [`Self::insert`].
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Remembers that `sid` was alive at `checked_at`, unless a revocation came since `epoch`.
+    pub(super) fn insert(&self, epoch: u64, sid: &str, user: Arc<User>, expires_at: i64, checked_at: i64) {
+        let mut sessions = write(&self.sessions);
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if sessions.len() >= CAPACITY {
+            sessions.retain(|_, a| checked_at - a.checked_at < LIVENESS_TTL_MS);
+            if sessions.len() >= CAPACITY {
+                sessions.clear();
+            }
+        }
+        sessions.insert(sid.into(), Alive { user, expires_at, checked_at });
+    }
+
+    /// After any revocation or deletion: nothing is believed without asking again.
+    pub(super) fn forget_all(&self) {
+        let mut sessions = write(&self.sessions);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        sessions.clear();
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere while holding it; the map is still sound.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}

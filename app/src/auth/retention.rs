@@ -1,0 +1,112 @@
+//! Deleting what is no longer needed, so that storage grows with live sessions and recent events,
+//! not with traffic. A background task runs every `PURGE_INTERVAL`:
+//! - ended sessions (revoked, expired, or idle past `REFRESH_IDLE_TTL`), `SESSION_RETENTION`
+//!   after they ended, with the refresh-token rows of sessions from before generations;
+//! - security events older than `SECURITY_EVENT_RETENTION`;
+//! - failed-login counts untouched for 30 days (names that never existed pile up otherwise).
+//!
+//! Rows go in batches, each its own short write transaction: a request waits for one batch at most.
+
+use super::db::now_ms;
+use super::AuthService;
+use crate::error::AppError;
+use std::time::Duration;
+
+const BATCH: usize = 500;
+/// Failed-login counts are kept this long after their last change.
+const LOGIN_COUNT_RETENTION_MS: i64 = 30 * 86_400_000;
+
+/// What a purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub security_events: u64,
+    pub login_attempts: u64,
+}
+
+/// Starts the purge; it runs now and every `PURGE_INTERVAL`, until the service is dropped.
+pub(super) fn spawn(service: &AuthService) {
+    let service = std::sync::Arc::downgrade(&service.inner);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = service.upgrade() else { return };
+            let auth = AuthService { inner };
+            let retention = auth.config().retention;
+            match auth.purge_older_than(retention.sessions, Some(retention.security_events)).await {
+                Ok(purged) if purged != Purged::default() => tracing::info!(?purged, "purged old rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the purge failed; it runs again later"),
+            }
+            drop(auth);
+            tokio::time::sleep(retention.interval).await;
+        }
+    });
+}
+
+impl AuthService {
+    /// Deletes sessions that ended more than `sessions` ago, security events older than
+    /// `security_events` (`None` keeps them all), and stale login counts.
+    pub async fn purge_older_than(&self, sessions: Duration, security_events: Option<Duration>) -> Result<Purged, AppError> {
+        let now = now_ms();
+        let ended_before = now - sessions.as_millis() as i64;
+        let idle_before = ended_before - self.config().refresh_idle_ttl.as_millis() as i64;
+        let mut purged = Purged::default();
+        loop {
+            // Found by a read, deleted by id: the write holds the lock for the delete alone.
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM sessions WHERE revoked_at <= $1 OR expires_at <= $1 OR last_used_at <= $2 LIMIT $3",
+            )
+            .bind(ended_before)
+            .bind(idle_before)
+            .bind(BATCH as i64)
+            .fetch_all(self.db())
+            .await?;
+            if ids.is_empty() {
+                break;
+            }
+            let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let mut tx = self.begin_write().await?;
+            // Tokens first: both databases cascade, but SQLite only with foreign keys on.
+            let (tokens_sql, rows_sql) =
+                (format!("DELETE FROM refresh_tokens WHERE session_id IN ({list})"), format!("DELETE FROM sessions WHERE id IN ({list})"));
+            let (mut tokens, mut rows) = (sqlx::query(&tokens_sql), sqlx::query(&rows_sql));
+            for id in &ids {
+                tokens = tokens.bind(id.clone());
+                rows = rows.bind(id.clone());
+            }
+            tokens.execute(&mut *tx).await?;
+            purged.sessions += rows.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            if ids.len() < BATCH {
+                break;
+            }
+        }
+        if let Some(age) = security_events {
+            let before = now - age.as_millis() as i64;
+            purged.security_events = self
+                .delete_in_batches("DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < $1 LIMIT $2)", before)
+                .await?;
+        }
+        let before = now - LOGIN_COUNT_RETENTION_MS;
+        purged.login_attempts = self
+            .delete_in_batches(
+                "DELETE FROM login_attempts WHERE username_key IN \
+                 (SELECT username_key FROM login_attempts WHERE updated_at < $1 AND blocked_until < $1 LIMIT $2)",
+                before,
+            )
+            .await?;
+        Ok(purged)
+    }
+
+    /// Runs `sql` (binding `before` and the batch size) until it deletes less than a batch.
+    async fn delete_in_batches(&self, sql: &'static str, before: i64) -> Result<u64, AppError> {
+        let mut total = 0;
+        loop {
+            let deleted = self.execute_write(sqlx::query(sql).bind(before).bind(BATCH as i64)).await?;
+            total += deleted;
+            if deleted < BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}

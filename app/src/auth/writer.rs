@@ -1,0 +1,178 @@
+//! Every write of this process goes through one [`Writer`].
+//!
+//! SQLite has one writer at a time; its busy handler makes the others sleep and retry, which turns
+//! contention into 100 ms stalls. Queueing the writes of this process here instead keeps them short
+//! ([`Writer::begin`], [`Writer::execute`]). PostgreSQL's row locks do this properly: no queue there.
+//!
+//! Refreshes are the bulk of the writes, and each must be durable before it is answered (a client
+//! that got a token holds nothing else). One commit (one fsync) per refresh caps them at the disk's
+//! fsync rate, so they are committed in groups ([`Writer::execute_grouped`]): one task applies
+//! every statement waiting, in one transaction, and answers each when the group is durable. A
+//! group grows with the load: alone, a statement waits for nobody.
+
+use super::db::Db;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
+
+/// One writing statement that owns its arguments.
+pub(crate) type Statement = Query<'static, sqlx::Any, AnyArguments<'static>>;
+
+/// Builds the statements of one job (one transaction's worth: all or none of them apply); called
+/// again if its group fails and it is retried alone.
+type Build = Box<dyn Fn() -> Vec<Statement> + Send + Sync>;
+/// Each statement's rows affected.
+type Counts = Vec<u64>;
+
+/// The most statements one group commits.
+const MAX_GROUP: usize = 256;
+
+/// A place at the head of the SQLite write queue, held until the write is done; `None` on PostgreSQL.
+type WriteTurn<'a> = Option<MutexGuard<'a, ()>>;
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    group: mpsc::Sender<Job>,
+}
+
+struct Shared {
+    db: Db,
+    sqlite_queue: Option<Mutex<()>>,
+}
+
+struct Job {
+    build: Build,
+    done: oneshot::Sender<Result<Counts, sqlx::Error>>,
+}
+
+/// A write transaction together with its place in the write queue: committing, rolling back or
+/// dropping it gives up both. While one is open, the same task must not start another write.
+pub(crate) struct WriteTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: WriteTurn<'a>,
+}
+
+impl Writer {
+    /// Starts the group-commit task; it ends when the writer is dropped.
+    pub(crate) fn new(db: Db, sqlite: bool) -> Self {
+        let shared = Arc::new(Shared { db, sqlite_queue: sqlite.then(|| Mutex::new(())) });
+        let (group, jobs) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(commit_groups(shared.clone(), jobs));
+        Self { shared, group }
+    }
+
+    /// Begins a write transaction. On SQLite it first waits for the writes queued before it, then
+    /// takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// before it writes fails at once with "database is locked" when another connection (another
+    /// process, say) committed in between, whatever the busy timeout.
+    pub(crate) async fn begin(&self) -> Result<WriteTx<'_>, sqlx::Error> {
+        self.shared.begin().await
+    }
+
+    /// Runs one writing statement in its own transaction, queued like [`Self::begin`].
+    pub(crate) async fn execute<'q>(
+        &self,
+        query: Query<'q, sqlx::Any, AnyArguments<'q>>,
+    ) -> Result<u64, sqlx::Error> {
+        let _turn = self.shared.turn().await;
+        Ok(query.execute(&self.shared.db).await?.rows_affected())
+    }
+
+    /// Runs the statements `build` makes in a transaction shared with the others waiting; each
+    /// one's rows affected, once the whole group is committed.
+    pub(crate) async fn execute_grouped(&self, build: impl Fn() -> Vec<Statement> + Send + Sync + 'static) -> Result<Counts, sqlx::Error> {
+        let (done, answer) = oneshot::channel();
+        self.group.send(Job { build: Box::new(build), done }).await.map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+impl Shared {
+    async fn turn(&self) -> WriteTurn<'_> {
+        match &self.sqlite_queue {
+            Some(queue) => Some(queue.lock().await),
+            None => None,
+        }
+    }
+
+    async fn begin(&self) -> Result<WriteTx<'_>, sqlx::Error> {
+        let turn = self.turn().await;
+        let tx = match turn {
+            Some(_) => self.db.begin_with("BEGIN IMMEDIATE").await?,
+            None => self.db.begin().await?,
+        };
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Applies `jobs` in one transaction: each one's counts, or the first error.
+    async fn apply(&self, jobs: &[Job]) -> Result<Vec<Counts>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let mut counts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let mut job_counts = Counts::new();
+            for statement in (job.build)() {
+                job_counts.push(statement.execute(&mut *tx).await?.rows_affected());
+            }
+            counts.push(job_counts);
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+}
+
+async fn commit_groups(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+        metrics::histogram!("baton_db_commit_group_size").record(group.len() as f64);
+        match shared.apply(&group).await {
+            Ok(counts) => {
+                for (job, count) in group.drain(..).zip(counts) {
+                    let _ = job.done.send(Ok(count));
+                }
+            }
+            // One statement failed (a constraint, a deadlock with another instance): the others
+            // are not to blame. Each is retried alone and gets its own answer.
+            Err(sqlx::Error::Database(_)) if group.len() > 1 => {
+                for job in group.drain(..) {
+                    let result = shared.apply(std::slice::from_ref(&job)).await.map(|mut counts| counts.remove(0));
+                    let _ = job.done.send(result);
+                }
+            }
+            // The database is unreachable or busy: the same for all of them.
+            Err(first) => {
+                let reason = first.to_string();
+                let mut drained = group.drain(..);
+                if let Some(job) = drained.next() {
+                    let _ = job.done.send(Err(first));
+                }
+                for job in drained {
+                    let _ = job.done.send(Err(sqlx::Error::Io(std::io::Error::other(reason.clone()))));
+                }
+            }
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
