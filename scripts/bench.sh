@@ -1,54 +1,134 @@
 #!/usr/bin/env bash
-# Starts a release server on a free loopback port with a fresh SQLite database and measures
-# GET /api/users/secret, POST /api/auth/refresh (each connection on its own rotating chain) and
-# POST /api/auth/login (Argon2id at the default parameters) with wrk, then the secret again during
-# a login flood. Prints one line each; "errors" counts non-2xx answers and socket errors.
-# Usage: scripts/bench.sh [seconds per endpoint, default 10]
+# Measures Baton's hot paths against references run on the same machine in the same run (ratios
+# travel between machines; absolute figures do not): a bare axum hello server (bench/reference)
+# and the time of one Argon2id hash. With wrk on loopback, 32 connections unless said:
+#   hello, SSR of /login, GET /api/users/secret, POST /api/auth/refresh (32 connections, each its
+#   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood.
+# Prints one table (req/s, p50, p99, non-2xx, ratio), the database's size and rows before and
+# after, and the browser's first load (bundle bytes, time to an interactive /login).
+# Usage: scripts/bench.sh [seconds per scenario, default 10] [--postgres (also on PostgreSQL)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-SECS=${1:-10}
+SECS=10
+PG=0
+for arg in "$@"; do
+  case "$arg" in
+    --postgres) PG=1 ;;
+    *) SECS=$arg ;;
+  esac
+done
+say() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
 scripts/setup.sh >/dev/null
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+say "building (release)"
 cargo leptos build --release >/dev/null 2>&1
+cargo build --release -q -p bench-reference
 WORK=$(mktemp -d /tmp/baton-bench.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$PORT"
-# The per-address limits are off: wrk is one address, and this measures throughput, not refusals.
-BATON_DATA_DIR="$WORK" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" LEPTOS_SITE_ROOT=target/site LEPTOS_OUTPUT_NAME=baton \
-  RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RUST_LOG=warn target/release/server >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-
-CONNS=4
-tokens=()
-for i in $(seq 0 $((CONNS - 1))); do
-  body=$(curl -fsS -H 'content-type: application/json' -d "{\"username\":\"bench$i\",\"password\":\"correct horse battery staple\"}" "$BASE/api/auth/signup")
-  tokens+=("$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refreshToken"])' <<<"$body")")
-  [ "$i" = 0 ] && access=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])' <<<"$body")
-done
-
-# More users for the login runs (see bench/login.lua).
-for i in $(seq "$CONNS" 15); do
-  curl -fsS -o /dev/null -H 'content-type: application/json' \
-    -d "{\"username\":\"bench$i\",\"password\":\"correct horse battery staple\"}" "$BASE/api/auth/signup"
-done
-
-echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per endpoint, wrk on loopback"
+PIDS=()
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -d "$WORK/pg" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+export BATON_BENCH_OUT="$WORK/figures.tsv"
+: >"$BATON_BENCH_OUT"
 # wrk reads its script once per thread: real files, not pipes.
 cat bench/refresh.lua bench/report.lua >"$WORK/refresh.lua"
 cat bench/login.lua bench/report.lua >"$WORK/login.lua"
-BATON_BENCH_NAME="GET /api/users/secret" wrk -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$BASE/api/users/secret" | tail -1
-BATON_BENCH_NAME="POST /api/auth/refresh" BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") \
-  wrk -t$CONNS -c$CONNS -d"${SECS}s" -s "$WORK/refresh.lua" "$BASE" | tail -1
-BATON_BENCH_NAME="POST /api/auth/login" wrk -t2 -c4 -d"${SECS}s" -s "$WORK/login.lua" "$BASE" | tail -1
-# Password hashing runs off the executor with bounded concurrency: a login flood must not starve the rest.
-BATON_BENCH_NAME="(login flood, 16 conns)" wrk -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$BASE" | tail -1 &
-FLOOD=$!
-sleep 1
-BATON_BENCH_NAME="GET secret during the flood" wrk -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$BASE/api/users/secret" | tail -1
-wait $FLOOD
+bench() { # $1 = name; the rest: wrk's arguments
+  local name=$1
+  shift
+  BATON_BENCH_NAME="$name" wrk "$@" | tail -1
+}
+
+HELLO_PORT=$(free_port)
+target/release/bench-reference serve "127.0.0.1:$HELLO_PORT" &
+PIDS+=($!)
+HASH_MS=$(target/release/bench-reference hash)
+echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per scenario, wrk on loopback"
+bench "hello (bare axum)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/"
+
+# Sizes and rows of the database: SQLite's files (with the WAL), or PostgreSQL's database.
+db_size() { # $1 = database URL
+  case "$1" in
+    sqlite:*)
+      local file=${1#sqlite://}
+      python3 - "$file" <<'EOF'
+import os, sqlite3, sys
+f = sys.argv[1]
+size = sum(os.path.getsize(f + s) for s in ("", "-wal", "-shm") if os.path.exists(f + s))
+db = sqlite3.connect(f)
+rows = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("sessions", "refresh_tokens", "security_events")}
+print(f"{size / 1e6:.2f} MB (with WAL), rows {rows}")
+EOF
+      ;;
+    *)
+      local q="SELECT pg_size_pretty(pg_database_size(current_database())) || ', rows sessions ' || (SELECT COUNT(*) FROM sessions) || ', refresh_tokens ' || (SELECT COUNT(*) FROM refresh_tokens) || ', security_events ' || (SELECT COUNT(*) FROM security_events)"
+      psql -qtA "$1" -c "$q"
+      ;;
+  esac
+}
+
+run_baton() { # $1 = label, $2 = DATABASE_URL
+  local label=$1 url=$2 port
+  port=$(free_port)
+  local base="http://127.0.0.1:$port"
+  # The per-address limits are off: wrk is one address, and this measures throughput, not refusals.
+  DATABASE_URL="$url" BATON_DATA_DIR="$WORK/data-$label" LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
+    LEPTOS_OUTPUT_NAME=baton RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RUST_LOG=warn \
+    target/release/server >"$WORK/server-$label.log" 2>&1 &
+  local server=$!
+  PIDS+=("$server")
+  for _ in $(seq 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  say "Baton on $label: signing up 32 users"
+  local tokens=() access="" body
+  for i in $(seq 0 31); do
+    body=$(curl -fsS -H 'content-type: application/json' -d "{\"username\":\"bench$i\",\"password\":\"correct horse battery staple\"}" "$base/api/auth/signup")
+    tokens+=("$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refreshToken"])' <<<"$body")")
+    [ "$i" = 0 ] && access=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])' <<<"$body")
+  done
+  local before
+  before=$(db_size "$url")
+
+  bench "SSR /login ($label)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "$base/login"
+  bench "secret ($label)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
+  # One wrk thread per connection: the script's state (the chain's token) is per thread.
+  BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") bench "refresh, 32 chains ($label)" -t32 -c32 -d"${SECS}s" -s "$WORK/refresh.lua" "$base"
+  bench "login ($label)" -t2 -c8 -d"${SECS}s" -s "$WORK/login.lua" "$base"
+  BATON_BENCH_OUT=/dev/null bench "(login flood, 16 conns)" -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$base" >/dev/null &
+  local flood=$!
+  sleep 1
+  bench "secret during login flood ($label)" -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
+  wait $flood
+  echo "database ($label) before: $before"
+  echo "database ($label) after:  $(db_size "$url")"
+  [ "$label" = sqlite ] && BASE_FOR_FIRST_LOAD=$base
+  if grep -E " (ERROR|WARN) " "$WORK/server-$label.log" | head -5 | grep -q .; then
+    say "server warnings ($label):"
+    grep -E " (ERROR|WARN) " "$WORK/server-$label.log" | head -5 >&2
+  fi
+}
+
+run_baton sqlite "sqlite://$WORK/data-sqlite/baton.db"
+if [ "$PG" = 1 ]; then
+  PG_PORT=$(free_port)
+  mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 >/dev/null
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $WORK/pg -c max_connections=200" start >/dev/null
+  run_baton postgres "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+fi
+
+python3 bench/table.py "$BATON_BENCH_OUT" "$HASH_MS"
 
 # The browser's first load: the bundle's size on the wire and the time to an interactive /login.
-node bench/first-load.cjs "$BASE"
+if [ -d end2end/node_modules/@playwright/test ]; then
+  node bench/first-load.cjs "$BASE_FOR_FIRST_LOAD"
+else
+  say "first load skipped: run scripts/test.sh once (it installs Playwright)"
+fi

@@ -6,6 +6,7 @@ mod assets;
 pub mod cli;
 mod connections;
 pub mod metrics;
+mod page_cache;
 mod request_limits;
 pub mod rest;
 mod security_headers;
@@ -19,10 +20,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
+/// Cloned for every request (axum's `State`): Arcs only.
 #[derive(Clone)]
 pub struct AppState {
     pub auth: AuthService,
-    pub leptos_options: LeptosOptions,
+    pub leptos_options: std::sync::Arc<LeptosOptions>,
     assets: std::sync::Arc<assets::Assets>,
 }
 
@@ -35,13 +37,13 @@ impl AppState {
             leptos_options.output_name = name.as_str().into();
         }
         assets.precompress();
-        Self { auth, leptos_options, assets }
+        Self { auth, leptos_options: std::sync::Arc::new(leptos_options), assets }
     }
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
+        LeptosOptions::clone(&state.leptos_options)
     }
 }
 
@@ -49,10 +51,10 @@ impl FromRef<AppState> for LeptosOptions {
 /// response with the security headers, every request body bounded in size and time.
 pub fn router(state: AppState) -> Router {
     let cors = rest::cors(&state.auth.config().cors_origins);
-    Router::new()
-        .merge(rest::router().layer(cors))
-        .merge(site::router(&state))
-        .route_layer(middleware::from_fn(metrics::track))
+    let router = Router::new().merge(rest::router().layer(cors)).merge(site::router(&state));
+    // Without a recorder the counters are no-ops, but their labels would still be built.
+    let router = if metrics::installed() { router.route_layer(middleware::from_fn(metrics::track)) } else { router };
+    router
         .layer(middleware::from_fn_with_state(state.clone(), request_limits::read_body_in_time))
         .layer(middleware::from_fn_with_state(security_headers::hsts(state.auth.config()), security_headers::add))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -18,14 +18,23 @@ use tokio::net::TcpListener;
 /// Seconds: from half a millisecond (a protected call) to a few seconds (a queued hash).
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Installs the process-wide recorder; once per process (the binary, when `METRICS_ADDR` is set).
-/// Without it every counter below is a no-op.
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs the process-wide recorder; once per process (the binary, when `METRICS_ADDR` is set),
+/// before the router is built. Without it every counter below is a no-op.
 pub fn install() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    INSTALLED.store(true, std::sync::atomic::Ordering::Release);
+    Ok(handle)
+}
+
+/// Whether [`install`] ran: the per-request layer is only worth its cost then.
+pub fn installed() -> bool {
+    INSTALLED.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// Serves `GET /metrics` on `listener` until the process ends.

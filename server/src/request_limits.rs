@@ -10,11 +10,16 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Body as _;
 
 /// No request to Baton needs more than a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub async fn read_body_in_time(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Most requests (GET, HEAD) have no body: nothing to read, no timer to set.
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {

@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -28,9 +28,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 provide_context(auth.clone());
                 provide_context(stylesheet.clone());
             },
-            move || shell(options.clone()),
+            move || shell(LeptosOptions::clone(&options)),
         )
         .fallback(fallback(state))
+        .layer(middleware::from_fn_with_state(crate::page_cache::PageCache::default(), crate::page_cache::serve))
         .layer(middleware::from_fn(server_fn_responses))
 }
 

@@ -158,8 +158,9 @@ impl Config {
                 iterations: number(&get, "ARGON2_ITERATIONS", 2, 1, 100)?,
                 parallelism: number(&get, "ARGON2_PARALLELISM", 1, 1, 64)?,
             },
-            // Half the cores: a login flood must leave room for every other request.
-            max_concurrent_hashes: number(&get, "ARGON2_MAX_CONCURRENT", (cores / 2).max(1) as u32, 1, 1024)?
+            // Every core: hashing runs at a lower OS priority, so a login flood takes only the
+            // CPU that requests leave idle (see `password`).
+            max_concurrent_hashes: number(&get, "ARGON2_MAX_CONCURRENT", cores as u32, 1, 1024)?
                 as usize,
             cors_origins: get("CORS_ORIGINS")
                 .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())

@@ -2,8 +2,10 @@
 //!
 //! Each hash takes ~20 MiB and tens of milliseconds of one core. Running it on the executor would
 //! stall every other request; running unboundedly would let a login flood exhaust memory. So
-//! hashes run on the blocking pool, at most `max_concurrent` at once, and a caller that cannot get
-//! a turn within a few seconds gets a 503 instead of queueing forever.
+//! hashes run on threads of their own, at most `max_concurrent` at once, and a caller that cannot
+//! get a turn within a few seconds gets a 503 instead of queueing forever. Those threads run at a
+//! lower OS priority (nice 10) than the executor: a login flood may use every core left idle, yet
+//! a protected call or a refresh never waits behind a hash for its CPU.
 //!
 //! Waiting callers stand in two lanes: logins of a known user from where they logged in before
 //! ([`Lane::Known`]) go before everything else, so a flood of guesses and signups from many
@@ -25,6 +27,7 @@ const QUEUE_WAIT: Duration = Duration::from_secs(5);
 pub struct PasswordHasher {
     params: Params,
     turns: Arc<Turns>,
+    threads: Arc<HashThreads>,
     /// Verified against when the user does not exist, so that answer takes as long as a wrong password.
     dummy_hash: Arc<str>,
 }
@@ -42,6 +45,7 @@ impl PasswordHasher {
         let mut hasher = Self {
             params,
             turns: Arc::new(Turns { max: max_concurrent.max(1), state: Mutex::default() }),
+            threads: Arc::new(HashThreads::start(max_concurrent.max(1))),
             dummy_hash: Arc::from(""),
         };
         let random = uuid::Uuid::new_v4().to_string();
@@ -93,13 +97,59 @@ impl PasswordHasher {
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         let turn = Turns::take(&self.turns, lane).await.ok_or(AppError::Busy { retry_after: 2 })?;
-        tokio::task::spawn_blocking(move || {
-            // Held until the hash is done, even if the request that asked was cancelled meanwhile.
-            let _turn = turn;
-            work()
-        })
-        .await
-        .map_err(AppError::internal)?
+        let (done, result) = oneshot::channel();
+        self.threads.run(Box::new(move || {
+            // Held until the hash is done, even if the request that asked was cancelled meanwhile,
+            // and given back before the answer: whoever reads it may count turns.
+            let result = work();
+            drop(turn);
+            let _ = done.send(result);
+        }))?;
+        result.await.map_err(AppError::internal)?
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread per hashing turn, at nice 10. They end when the hasher is dropped.
+struct HashThreads {
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl HashThreads {
+    fn start(count: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..count {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                lower_priority();
+                // A turn is taken before a job is sent, so a job never waits here for long.
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(job) = next else { return };
+                    job();
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a hashing thread");
+            }
+        }
+        Self { jobs: Mutex::new(jobs) }
+    }
+
+    fn run(&self, job: Job) -> Result<(), AppError> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job).map_err(AppError::internal)
+    }
+}
+
+/// Nice 10 for the calling thread (Linux sets it per thread): the scheduler gives request
+/// handling about ten times the CPU share of a hash when both want a core.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with this thread's own id changes only this thread's nice value.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
     }
 }
 
