@@ -14,6 +14,7 @@ mod outage;
 mod sessions;
 mod shutdown;
 mod startup;
+mod storage;
 mod throttling;
 mod tokens;
 mod tutorial;

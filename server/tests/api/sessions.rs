@@ -142,3 +142,86 @@ async fn only_a_trusted_proxy_names_the_client_and_its_port_is_dropped() {
         assert_eq!(list[0]["ip"], expected);
     }
 }
+
+/// Protected calls remember that a session was alive (for a second at most); every way of ending
+/// a session in this process forgets that at once, even for a token that was just used.
+#[tokio::test]
+async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = std::time::Duration::ZERO).await;
+    let alice = app.signup("alice").await;
+    let access = warm(&app, &alice).await;
+    let res = app.post("/api/auth/logout", json!({"refreshToken": token(&alice, "refreshToken")})).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&access).await, 401, "logout");
+
+    let (phone, laptop) = (app.login("alice").await, app.login("alice").await);
+    let access = warm(&app, &phone).await;
+    let id = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json::<Vec<Value>>().await.unwrap()
+        .into_iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app.http.delete(app.url(&format!("/api/auth/sessions/{id}"))).bearer_auth(token(&laptop, "accessToken")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&access).await, 401, "revoked from another device");
+
+    let access = warm(&app, &laptop).await;
+    let res = app.http.post(app.url("/api/auth/logout-all")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&access).await, 401, "log out everywhere");
+
+    let (phone, laptop) = (app.login("alice").await, app.login("alice").await);
+    let access = warm(&app, &phone).await;
+    let res = app
+        .http
+        .post(app.url("/api/account/password"))
+        .bearer_auth(token(&laptop, "accessToken"))
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&access).await, 401, "the password changed on another device");
+
+    let access = warm(&app, &laptop).await;
+    let thief = app.refreshed(&laptop).await;
+    assert_eq!(app.refresh(&token(&laptop, "refreshToken")).await.status(), 401);
+    assert_eq!(app.secret_status(&access).await, 401, "reuse of a spent refresh token");
+    assert_eq!(app.secret_status(&token(&thief, "accessToken")).await, 401);
+
+    let last = app.post("/api/auth/login", json!({"username": "alice", "password": "a brand new passphrase"})).await;
+    let last: Value = last.json().await.unwrap();
+    let access = warm(&app, &last).await;
+    let res = app.http.delete(app.url("/api/account")).bearer_auth(&access).json(&json!({"password": "a brand new passphrase"})).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.secret_status(&access).await, 401, "the account was deleted");
+}
+
+/// The access token of `tokens`, used once: its session is now remembered as alive.
+async fn warm(app: &TestApp, tokens: &Value) -> String {
+    let access = token(tokens, "accessToken");
+    assert_eq!(app.secret_status(&access).await, 200);
+    access
+}
+
+/// Another instance (or the operator's command line) ends a session behind this one's back: the
+/// memory that it was alive lasts `LIVENESS_TTL_MS` at most.
+#[tokio::test]
+async fn a_session_ended_by_another_process_is_refused_within_a_second() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let access = warm(&app, &alice).await;
+    sqlx::query("UPDATE sessions SET revoked_at = 1, revoked_reason = 'elsewhere'").execute(app.auth.db()).await.unwrap();
+    let ended = std::time::Instant::now();
+    loop {
+        let sent = ended.elapsed().as_millis();
+        if app.secret_status(&access).await == 401 {
+            break;
+        }
+        // The session was last seen alive before it ended: a call sent a second later is refused.
+        assert!(sent < app::auth::LIVENESS_TTL_MS as u128, "accepted {sent} ms after the session ended");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

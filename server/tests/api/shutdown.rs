@@ -134,3 +134,65 @@ async fn signal_during_a_refresh_burst(signal: &str) {
     let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
     assert_eq!(revoked, 0);
 }
+
+/// `kill -9` in the middle of a refresh storm (32 chains, refreshes committed in groups): after a
+/// restart every chain continues from the last answer its client got. An answered refresh is
+/// durable (committed, and on SQLite synced) before it is answered; a refresh applied whose answer
+/// the kill cut off is the grace window's case: the same client asks again and gets the same pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_refresh_storm_loses_no_answered_refresh() {
+    let dir = temp_dir();
+    let database_url = fresh_database_url(&dir).await;
+    let mut server = start_binary(&dir, &database_url, &[]).await;
+    let http = reqwest::Client::new();
+    let mut chains = Vec::new();
+    for i in 0..32 {
+        let res = http
+            .post(format!("{}/api/auth/signup", server.base))
+            .json(&json!({"username": format!("user{i}"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        chains.push(Chain { session_id: session_id(&token(&body, "accessToken")), refresh_token: token(&body, "refreshToken"), refreshed: 0 });
+    }
+    let storm: Vec<_> = chains
+        .into_iter()
+        .map(|mut chain| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let Ok(res) = refresh(&http, &base, &chain.refresh_token).await else { return chain };
+                    assert_eq!(res.status(), 200, "session {}", chain.session_id);
+                    // A body cut off by the kill is an answer the client never got.
+                    let Ok(body) = res.json::<Value>().await else { return chain };
+                    chain.refresh_token = token(&body, "refreshToken");
+                    chain.refreshed += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.send_signal("KILL");
+    let _ = server.child.wait();
+    let chains: Vec<Chain> = join_all(storm).await.into_iter().map(|r| r.expect("no refresh went wrong")).collect();
+    let total: i64 = chains.iter().map(|c| c.refreshed).sum();
+    assert!(chains.iter().all(|c| c.refreshed > 0), "every chain was refreshing when the kill came");
+
+    let server = start_binary(&dir, &database_url, &[]).await;
+    for chain in &chains {
+        let res = refresh(&http, &server.base, &chain.refresh_token).await.unwrap();
+        assert_eq!(res.status(), 200, "session {} lost an answered refresh", chain.session_id);
+    }
+    println!("kill -9: {total} refreshes answered before it, none lost");
+    drop(server);
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
+    assert_eq!(revoked, 0);
+    if !is_postgres() {
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&db).await.unwrap();
+        assert_eq!(check, "ok");
+    }
+}
