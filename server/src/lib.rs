@@ -50,12 +50,14 @@ impl FromRef<AppState> for LeptosOptions {
 /// The whole application: API routes first, then server functions, then the pages; every
 /// response with the security headers, every request body bounded in size and time.
 pub fn router(state: AppState) -> Router {
-    let cors = rest::cors(&state.auth.config().cors_origins);
-    let router = Router::new().merge(rest::router().layer(cors)).merge(site::router(&state));
+    // No origins, no CORS layer: it would refuse every cross-origin request anyway, at a cost per call.
+    let origins = &state.auth.config().cors_origins;
+    let api = if origins.is_empty() { rest::router() } else { rest::router().layer(rest::cors(origins)) };
+    let router = Router::new().merge(api).merge(site::router(&state));
     // Without a recorder the counters are no-ops, but their labels would still be built.
     let router = if metrics::installed() { router.route_layer(middleware::from_fn(metrics::track)) } else { router };
     router
-        .layer(middleware::from_fn_with_state(state.clone(), request_limits::read_body_in_time))
+        .layer(middleware::from_fn_with_state(state.auth.config().http.body_read_timeout, request_limits::read_body_in_time))
         .layer(middleware::from_fn_with_state(security_headers::hsts(state.auth.config()), security_headers::add))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -38,11 +38,12 @@ pub async fn serve(axum::extract::State(cache): axum::extract::State<PageCache>,
     if req.method() != Method::GET {
         return next.run(req).await;
     }
-    let key = req.uri().to_string();
-    let hit = cache.0.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let key = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let hit = cache.0.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
     if let Some(template) = hit {
         return template.fill(&fresh_nonce());
     }
+    let key = key.to_owned();
     let res = next.run(req).await;
     let Some(nonce) = nonce_of(&res) else { return res };
     if res.status() != StatusCode::OK || key.len() > MAX_KEY || res.headers().contains_key(header::SET_COOKIE) {

@@ -184,3 +184,35 @@ async fn every_response_carries_the_security_headers() {
     let res = https.http.get(https.url("/healthz")).send().await.unwrap();
     assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000; includeSubDomains");
 }
+
+/// Pages are rendered once per URL and then served from memory with a fresh nonce: each answer is
+/// the render, byte for byte, except its nonce, which the policy and every script agree on.
+#[tokio::test]
+async fn pages_from_memory_are_the_render_with_a_fresh_nonce_each_time() {
+    let app = spawn_app().await;
+    let page = |path: &'static str| {
+        let http = app.http.clone();
+        let url = app.url(path);
+        async move {
+            let res = http.get(url).send().await.unwrap();
+            let status = res.status().as_u16();
+            let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+            let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).map(str::to_owned);
+            let html = res.text().await.unwrap();
+            let nonce = nonce.unwrap_or_else(|| panic!("{path}: a nonce in {csp}"));
+            assert_eq!(html.matches(&format!(r#"nonce="{nonce}""#)).count(), html.matches("<script").count(), "{path}");
+            (status, nonce.clone(), html.replace(&nonce, "NONCE"))
+        }
+    };
+    let mut nonces = std::collections::HashSet::new();
+    for path in ["/login", "/login?next=%2Finside", "/signup", "/no/such/page"] {
+        let first = page(path).await;
+        for _ in 0..3 {
+            let again = page(path).await;
+            assert_eq!((again.0, &again.2), (first.0, &first.2), "{path}: the same page");
+            assert!(nonces.insert(again.1), "{path}: a nonce never seen before");
+        }
+    }
+    let (plain, next) = (page("/login").await.2, page("/login?next=%2Finside").await.2);
+    assert!(next.contains("/signup?next=/inside") && !plain.contains("next="), "the query is part of the page");
+}

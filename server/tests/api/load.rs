@@ -57,7 +57,9 @@ async fn a_mixed_burst_from_200_clients_gets_no_5xx() {
                 }
             })
             .collect();
+        let started = std::time::Instant::now();
         let results = join_all(steps.into_iter().enumerate().map(|(i, step)| run(&app, client(2 + i), step))).await;
+        println!("round {round}: {CLIENTS} requests at once, answered in {} ms", started.elapsed().as_millis());
         for (status, body) in results {
             assert!(status < 500, "a {status} in round {round}: {body}");
             *statuses.entry(status).or_default() += 1;
