@@ -117,6 +117,7 @@ run_baton() { # $1 = label, $2 = DATABASE_URL
 run_baton sqlite "sqlite://$WORK/data-sqlite/baton.db"
 if [ "$PG" = 1 ]; then
   PG_PORT=$(free_port)
+  chmod 755 "$WORK"
   mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
   runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 >/dev/null
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \

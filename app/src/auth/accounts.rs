@@ -155,6 +155,7 @@ impl AuthService {
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&user.username_key).execute(&mut *tx).await?;
         tx.commit().await?;
         self.inner.live.forget_all();
+        self.inner.users.forget(&user.id);
         self.record(Event::AccountDeleted, Some(&user.id), Some(&principal.session_id), client).await;
         Ok(())
     }

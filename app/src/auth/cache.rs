@@ -3,9 +3,10 @@
 //!
 //! - [`VerifiedTokens`]: an access token (the exact bytes) whose signature and claims were checked.
 //!   Only time can change the verdict, so a hit checks `exp` again (as Envoy's JWT filter does).
-//! - [`LiveSessions`]: that a session was alive, and whose it is, for at most [`LIVENESS_TTL`].
+//! - [`LiveSessions`]: that a session was alive, and whose it is, for at most [`LIVENESS_TTL_MS`].
 //!   A revocation in this process forgets every entry at once; one in another instance (several
-//!   instances on one PostgreSQL) is seen within [`LIVENESS_TTL`].
+//!   instances on one PostgreSQL) is seen within [`LIVENESS_TTL_MS`].
+//! - [`KnownUsers`]: a user's name and creation time, for refresh answers.
 
 use super::AccessClaims;
 use crate::api::User;
@@ -91,6 +92,31 @@ impl LiveSessions {
         let mut sessions = write(&self.sessions);
         self.epoch.fetch_add(1, Ordering::AcqRel);
         sessions.clear();
+    }
+}
+
+/// Users by id, for refresh answers. A username never changes, so only a deleted account is
+/// forgotten (its sessions go with it, so no refresh could ask for it anyway).
+#[derive(Default)]
+pub(super) struct KnownUsers {
+    users: RwLock<HashMap<Box<str>, Arc<User>>>,
+}
+
+impl KnownUsers {
+    pub(super) fn get(&self, id: &str) -> Option<Arc<User>> {
+        read(&self.users).get(id).cloned()
+    }
+
+    pub(super) fn insert(&self, user: Arc<User>) {
+        let mut users = write(&self.users);
+        if users.len() >= CAPACITY {
+            users.clear();
+        }
+        users.insert(user.id.as_str().into(), user);
+    }
+
+    pub(super) fn forget(&self, id: &str) {
+        write(&self.users).remove(id);
     }
 }
 

@@ -85,6 +85,7 @@ struct Inner {
     rate_limiter: throttle::RateLimiter,
     verified: cache::VerifiedTokens,
     live: cache::LiveSessions,
+    users: cache::KnownUsers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +127,7 @@ impl AuthService {
             rate_limiter,
             verified: Default::default(),
             live: Default::default(),
+            users: Default::default(),
         };
         let service = Self { inner: Arc::new(inner) };
         retention::spawn(&service);

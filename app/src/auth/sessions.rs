@@ -19,6 +19,7 @@ use super::throttle::Action;
 use super::{AccessClaims, AuthService, ClientInfo, Principal};
 use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
+use sqlx::Row as _;
 use std::sync::Arc;
 
 /// A session as the refresh path needs it, with its user.
@@ -155,26 +156,28 @@ impl AuthService {
         self.limit_rate(Action::Refresh, client)?;
         let (session_id, generation) = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
         tracing::Span::current().record("session_id", session_id.as_str());
-        // The user is read with the session: a session whose user is gone is gone too.
-        let mut state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
         let now = now_ms();
+        // The common case is one statement: the current generation of a live session moves on.
+        if self.config().refresh_rotation {
+            if let Some((user_id, pair)) = self.rotate(&session_id, generation, now, client).await? {
+                let user = self.user(&user_id).await?;
+                self.record(Event::Refresh, Some(&user_id), Some(&session_id), client).await;
+                return self.token_response(User::clone(&user), pair);
+            }
+        }
+        // Otherwise the session says why. Its user is read with it: a session whose user is gone
+        // is gone too.
+        let state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
         let idle = self.config().refresh_idle_ttl.as_millis() as i64;
         if state.revoked_at.is_some() || now >= state.expires_at || now - state.last_used_at >= idle {
             return Err(AppError::InvalidRefreshToken);
         }
-        if generation == state.generation {
-            if !self.config().refresh_rotation {
-                return self.extend(&state, now, client).await;
-            }
-            if let Some(pair) = self.rotate(&state, now, client).await? {
-                self.record(Event::Refresh, Some(&state.user_id), Some(&state.id), client).await;
-                return self.token_response(state.user(), pair);
-            }
-            // Another request spent it a moment ago, or the session ended: see which.
-            state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
+        if generation == state.generation && !self.config().refresh_rotation {
+            return self.extend(&state, now, client).await;
         }
-        // A generation the session has not reached is not one Baton issued.
-        if state.revoked_at.is_some() || generation >= state.generation {
+        // A generation the session has not reached is not one Baton issued; the current one that
+        // did not move on belongs to a session that ended a moment ago.
+        if generation >= state.generation {
             return Err(AppError::InvalidRefreshToken);
         }
         let detail = match self.spent(&state, generation, now, client)? {
@@ -189,6 +192,21 @@ impl AuthService {
         };
         self.revoke_for_reuse(&state, client, detail.as_deref()).await?;
         Err(AppError::InvalidRefreshToken)
+    }
+
+    /// A user for a refresh answer: from memory (names never change), else from the database.
+    async fn user(&self, user_id: &str) -> Result<Arc<User>, AppError> {
+        if let Some(user) = self.inner.users.get(user_id) {
+            return Ok(user);
+        }
+        let row: Option<(String, i64)> = sqlx::query_as("SELECT username, created_at FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(self.db())
+            .await?;
+        let (username, created_at) = row.ok_or(AppError::InvalidRefreshToken)?;
+        let user = Arc::new(User { id: user_id.to_owned(), username, created_at: rfc3339(created_at) });
+        self.inner.users.insert(user.clone());
+        Ok(user)
     }
 
     /// The session and generation a token names; `None` for a token Baton never issued.
@@ -213,22 +231,31 @@ impl AuthService {
         Ok(sqlx::query_as::<_, SessionState>(SESSION_STATE).bind(session_id).fetch_optional(self.db()).await?)
     }
 
-    /// Moves the session from the presented generation to the next, unless another request did
-    /// first: the UPDATE's condition decides, so two concurrent rotations cannot both win.
-    /// Committed with the other refreshes waiting (see `writer`), durable before it is answered.
-    async fn rotate(&self, state: &SessionState, now: i64, client: &ClientInfo) -> Result<Option<IssuedPair>, AppError> {
-        let (from, next) = (state.generation, state.generation + 1);
+    /// Moves a live session from generation `from` to the next, unless it is elsewhere by now:
+    /// the UPDATE's condition decides, so two concurrent rotations cannot both win. Committed
+    /// with the other refreshes waiting (see `writer`), durable before it is answered. The
+    /// session's user and the new pair, or `None` when nothing moved.
+    async fn rotate(
+        &self,
+        session_id: &str,
+        from: i64,
+        now: i64,
+        client: &ClientInfo,
+    ) -> Result<Option<(String, IssuedPair)>, AppError> {
+        let next = from + 1;
+        let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid().to_owned();
         let to = IssuedTo::of(client);
-        let (sid, j, k) = (state.id.clone(), jti.clone(), kid.clone());
-        let counts = self
+        let (sid, j, k) = (session_id.to_owned(), jti.clone(), kid.clone());
+        let returned = self
             .writer()
             .execute_grouped(move || {
                 vec![sqlx::query(
                     "UPDATE sessions SET generation = $1, last_used_at = $2, rotated_at = $2, access_jti = $3, \
                      access_kid = $4, issued_to_ip = $5, issued_to_agent = $6 \
-                     WHERE id = $7 AND generation = $8 AND revoked_at IS NULL",
+                     WHERE id = $7 AND generation = $8 AND revoked_at IS NULL AND expires_at > $2 \
+                     AND last_used_at > $9 RETURNING user_id",
                 )
                 .bind(next)
                 .bind(now)
@@ -237,14 +264,15 @@ impl AuthService {
                 .bind(to.issued_to_ip.clone())
                 .bind(to.issued_to_agent.clone())
                 .bind(sid.clone())
-                .bind(from)]
+                .bind(from)
+                .bind(idle_cutoff)]
             })
             .await?;
-        if counts[0] == 0 {
-            return Ok(None);
-        }
-        let claims = self.inner.signer.claims(&state.user_id, &state.id, &jti, now);
-        Ok(Some(IssuedPair { claims, kid, refresh_token: self.token_of(&state.id, next)?, answered_at: now }))
+        let Some(row) = returned.first().and_then(|rows| rows.first()) else { return Ok(None) };
+        let user_id: String = row.try_get(0)?;
+        let claims = self.inner.signer.claims(&user_id, session_id, &jti, now);
+        let pair = IssuedPair { claims, kid, refresh_token: self.token_of(session_id, next)?, answered_at: now };
+        Ok(Some((user_id, pair)))
     }
 
     /// `REFRESH_ROTATION=off`: the refresh token stays the current one; the session's idle timer

@@ -22,8 +22,8 @@ pub(crate) type Statement = Query<'static, sqlx::Any, AnyArguments<'static>>;
 /// Builds the statements of one job (one transaction's worth: all or none of them apply); called
 /// again if its group fails and it is retried alone.
 type Build = Box<dyn Fn() -> Vec<Statement> + Send + Sync>;
-/// Each statement's rows affected.
-type Counts = Vec<u64>;
+/// The rows each statement returned (`RETURNING …`; none without).
+pub(crate) type Returned = Vec<Vec<sqlx::any::AnyRow>>;
 
 /// The most statements one group commits.
 const MAX_GROUP: usize = 256;
@@ -43,7 +43,7 @@ struct Shared {
 
 struct Job {
     build: Build,
-    done: oneshot::Sender<Result<Counts, sqlx::Error>>,
+    done: oneshot::Sender<Result<Returned, sqlx::Error>>,
 }
 
 /// A write transaction together with its place in the write queue: committing, rolling back or
@@ -79,9 +79,12 @@ impl Writer {
         Ok(query.execute(&self.shared.db).await?.rows_affected())
     }
 
-    /// Runs the statements `build` makes in a transaction shared with the others waiting; each
-    /// one's rows affected, once the whole group is committed.
-    pub(crate) async fn execute_grouped(&self, build: impl Fn() -> Vec<Statement> + Send + Sync + 'static) -> Result<Counts, sqlx::Error> {
+    /// Runs the statements `build` makes in a transaction shared with the others waiting; the
+    /// rows each returned, once the whole group is committed.
+    pub(crate) async fn execute_grouped(
+        &self,
+        build: impl Fn() -> Vec<Statement> + Send + Sync + 'static,
+    ) -> Result<Returned, sqlx::Error> {
         let (done, answer) = oneshot::channel();
         self.group.send(Job { build: Box::new(build), done }).await.map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
@@ -105,19 +108,19 @@ impl Shared {
         Ok(WriteTx { tx, _turn: turn })
     }
 
-    /// Applies `jobs` in one transaction: each one's counts, or the first error.
-    async fn apply(&self, jobs: &[Job]) -> Result<Vec<Counts>, sqlx::Error> {
+    /// Applies `jobs` in one transaction: what each one's statements returned, or the first error.
+    async fn apply(&self, jobs: &[Job]) -> Result<Vec<Returned>, sqlx::Error> {
         let mut tx = self.begin().await?;
-        let mut counts = Vec::with_capacity(jobs.len());
+        let mut returned = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let mut job_counts = Counts::new();
+            let mut rows = Returned::new();
             for statement in (job.build)() {
-                job_counts.push(statement.execute(&mut *tx).await?.rows_affected());
+                rows.push(statement.fetch_all(&mut *tx).await?);
             }
-            counts.push(job_counts);
+            returned.push(rows);
         }
         tx.commit().await?;
-        Ok(counts)
+        Ok(returned)
     }
 }
 
@@ -126,16 +129,16 @@ async fn commit_groups(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
         metrics::histogram!("baton_db_commit_group_size").record(group.len() as f64);
         match shared.apply(&group).await {
-            Ok(counts) => {
-                for (job, count) in group.drain(..).zip(counts) {
-                    let _ = job.done.send(Ok(count));
+            Ok(returned) => {
+                for (job, rows) in group.drain(..).zip(returned) {
+                    let _ = job.done.send(Ok(rows));
                 }
             }
             // One statement failed (a constraint, a deadlock with another instance): the others
             // are not to blame. Each is retried alone and gets its own answer.
             Err(sqlx::Error::Database(_)) if group.len() > 1 => {
                 for job in group.drain(..) {
-                    let result = shared.apply(std::slice::from_ref(&job)).await.map(|mut counts| counts.remove(0));
+                    let result = shared.apply(std::slice::from_ref(&job)).await.map(|mut returned| returned.remove(0));
                     let _ = job.done.send(result);
                 }
             }
