@@ -10,6 +10,7 @@ for line in open(sys.argv[1]):
 hash_ms = float(sys.argv[2])
 cores = os.cpu_count() or 1
 hello = rows["hello (bare axum)"][0]
+with_headers = rows.get("hello + Baton's headers", (hello,))[0]
 login_bound = cores / (hash_ms / 1000)
 
 
@@ -29,6 +30,8 @@ for name, (rps, p50, p99, errors) in rows.items():
     else:
         ref, what = reference(name)
         ratio = f"{rps / ref:5.2f}x {what}"
+        if what == "bare axum hello" and not name.startswith("hello"):
+            ratio += f"  ({rps / with_headers:4.2f}x hello with the same headers)"
     flag = "  (errors: not a figure)" if errors else ""
     print(f"{name:<40} {rps:>10.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}  {ratio}{flag}")
 print(f"one Argon2id hash (19 MiB, t=2): {hash_ms:.2f} ms; login bound {cores} cores / hash = {login_bound:.1f} req/s")

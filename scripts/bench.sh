@@ -2,7 +2,7 @@
 # Measures Baton's hot paths against references run on the same machine in the same run (ratios
 # travel between machines; absolute figures do not): a bare axum hello server (bench/reference)
 # and the time of one Argon2id hash. With wrk on loopback, 32 connections unless said:
-#   hello, SSR of /login, GET /api/users/secret, POST /api/auth/refresh (32 connections, each its
+#   hello (and hello with Baton's security headers), SSR of /login, GET /api/users/secret, POST /api/auth/refresh (32 connections, each its
 #   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood.
 # Prints one table (req/s, p50, p99, non-2xx, ratio), the database's size and rows before and
 # after, and the browser's first load (bundle bytes, time to an interactive /login).
@@ -52,6 +52,7 @@ PIDS+=($!)
 HASH_MS=$(target/release/bench-reference hash)
 echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per scenario, wrk on loopback"
 bench "hello (bare axum)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/"
+bench "hello + Baton's headers" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/headers"
 
 # Sizes and rows of the database: SQLite's files (with the WAL), or PostgreSQL's database.
 db_size() { # $1 = database URL

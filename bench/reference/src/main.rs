@@ -1,6 +1,8 @@
 //! The references `scripts/bench.sh` measures Baton against, on the same machine in the same run:
 //! - `bench-reference serve 127.0.0.1:PORT`: the barest axum server (`GET /` → "Hello, World!"),
-//!   same runtime and allocator as Baton: the ceiling for any request this machine can answer.
+//!   same runtime as Baton: the ceiling for any request this machine can answer. `GET /headers`
+//!   answers the same with the security headers every Baton response carries, written as constants:
+//!   what those bytes alone cost (to send, and for the benchmark client on the same cores to read).
 //! - `bench-reference hash`: the time of one Argon2id hash at Baton's default parameters
 //!   (19 MiB, t=2, p=1), the floor of a login; printed in ms, the median of 9.
 
@@ -19,9 +21,24 @@ fn main() {
     }
 }
 
+/// As Baton sends them on a JSON answer (server/src/security_headers.rs).
+const SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    (
+        "permissions-policy",
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+];
+
 #[tokio::main]
 async fn serve(addr: &str) {
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "Hello, World!" }))
+        .route("/headers", axum::routing::get(|| async { (SECURITY_HEADERS, "Hello, World!") }));
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     axum::serve(listener, app).await.expect("serve");
 }
