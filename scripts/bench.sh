@@ -101,7 +101,9 @@ run_baton() { # $1 = label, $2 = DATABASE_URL
   # One wrk thread per connection: the script's state (the chain's token) is per thread.
   BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") bench "refresh, 32 chains ($label)" -t32 -c32 -d"${SECS}s" -s "$WORK/refresh.lua" "$base"
   bench "login ($label)" -t2 -c8 -d"${SECS}s" -s "$WORK/login.lua" "$base"
-  BATON_BENCH_OUT=/dev/null bench "(login flood, 16 conns)" -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$base" >/dev/null &
+  # The flood's own figures are printed, not tabled: its logins wait behind the protected calls
+  # (hashing runs at a lower priority), and past 5 s in line they get 503 with Retry-After.
+  BATON_BENCH_OUT=/dev/null bench "(the login flood itself, 16 conns)" -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$base" &
   local flood=$!
   sleep 1
   bench "secret during login flood ($label)" -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"

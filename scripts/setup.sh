@@ -42,7 +42,8 @@ rustc_at_least_196() { # cargo-leptos 0.3 needs rustc >= 1.96
 }
 
 # rust-web-llvm brings rust-lld, the wasm32 linker: only a Recommends of rustc-web, so named here.
-WEB_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web rust-web-llvm lld-22)
+# gcc: SQLite (bundled) and mimalloc are C, built by their crates.
+WEB_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web rust-web-llvm lld-22 gcc libc6-dev)
 TOOLCHAIN=""
 current=$(rustup show active-toolchain 2>/dev/null | awk '{print $1}' || true)
 if [ -n "$current" ] && [ "$current" != web ] && toolchain_has_wasm "$current" && rustc_at_least_196 "$current"; then
