@@ -11,7 +11,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use app::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http_body_util::BodyExt;
@@ -49,16 +50,16 @@ pub async fn serve(axum::extract::State(cache): axum::extract::State<PageCache>,
     if res.status() != StatusCode::OK || key.len() > MAX_KEY || res.headers().contains_key(header::SET_COOKIE) {
         return res;
     }
+    // Our own render, a few KB: read whole (a render that fails midway is the same 500 it was).
     let (parts, body) = res.into_parts();
-    let Ok(collected) = http_body_util::Limited::new(body, MAX_PAGE).collect().await else {
-        return Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR).body(Body::empty()).unwrap_or_default();
-    };
+    let Ok(collected) = body.collect().await else { return AppError::Internal.into_response() };
     let bytes = collected.to_bytes();
-    let mut map = cache.0.write().unwrap_or_else(|e| e.into_inner());
-    if map.len() < CAPACITY {
-        map.insert(key, Arc::new(Template::cut(&parts.headers, &bytes, &nonce)));
+    if bytes.len() <= MAX_PAGE {
+        let mut map = cache.0.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < CAPACITY {
+            map.insert(key, Arc::new(Template::cut(&parts.headers, &bytes, &nonce)));
+        }
     }
-    drop(map);
     Response::from_parts(parts, Body::from(bytes))
 }
 

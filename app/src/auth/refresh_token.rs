@@ -48,7 +48,7 @@ pub(super) fn parse(key: &[u8; 32], token: &str) -> Option<Presented> {
     }
     let bytes = URL_SAFE_NO_PAD.decode(body).ok()?;
     if bytes.len() == 32 {
-        return Some(Presented::Legacy { hash: legacy_hash(token.trim()) });
+        return Some(Presented::Legacy { hash: sha256_hex(token.trim()) });
     }
     if bytes.len() != LEN || bytes[0] != VERSION {
         return None;
@@ -68,14 +68,14 @@ fn mac(key: &[u8; 32], body: &[u8]) -> Hmac<Sha256> {
     mac
 }
 
-/// How `refresh_tokens` stored tokens of the first format: SHA-256, hex.
-fn legacy_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+/// SHA-256, hex: how `refresh_tokens` stored tokens of the first format.
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// SHA-256, hex, of a user agent: compared, never shown.
+/// The user agent a generation was issued to is kept as its SHA-256: compared, never shown.
 pub(super) fn agent_hash(user_agent: &str) -> String {
-    legacy_hash(user_agent)
+    sha256_hex(user_agent)
 }
 
 #[cfg(test)]
