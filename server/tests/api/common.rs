@@ -269,6 +269,15 @@ impl TestApp {
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The session an access token names (its `sid` claim), read without verifying it.
+pub fn session_id(access_token: &str) -> String {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).expect("a JWT");
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
+}
+
 pub fn token(body: &Value, field: &str) -> String {
     body[field].as_str().unwrap_or_else(|| panic!("{field} in {body}")).to_owned()
 }

@@ -2,7 +2,6 @@
 //! answer delivered) or was refused before it started, and the database agrees with what clients hold.
 
 use crate::common::*;
-use base64::Engine;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -15,10 +14,25 @@ struct Chain {
     refreshed: i64,
 }
 
-fn session_id(access_token: &str) -> String {
-    let payload = access_token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["sid"].as_str().unwrap().to_owned()
+/// Signs up `count` users on `base`: one refresh chain each.
+async fn sign_up_chains(http: &reqwest::Client, base: &str, count: usize) -> Vec<Chain> {
+    let mut chains = Vec::new();
+    for i in 0..count {
+        let res = http
+            .post(format!("{base}/api/auth/signup"))
+            .json(&json!({"username": format!("user{i}"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        chains.push(Chain {
+            session_id: session_id(&token(&body, "accessToken")),
+            refresh_token: token(&body, "refreshToken"),
+            refreshed: 0,
+        });
+    }
+    chains
 }
 
 async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> reqwest::Result<reqwest::Response> {
@@ -43,22 +57,7 @@ async fn signal_during_a_refresh_burst(signal: &str) {
     let env = [("REFRESH_REUSE_GRACE", "0"), ("RUST_LOG", "info")];
     let mut server = start_binary(&dir, &database_url, &env).await;
     let http = reqwest::Client::new();
-    let mut chains = Vec::new();
-    for i in 0..8 {
-        let res = http
-            .post(format!("{}/api/auth/signup", server.base))
-            .json(&json!({"username": format!("user{i}"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
-        chains.push(Chain {
-            session_id: session_id(&token(&body, "accessToken")),
-            refresh_token: token(&body, "refreshToken"),
-            refreshed: 0,
-        });
-    }
+    let mut chains = sign_up_chains(&http, &server.base, 8).await;
 
     let mut chains_slow = vec![chains.pop().unwrap()];
     let base = server.base.clone();
@@ -145,17 +144,7 @@ async fn kill_9_during_a_refresh_storm_loses_no_answered_refresh() {
     let database_url = fresh_database_url(&dir).await;
     let mut server = start_binary(&dir, &database_url, &[]).await;
     let http = reqwest::Client::new();
-    let mut chains = Vec::new();
-    for i in 0..32 {
-        let res = http
-            .post(format!("{}/api/auth/signup", server.base))
-            .json(&json!({"username": format!("user{i}"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        let body: Value = res.json().await.unwrap();
-        chains.push(Chain { session_id: session_id(&token(&body, "accessToken")), refresh_token: token(&body, "refreshToken"), refreshed: 0 });
-    }
+    let chains = sign_up_chains(&http, &server.base, 32).await;
     let storm: Vec<_> = chains
         .into_iter()
         .map(|mut chain| {
