@@ -1,6 +1,6 @@
 //! The operator's commands: `server <command> [argument]`. Without a command the binary serves.
 
-use app::auth::{AuthService, Config, TokenSigner};
+use app::auth::{AuthService, Config};
 use app::error::AppError;
 use std::process::ExitCode;
 
@@ -17,7 +17,8 @@ Commands:
   revoke-sessions <username>   end every session of the user
   revoke-session <session-id>  end one session
   purge                        delete ended sessions and stale login counts now
-  rotate-signing-key           add a JWT signing key; restart to sign with it (old keys keep verifying)
+  rotate-signing-key           add a JWT signing key: published now, signing on every instance
+                               SIGNING_KEY_PUBLISH_DELAY later (old keys keep verifying)
   help                         this text (also --help, -h)
 
 Exit status: 0 done; 1 failed (bad configuration, no such user or session, database
@@ -32,7 +33,6 @@ pub enum Invocation {
 
 pub enum Command {
     CheckConfig,
-    RotateSigningKey,
     /// Commands that need the database.
     Db(DbCommand),
 }
@@ -43,6 +43,7 @@ pub enum DbCommand {
     RevokeSessions(String),
     RevokeSession(String),
     Purge,
+    RotateSigningKey,
 }
 
 impl Invocation {
@@ -65,7 +66,7 @@ impl Invocation {
             "revoke-sessions" => Command::Db(DbCommand::RevokeSessions(one("username")?)),
             "revoke-session" => Command::Db(DbCommand::RevokeSession(one("session-id")?)),
             "purge" => none(Command::Db(DbCommand::Purge))?,
-            "rotate-signing-key" => none(Command::RotateSigningKey)?,
+            "rotate-signing-key" => none(Command::Db(DbCommand::RotateSigningKey))?,
             other => return Err(format!("unknown command {other:?}")),
         };
         Ok(Self::Run(command))
@@ -85,10 +86,6 @@ impl Command {
                 }
                 ExitCode::SUCCESS
             }
-            Self::RotateSigningKey => match TokenSigner::rotate(&config.data_dir) {
-                Ok(kid) => done(format!("new signing key {kid}; restart the server to sign with it")),
-                Err(e) => failed(e),
-            },
             Self::Db(command) => {
                 let auth = match AuthService::start(config).await {
                     Ok(auth) => auth,
@@ -127,8 +124,18 @@ impl DbCommand {
             }
             Self::Purge => {
                 let purged = auth.purge().await?;
-                done(format!("purged {} ended session(s) and {} stale login count(s)", purged.sessions, purged.login_attempts))
+                done(format!(
+                    "purged {} ended session(s), {} stale login count(s) and {} retired signing key(s)",
+                    purged.sessions, purged.login_attempts, purged.signing_keys
+                ))
             }
+            Self::RotateSigningKey => match app::auth::keys::rotate(auth.db(), auth.config()).await {
+                Ok((kid, activates_at)) => {
+                    let wait = (activates_at - app::auth::db::now_ms()).max(0) / 1000;
+                    done(format!("new signing key {kid}: published now, signs on every instance in {wait} s"))
+                }
+                Err(e) => failed(e),
+            },
         })
     }
 }

@@ -39,7 +39,7 @@ impl From<&UserRow> for User {
 impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn signup(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
-        self.limit_rate(Action::Signup, client)?;
+        self.limit_rate(Action::Signup, client).await?;
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
         let hash = self.inner.hasher.hash(&password, Lane::Other).await?;
         let user = UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
@@ -63,7 +63,7 @@ impl AuthService {
     /// and the same work, since an unknown user's attempt is checked against a dummy hash.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
-        self.limit_rate(Action::Login, client)?;
+        self.limit_rate(Action::Login, client).await?;
         let (username, password) = parse_credentials(&input.username, &input.password)?;
         let key = username.key();
         let failures_before = self.claim_login_attempt(&key, client).await?;

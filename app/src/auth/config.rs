@@ -107,6 +107,44 @@ pub struct Config {
     /// `Strict-Transport-Security: max-age=…`, only when Baton is served over HTTPS.
     pub hsts_max_age: Option<Duration>,
     pub retention: Retention,
+    pub keys: KeySettings,
+}
+
+/// The shared keys (see `keys`).
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// `KEY_ENCRYPTION_KEY`: seals private keys in the database; `None` stores them in the clear.
+    pub encryption_key: Option<KeyEncryptionKey>,
+    /// `SIGNING_KEY_PUBLISH_DELAY`: a rotated-in key is published this long before it signs.
+    pub publish_delay: Duration,
+    /// `KEY_POLL_INTERVAL`: how often an instance reads the keys; shorter than the publish delay.
+    pub poll_interval: Duration,
+}
+
+/// 32 bytes, given base64-encoded. `Debug` never shows them.
+#[derive(Clone)]
+pub struct KeyEncryptionKey([u8; 32]);
+
+impl KeyEncryptionKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub(super) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE_NO_PAD];
+        engines.iter().find_map(|e| e.decode(text).ok()).and_then(|bytes| bytes.try_into().ok()).map(Self)
+    }
+}
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyEncryptionKey(***)")
+    }
 }
 
 /// How long what is no longer needed is kept (see `retention`).
@@ -197,6 +235,17 @@ impl Config {
                 security_events: secs(&get, "SECURITY_EVENT_RETENTION", 90 * 86_400, 0)?,
                 interval: secs(&get, "PURGE_INTERVAL", 300, 1)?,
             },
+            keys: KeySettings {
+                encryption_key: match get("KEY_ENCRYPTION_KEY") {
+                    None => None,
+                    Some(text) => Some(KeyEncryptionKey::parse(&text).ok_or(ConfigError {
+                        var: "KEY_ENCRYPTION_KEY",
+                        reason: "must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)".into(),
+                    })?),
+                },
+                publish_delay: secs(&get, "SIGNING_KEY_PUBLISH_DELAY", 120, 1)?,
+                poll_interval: secs(&get, "KEY_POLL_INTERVAL", 5, 1)?,
+            },
         };
         // Settings that are each valid alone but not together, checked in this order.
         let limits = [
@@ -218,6 +267,11 @@ impl Config {
                 format!("must be at most {MAX_LEEWAY_SECS} seconds: Baton verifies only its own tokens"),
             ),
             ("DB_TIMEOUT", config.db_timeout > Duration::from_secs(300), "must be at most 300 seconds".into()),
+            (
+                "KEY_POLL_INTERVAL",
+                config.keys.poll_interval >= config.keys.publish_delay,
+                "must be shorter than SIGNING_KEY_PUBLISH_DELAY: every instance must read a new key before it signs".into(),
+            ),
             (
                 "REFRESH_IDLE_TTL",
                 config.refresh_idle_ttl > config.refresh_absolute_ttl,
@@ -285,6 +339,9 @@ impl Config {
             ("SESSION_RETENTION", secs(self.retention.sessions)),
             ("SECURITY_EVENT_RETENTION", secs(self.retention.security_events)),
             ("PURGE_INTERVAL", secs(self.retention.interval)),
+            ("KEY_ENCRYPTION_KEY", if self.keys.encryption_key.is_some() { "(set)" } else { "(none)" }.into()),
+            ("SIGNING_KEY_PUBLISH_DELAY", secs(self.keys.publish_delay)),
+            ("KEY_POLL_INTERVAL", secs(self.keys.poll_interval)),
         ]
     }
 }
@@ -430,6 +487,8 @@ mod tests {
             ("DB_TIMEOUT", "0"),
             ("REFRESH_ROTATION", "sometimes"),
             ("HSTS_MAX_AGE", "a year"),
+            ("KEY_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("KEY_POLL_INTERVAL", "120"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
@@ -448,6 +507,16 @@ mod tests {
         assert_eq!(&*c.database_url, "sqlite:///tmp/b/baton.db");
         assert_eq!(c.refresh_reuse_grace, Duration::ZERO);
         assert_eq!(c.cors_origins, ["https://a.example", "http://localhost:8100"]);
+    }
+
+    #[test]
+    fn the_key_encryption_key_never_shows() {
+        let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = config(&[("KEY_ENCRYPTION_KEY", kek)]).unwrap();
+        assert_eq!(c.keys.encryption_key.as_ref().unwrap().expose()[31], 31);
+        for shown in [format!("{c:?}"), format!("{:?}", c.effective())] {
+            assert!(!shown.contains(kek) && !shown.contains("[0, 1, 2"), "{shown}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - `sessions`: refresh-token rotation with reuse detection, logout, session listing;
 //!   `refresh_token`: the token's format. `retention`: deleting what is no longer needed.
 //! - `writer`: the write queue and group commit. `cache`: what protected calls remember.
-//! - `access_token`: Ed25519 JWTs and their keys. `password`: Argon2id off the executor.
+//! - `access_token`: Ed25519 JWTs. `keys`: the keys all instances share, in the database.
+//!   `password`: Argon2id off the executor.
 //! - `throttle`: per-address rate limits and per-account login backoff.
 //! - `network`: who the client is behind trusted proxies; the networks that limits count by.
 //! - `events`: the security event log. `admin`: what the operator's command line does.
@@ -17,6 +18,7 @@ mod cache;
 pub mod config;
 pub mod db;
 mod events;
+pub mod keys;
 pub mod network;
 pub mod password;
 mod refresh_token;
@@ -79,8 +81,8 @@ struct Inner {
     config: Config,
     signer: TokenSigner,
     hasher: password::PasswordHasher,
-    /// Authenticates refresh tokens (see `refresh_token`).
-    rotation_key: [u8; 32],
+    /// Authenticate refresh tokens (see `refresh_token`).
+    rotation: keys::RotationKeys,
     writer: writer::Writer,
     rate_limiter: throttle::RateLimiter,
     verified: cache::VerifiedTokens,
@@ -92,7 +94,7 @@ struct Inner {
 pub enum StartError {
     #[error(transparent)]
     Db(#[from] db::DbSetupError),
-    #[error("signing keys: {0}")]
+    #[error("keys: {0}")]
     Keys(String),
     #[error("password hasher: {0}")]
     Hasher(AppError),
@@ -102,16 +104,17 @@ impl AuthService {
     /// Connects, migrates, loads (or makes) the keys. Everything a request needs is ready after this.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let db = db::connect_and_migrate(&config.database_url, config.db_timeout).await?;
-        let signer = TokenSigner::load_or_create(
-            &config.data_dir,
+        secret_file::create_private_dir(&config.data_dir).map_err(StartError::Keys)?;
+        let loaded = keys::prepare(&db, &config).await.map_err(StartError::Keys)?;
+        let signer = TokenSigner::new(
+            loaded.signing,
             &config.jwt_issuer,
             &config.jwt_audience,
             config.access_token_ttl,
             config.jwt_leeway,
-        )
-        .map_err(StartError::Keys)?;
-        let rotation_key = secret_file::read_or_create(&config.data_dir.join("refresh-rotation.key"))
-            .map_err(StartError::Keys)?;
+        );
+        let rotation = keys::RotationKeys::default();
+        rotation.set(loaded.rotation);
         let hasher = password::PasswordHasher::new(config.argon2, config.max_concurrent_hashes)
             .await
             .map_err(StartError::Hasher)?;
@@ -122,7 +125,7 @@ impl AuthService {
             config,
             signer,
             hasher,
-            rotation_key,
+            rotation,
             writer,
             rate_limiter,
             verified: Default::default(),
@@ -131,6 +134,7 @@ impl AuthService {
         };
         let service = Self { inner: Arc::new(inner) };
         retention::spawn(&service);
+        keys::spawn_polling(&service);
         Ok(service)
     }
 

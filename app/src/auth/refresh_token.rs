@@ -40,8 +40,8 @@ pub(super) fn issue(key: &[u8; 32], session_id: &str, generation: i64) -> Option
     Some(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-/// Reads a presented token; `None` for anything Baton did not issue.
-pub(super) fn parse(key: &[u8; 32], token: &str) -> Option<Presented> {
+/// Reads a presented token; `None` for anything Baton did not issue under one of `keys`.
+pub(super) fn parse(keys: &[[u8; 32]], token: &str) -> Option<Presented> {
     let body = token.trim().strip_prefix(PREFIX)?;
     if body.len() > 128 {
         return None;
@@ -55,7 +55,7 @@ pub(super) fn parse(key: &[u8; 32], token: &str) -> Option<Presented> {
     }
     let (body, tag) = bytes.split_at(BODY);
     // Constant time: a timing difference must not tell how much of a forged tag was right.
-    mac(key, body).verify_slice(tag).ok()?;
+    keys.iter().find(|key| mac(key, body).verify_slice(tag).is_ok())?;
     let session_id = uuid::Uuid::from_slice(&body[1..17]).ok()?.to_string();
     let generation = i64::from_be_bytes(body[17..25].try_into().ok()?);
     Some(Presented::Chain { session_id, generation })
@@ -89,21 +89,22 @@ mod tests {
     fn tokens_name_their_session_and_generation() {
         let token = issue(&KEY, SID, 41).unwrap();
         assert!(token.starts_with("brt_") && token.len() < 100, "{token}");
-        assert_eq!(parse(&KEY, &token), Some(Presented::Chain { session_id: SID.into(), generation: 41 }));
-        assert_ne!(issue(&KEY, SID, 42), Some(token));
+        assert_eq!(parse(&[KEY], &token), Some(Presented::Chain { session_id: SID.into(), generation: 41 }));
+        assert_ne!(issue(&KEY, SID, 42), Some(token.clone()));
+        assert!(parse(&[[8; 32], KEY], &token).is_some(), "any of the keys verifies: imported ones too");
     }
 
     #[test]
     fn forged_and_foreign_tokens_are_refused() {
         let token = issue(&KEY, SID, 1).unwrap();
-        assert_eq!(parse(&[8; 32], &token), None, "another key");
+        assert_eq!(parse(&[[8; 32]], &token), None, "another key");
         let mut bytes = URL_SAFE_NO_PAD.decode(&token[4..]).unwrap();
         bytes[24] ^= 1; // generation 1 → 0, the tag unchanged
-        assert_eq!(parse(&KEY, &format!("brt_{}", URL_SAFE_NO_PAD.encode(&bytes))), None);
+        assert_eq!(parse(&[KEY], &format!("brt_{}", URL_SAFE_NO_PAD.encode(&bytes))), None);
         for bad in ["", "brt_", "brt_!!", "xyz_abc", &"brt_".repeat(40)] {
-            assert_eq!(parse(&KEY, bad), None, "{bad}");
+            assert_eq!(parse(&[KEY], bad), None, "{bad}");
         }
         let legacy = format!("brt_{}", URL_SAFE_NO_PAD.encode([3u8; 32]));
-        assert!(matches!(parse(&KEY, &legacy), Some(Presented::Legacy { .. })));
+        assert!(matches!(parse(&[KEY], &legacy), Some(Presented::Legacy { .. })));
     }
 }

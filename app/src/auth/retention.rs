@@ -3,7 +3,9 @@
 //! - ended sessions (revoked, expired, or idle past `REFRESH_IDLE_TTL`), `SESSION_RETENTION`
 //!   after they ended, with the refresh-token rows of sessions from before generations;
 //! - security events older than `SECURITY_EVENT_RETENTION`;
-//! - failed-login counts untouched for 30 days (names that never existed pile up otherwise).
+//! - failed-login counts untouched for 30 days (names that never existed pile up otherwise);
+//! - rate-limit buckets that are empty again (PostgreSQL);
+//! - signing keys retired long enough that no token they signed can still be valid.
 //!
 //! Rows go in batches, each its own short write transaction: a request waits for one batch at most.
 
@@ -15,6 +17,8 @@ use std::time::Duration;
 const BATCH: usize = 500;
 /// Failed-login counts are kept this long after their last change.
 const LOGIN_COUNT_RETENTION_MS: i64 = 30 * 86_400_000;
+/// A retired key stays in the JWKS this much longer, for resource servers with a leeway of their own.
+const RETIRED_KEY_MARGIN: Duration = Duration::from_secs(60);
 
 /// What a purge removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +26,7 @@ pub struct Purged {
     pub sessions: u64,
     pub security_events: u64,
     pub login_attempts: u64,
+    pub signing_keys: u64,
 }
 
 /// Starts the purge; it runs now and every `PURGE_INTERVAL`, until the service is dropped.
@@ -95,6 +100,17 @@ impl AuthService {
                 before,
             )
             .await?;
+        // Empty rate-limit buckets (PostgreSQL's; SQLite's live in memory).
+        self.delete_in_batches(
+            "DELETE FROM rate_limit_buckets WHERE bucket IN (SELECT bucket FROM rate_limit_buckets WHERE tat < $1 LIMIT $2)",
+            now,
+        )
+        .await?;
+        // A retired key may still sign on an instance that has not read the keys since, for one
+        // poll interval; its tokens then live one token lifetime, verified with the leeway.
+        let config = self.config();
+        let keep = config.access_token_ttl + config.jwt_leeway + config.keys.poll_interval + RETIRED_KEY_MARGIN;
+        purged.signing_keys = super::keys::purge_retired(self.db(), keep.as_millis() as i64).await?;
         Ok(purged)
     }
 

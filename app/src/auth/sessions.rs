@@ -122,7 +122,7 @@ impl AuthService {
         let now = now_ms();
         let session_id = uuid::Uuid::new_v4().to_string();
         let jti = uuid::Uuid::new_v4().to_string();
-        let kid = self.inner.signer.current_kid().to_owned();
+        let kid = self.inner.signer.current_kid();
         let expires_at = now + self.config().refresh_absolute_ttl.as_millis() as i64;
         let to = IssuedTo::of(client);
         let (sid, user_id, agent, ip, j, k) =
@@ -153,7 +153,7 @@ impl AuthService {
 
     #[tracing::instrument(skip_all, fields(session_id))]
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenResponse, AppError> {
-        self.limit_rate(Action::Refresh, client)?;
+        self.limit_rate(Action::Refresh, client).await?;
         let (session_id, generation) = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
         tracing::Span::current().record("session_id", session_id.as_str());
         let now = now_ms();
@@ -211,7 +211,7 @@ impl AuthService {
 
     /// The session and generation a token names; `None` for a token Baton never issued.
     async fn locate(&self, token: &str) -> Result<Option<(String, i64)>, AppError> {
-        Ok(match refresh_token::parse(&self.inner.rotation_key, token) {
+        Ok(match refresh_token::parse(&self.inner.rotation.get(), token) {
             None => None,
             Some(Presented::Chain { session_id, generation }) => Some((session_id, generation)),
             // A session from before generations is at generation 0 while its current token is
@@ -245,7 +245,7 @@ impl AuthService {
         let next = from + 1;
         let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
         let jti = uuid::Uuid::new_v4().to_string();
-        let kid = self.inner.signer.current_kid().to_owned();
+        let kid = self.inner.signer.current_kid();
         let to = IssuedTo::of(client);
         let (sid, j, k) = (session_id.to_owned(), jti.clone(), kid.clone());
         let returned = self
@@ -286,7 +286,7 @@ impl AuthService {
         }
         self.record(Event::Refresh, Some(&state.user_id), Some(&state.id), client).await;
         let jti = uuid::Uuid::new_v4().to_string();
-        let kid = self.inner.signer.current_kid().to_owned();
+        let kid = self.inner.signer.current_kid();
         let claims = self.inner.signer.claims(&state.user_id, &state.id, &jti, now);
         let refresh_token = self.token_of(&state.id, state.generation)?;
         self.token_response(state.user(), IssuedPair { claims, kid, refresh_token, answered_at: now })
@@ -379,7 +379,7 @@ impl AuthService {
     /// minute, and the list is rate-limited: to the second, it would tell a thief who holds an
     /// access token exactly when the victim refreshes (when to replay inside the grace window).
     pub async fn sessions(&self, principal: &Principal, client: &ClientInfo) -> Result<Vec<SessionInfo>, AppError> {
-        self.limit_rate(Action::ListSessions, client)?;
+        self.limit_rate(Action::ListSessions, client).await?;
         let rows = self.live_sessions(&principal.user_id, 100).await?;
         Ok(rows
             .into_iter()
@@ -451,7 +451,7 @@ impl AuthService {
 
     /// The refresh token of `session_id`'s `generation`.
     fn token_of(&self, session_id: &str, generation: i64) -> Result<String, AppError> {
-        refresh_token::issue(&self.inner.rotation_key, session_id, generation)
+        refresh_token::issue(&self.inner.rotation.get()[0], session_id, generation)
             .ok_or_else(|| AppError::internal("a session id that is not a UUID"))
     }
 

@@ -1,6 +1,7 @@
 //! Throttling, in two layers:
-//! - per client address, a rate limit for each of signup, login, refresh and the sessions list,
-//!   kept in memory (GCRA: a burst of a minute's allowance, then an even pace). An IPv6 client
+//! - per client address, a rate limit for each of signup, login, refresh and the sessions list
+//!   (GCRA: a burst of a minute's allowance, then an even pace), kept in memory on SQLite and in
+//!   the database on PostgreSQL, where every instance shares it. An IPv6 client
 //!   counts against its /64, and against its /56 and /48 with 4× and 16× the allowance: a host
 //!   with a routed /48 has 65,536 /64s but only one /48;
 //! - per account, a wait that doubles with every consecutive failed login after the first few,
@@ -70,7 +71,8 @@ impl RateLimiter {
         Self { limits, buckets: Mutex::new(Buckets { by_client: HashMap::new(), sweep_at: 4096 }) }
     }
 
-    pub fn check(&self, action: Action, ip: Option<&str>) -> Result<(), Limited> {
+    /// The buckets `action` from `ip` is charged to, narrowest first; none when the limit is off.
+    fn buckets_for(&self, action: Action, ip: Option<&str>) -> Vec<(BucketKey, Pace)> {
         let per_minute = match action {
             Action::Signup => self.limits.signup,
             Action::Login => self.limits.login,
@@ -78,7 +80,7 @@ impl RateLimiter {
             Action::ListSessions => self.limits.sessions,
         };
         if per_minute == 0 {
-            return Ok(());
+            return Vec::new();
         }
         let ip = ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical());
         // (prefix length, allowance multiple): IPv4 counts by address, IPv6 by three prefixes,
@@ -87,16 +89,20 @@ impl RateLimiter {
             Some(IpAddr::V6(_)) => &[(64, 1), (56, 4), (48, 16)],
             _ => &[(32, 1)],
         };
-        let limits: Vec<(BucketKey, Pace)> = networks
+        networks
             .iter()
             .map(|&(prefix, multiple)| ((action, network(ip, prefix), prefix), pace(per_minute.saturating_mul(multiple))))
-            .collect();
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.by_client.len() >= buckets.sweep_at {
-            buckets.by_client.retain(|_, b| b.tat > now);
-            buckets.sweep_at = (buckets.by_client.len() * 2).max(4096);
+            .collect()
+    }
+
+    /// In memory, for this process alone.
+    pub fn check(&self, action: Action, ip: Option<&str>) -> Result<(), Limited> {
+        let limits = self.buckets_for(action, ip);
+        if limits.is_empty() {
+            return Ok(());
         }
+        let now = Instant::now();
+        let mut buckets = self.lock();
         // Every network must have room before any is charged: a refusal costs nothing.
         let mut refused: Option<Duration> = None;
         for (key, pace) in &limits {
@@ -106,13 +112,8 @@ impl RateLimiter {
             }
         }
         if let Some(retry_after) = refused {
-            let narrowest = limits[0].0;
-            let bucket = buckets.by_client.entry(narrowest).or_insert(Bucket { tat: now, logged_at: None });
-            let first_in_a_while = bucket.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60));
-            if first_in_a_while {
-                bucket.logged_at = Some(now);
-            }
-            return Err(Limited { retry_after, first_in_a_while });
+            drop(buckets);
+            return Err(self.refused(limits[0].0, retry_after));
         }
         for (key, pace) in limits {
             let bucket = buckets.by_client.entry(key).or_insert(Bucket { tat: now, logged_at: None });
@@ -120,6 +121,78 @@ impl RateLimiter {
         }
         Ok(())
     }
+
+    /// In the database, shared by every instance: one statement that charges every bucket only
+    /// if all have room. A conflicting row is re-checked against its latest value, so two
+    /// instances racing for a bucket's last slot cannot both have it.
+    pub async fn check_shared(&self, db: &super::Db, action: Action, ip: Option<&str>) -> Result<(), SharedCheck> {
+        let limits = self.buckets_for(action, ip);
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> =
+            limits.iter().map(|((action, net, prefix), _)| format!("{}:{net}/{prefix}", action.name())).collect();
+        let (mut values, mut bursts) = (Vec::new(), Vec::new());
+        for i in 0..limits.len() {
+            let p = 2 + 3 * i;
+            values.push(format!("(${p}, ${}::bigint, ${}::bigint)", p + 1, p + 2));
+            bursts.push(format!("WHEN ${p} THEN ${}::bigint", p + 2));
+        }
+        let sql = format!(
+            "WITH req(bucket, step, burst) AS (VALUES {values}), \
+             cur AS (SELECT req.bucket, req.step, req.burst, GREATEST(COALESCE(b.tat, $1), $1) AS tat \
+                     FROM req LEFT JOIN rate_limit_buckets b ON b.bucket = req.bucket), \
+             verdict AS (SELECT bool_and(tat <= $1 + burst) AS ok, MAX(tat - $1 - burst) AS wait FROM cur), \
+             charged AS (INSERT INTO rate_limit_buckets (bucket, tat) \
+                     SELECT bucket, $1 + step FROM cur WHERE (SELECT ok FROM verdict) \
+                     ON CONFLICT (bucket) DO UPDATE SET tat = GREATEST(rate_limit_buckets.tat, $1) + (EXCLUDED.tat - $1) \
+                     WHERE GREATEST(rate_limit_buckets.tat, $1) <= $1 + CASE rate_limit_buckets.bucket {bursts} END \
+                     RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM charged), (SELECT wait FROM verdict)",
+            values = values.join(", "),
+            bursts = bursts.join(" "),
+        );
+        let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(&sql).bind(super::db::now_ms());
+        for (name, (_, pace)) in names.iter().zip(&limits) {
+            query = query.bind(name.clone()).bind(pace.interval.as_millis() as i64).bind(pace.burst.as_millis() as i64);
+        }
+        let (charged, wait) = query.fetch_one(db).await.map_err(SharedCheck::Db)?;
+        if charged == limits.len() as i64 {
+            return Ok(());
+        }
+        // A lost race has no wait of its own to tell: a second is the least a 429 asks.
+        let retry_after = Duration::from_millis(wait.unwrap_or(0).max(1) as u64);
+        Err(SharedCheck::Limited(self.refused(limits[0].0, retry_after)))
+    }
+
+    /// A refusal, noted on the narrowest bucket so that a flood is logged once a minute.
+    fn refused(&self, narrowest: BucketKey, retry_after: Duration) -> Limited {
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        let bucket = buckets.by_client.entry(narrowest).or_insert(Bucket { tat: now, logged_at: None });
+        let first_in_a_while = bucket.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60));
+        if first_in_a_while {
+            bucket.logged_at = Some(now);
+        }
+        Limited { retry_after, first_in_a_while }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.by_client.len() >= buckets.sweep_at {
+            let now = Instant::now();
+            let recent = |b: &Bucket| b.tat > now || b.logged_at.is_some_and(|at| now.duration_since(at) < Duration::from_secs(60));
+            buckets.by_client.retain(|_, b| recent(b));
+            buckets.sweep_at = (buckets.by_client.len() * 2).max(4096);
+        }
+        buckets
+    }
+}
+
+/// The outcome of a shared check that did not let the request through.
+pub enum SharedCheck {
+    Limited(Limited),
+    Db(sqlx::Error),
 }
 
 /// GCRA's emission interval and burst tolerance for `per_minute` requests a minute.
@@ -151,9 +224,19 @@ fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 impl AuthService {
-    /// The per-address limit for `action`.
-    pub(super) fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
-        let Err(limited) = self.inner.rate_limiter.check(action, client.ip.as_deref()) else {
+    /// The per-address limit for `action`: shared by all instances on PostgreSQL.
+    pub(super) async fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
+        let ip = client.ip.as_deref();
+        let outcome = if self.config().is_sqlite() {
+            self.inner.rate_limiter.check(action, ip)
+        } else {
+            match self.inner.rate_limiter.check_shared(self.db(), action, ip).await {
+                Ok(()) => Ok(()),
+                Err(SharedCheck::Limited(limited)) => Err(limited),
+                Err(SharedCheck::Db(e)) => return Err(e.into()),
+            }
+        };
+        let Err(limited) = outcome else {
             return Ok(());
         };
         metrics::counter!("baton_rate_limited_total", "action" => action.name()).increment(1);

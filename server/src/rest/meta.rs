@@ -27,9 +27,14 @@ pub async fn healthz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta",
-    responses((status = 200, description = "The Ed25519 public keys that verify access tokens (RFC 7517)")))]
-pub async fn jwks(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(s.auth.jwks())
+    responses((status = 200, description = "The Ed25519 public keys that verify access tokens (RFC 7517), \
+        the next one included; cacheable for less than SIGNING_KEY_PUBLISH_DELAY")))]
+pub async fn jwks(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    // A copy cached this long still has every key that signs: a new key is published a publish
+    // delay before it signs, and the instances learn of it within a poll interval.
+    let keys = &s.auth.config().keys;
+    let max_age = keys.publish_delay.saturating_sub(keys.poll_interval).as_secs();
+    ([(axum::http::header::CACHE_CONTROL, format!("public, max-age={max_age}"))], Json(s.auth.jwks()))
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]

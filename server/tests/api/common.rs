@@ -53,6 +53,14 @@ async fn fresh_config(tweak: impl FnOnce(&mut Config)) -> Config {
     config
 }
 
+/// Two instances on one database, each with its own data directory, started at the same instant
+/// (on an empty database: nothing is created before both start).
+pub async fn spawn_pair(tweak: impl Fn(&mut Config)) -> (TestApp, TestApp) {
+    let a = fresh_config(&tweak).await;
+    let b = Config { data_dir: temp_dir(), ..a.clone() };
+    tokio::join!(start(a), start(b))
+}
+
 /// A client of its own, from `local` (127.0.0.2, .3 …: another machine) with `user_agent`.
 pub fn client_from(local: &str, user_agent: &str) -> reqwest::Client {
     reqwest::Client::builder().local_address(local.parse::<std::net::IpAddr>().unwrap()).user_agent(user_agent).build().unwrap()

@@ -6,6 +6,8 @@ mod assets;
 mod cli;
 mod common;
 mod http;
+mod instances;
+mod keys;
 mod limits;
 mod load;
 mod logs;

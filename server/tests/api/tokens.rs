@@ -207,7 +207,8 @@ async fn expired_access_tokens_are_refused() {
     let expired = sign(&app, claims(&first, |c| {
         c["iat"] = json!(now() - 120);
         c["exp"] = json!(now() - 60);
-    }));
+    }))
+    .await;
     assert_eq!(app.secret_status(&expired).await, 401);
 }
 
@@ -234,18 +235,21 @@ fn claims(tokens: &Value, edit: impl FnOnce(&mut Value)) -> Value {
     claims
 }
 
-/// Signed with the server's own current key, read from its data directory.
-fn sign(app: &TestApp, claims: Value) -> String {
-    sign_with_header(app, claims, |_| {})
+/// Signed with the server's own current key, read from its database.
+async fn sign(app: &TestApp, claims: Value) -> String {
+    sign_with_header(app, claims, |_| {}).await
 }
 
-fn sign_with_header(app: &TestApp, claims: Value, edit: impl FnOnce(&mut Header)) -> String {
-    let file: Value = serde_json::from_slice(&std::fs::read(app.data_dir().join("signing-keys.json")).unwrap()).unwrap();
-    let key = &file["keys"][0];
-    let der = STANDARD.decode(key["pkcs8"].as_str().unwrap()).unwrap();
+async fn sign_with_header(app: &TestApp, claims: Value, edit: impl FnOnce(&mut Header)) -> String {
+    let (kid, private): (String, String) =
+        sqlx::query_as("SELECT kid, private_key FROM signing_keys ORDER BY activates_at DESC LIMIT 1")
+            .fetch_one(app.auth.db())
+            .await
+            .unwrap();
+    let der = STANDARD.decode(private.strip_prefix("plain:").expect("no KEK in the tests")).unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some("at+jwt".into());
-    header.kid = Some(key["kid"].as_str().unwrap().into());
+    header.kid = Some(kid);
     edit(&mut header);
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&der)).unwrap()
 }
@@ -255,7 +259,7 @@ async fn the_servers_own_key_signs_what_the_tests_forge_below() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
     // Control: re-signing the unedited claims is accepted, so each refusal below is for its edit.
-    assert_eq!(app.secret_status(&sign(&app, claims(&tokens, |_| {}))).await, 200);
+    assert_eq!(app.secret_status(&sign(&app, claims(&tokens, |_| {})).await).await, 200);
 }
 
 #[tokio::test]
@@ -284,9 +288,9 @@ async fn forged_access_tokens_are_refused() {
     let other_user = b64(claims(&tokens, |c| c["sub"] = json!("someone-else")));
     forgeries.push(("tampered payload", format!("{header}.{other_user}.{signature}")));
     // Unknown kid, wrong typ, signed by a key the server never had.
-    forgeries.push(("unknown kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = Some("nope".into()))));
-    forgeries.push(("no kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = None)));
-    forgeries.push(("typ JWT", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.typ = Some("JWT".into()))));
+    forgeries.push(("unknown kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = Some("nope".into())).await));
+    forgeries.push(("no kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = None).await));
+    forgeries.push(("typ JWT", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.typ = Some("JWT".into())).await));
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     let stranger_der = stranger.to_pkcs8_der().unwrap();
@@ -308,7 +312,7 @@ async fn forged_access_tokens_are_refused() {
         ("unknown session", Box::new(|c: &mut Value| c["sid"] = json!("00000000-0000-0000-0000-000000000000"))),
         ("session of another user", Box::new(|c: &mut Value| c["sub"] = json!("someone-else"))),
     ] {
-        forgeries.push((what, sign(&app, claims(&tokens, |c| edit(c)))));
+        forgeries.push((what, sign(&app, claims(&tokens, |c| edit(c))).await));
     }
     for (what, forged) in forgeries {
         let res = app.get_with("/api/users/me", &forged).await;
@@ -354,16 +358,34 @@ async fn a_restart_keeps_everyone_logged_in() {
 }
 
 #[tokio::test]
-async fn a_rotated_signing_key_signs_while_the_old_one_still_verifies() {
-    let app = spawn_app().await;
+async fn a_rotated_signing_key_is_published_first_then_signs_while_the_old_one_still_verifies() {
+    let app = spawn_app_with(|c| {
+        c.keys.publish_delay = Duration::from_secs(3);
+        c.keys.poll_interval = Duration::from_secs(1);
+    })
+    .await;
     let old = app.signup("alice").await;
-    let config = app.stop().await;
-    let new_kid = app::auth::TokenSigner::rotate(&config.data_dir).unwrap();
-    let app = start(config).await;
-    assert_eq!(app.secret_status(&token(&old, "accessToken")).await, 200);
-    let fresh = app.refreshed(&old).await;
-    let header = jsonwebtoken::decode_header(token(&fresh, "accessToken")).unwrap();
-    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
-    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let old_kid = jsonwebtoken::decode_header(token(&old, "accessToken")).unwrap().kid.unwrap();
+    let out = run_cli(&app, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let new_kid = said.split("new signing key ").nth(1).and_then(|r| r.split(':').next()).expect(&said).to_owned();
+    // Within a poll interval the running server publishes the new key, and still signs with the old.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let jwks = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=2", "shorter than the publish delay");
+    let jwks: Value = jwks.json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&new_kid.as_str()) && kids.contains(&old_kid.as_str()), "{kids:?}");
+    let before = app.refreshed(&old).await;
+    assert_eq!(kid_of(&before), old_kid, "not yet: a cached JWKS may not have the new key");
+    // After the publish delay it signs, without a restart; the old key still verifies.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let after = app.refreshed(&before).await;
+    assert_eq!(kid_of(&after), new_kid);
+    assert_eq!(app.secret_status(&token(&before, "accessToken")).await, 200);
+}
+
+fn kid_of(tokens: &Value) -> String {
+    jsonwebtoken::decode_header(token(tokens, "accessToken")).unwrap().kid.unwrap()
 }

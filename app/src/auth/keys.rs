@@ -1,0 +1,319 @@
+//! The keys every instance shares, kept in the database so that any instance verifies what another
+//! signed: the JWT signing keys and the refresh tokens' rotation keys.
+//!
+//! - A signing key signs from its `activates_at` until the next key's. `rotate-signing-key`
+//!   stores a key that activates `SIGNING_KEY_PUBLISH_DELAY` later: every instance reads the keys
+//!   every `KEY_POLL_INTERVAL` (shorter), so all of them know the key before it signs and switch
+//!   at the same moment; the JWKS carries it from the start, and its `max-age` is short enough
+//!   that a resource server's cached copy has it too. Nothing is updated in place: whether a key
+//!   is next, current or retired follows from the times alone.
+//! - The rotation key `primary` authenticates new refresh tokens; keys imported from the data
+//!   directories of instances that ran alone still verify the tokens those issued.
+//! - Creating them on an empty database is race-free: the first signing key takes
+//!   `activates_at = 0` and the first rotation key the id `primary`, both unique; an instance that
+//!   loses the race reads the winner's.
+//! - With `KEY_ENCRYPTION_KEY`, private material is stored sealed (XChaCha20-Poly1305, the row's
+//!   name as associated data, so a sealed value cannot be moved to another row); keys stored in
+//!   the clear before are sealed at start. Without it they are stored in the clear and protected
+//!   only by the database's access control.
+
+use super::access_token::Key;
+use super::AuthService;
+use super::config::{Config, KeyEncryptionKey};
+use super::db::{now_ms, Db};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+/// The rotation key that authenticates new refresh tokens.
+const PRIMARY: &str = "primary";
+/// The key files of data directories from before the keys moved into the database.
+const SIGNING_KEY_FILE: &str = "signing-keys.json";
+const ROTATION_KEY_FILE: &str = "refresh-rotation.key";
+
+/// The keys as read from the database.
+pub struct Loaded {
+    pub(super) signing: Vec<Key>,
+    /// `primary` first.
+    pub(super) rotation: Vec<[u8; 32]>,
+}
+
+/// The refresh tokens' keys in memory: the first issues, all verify.
+#[derive(Default)]
+pub(super) struct RotationKeys(RwLock<Arc<[[u8; 32]]>>);
+
+impl RotationKeys {
+    pub fn get(&self) -> Arc<[[u8; 32]]> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, keys: Vec<[u8; 32]>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(keys);
+    }
+}
+
+/// Imports the data directory's key files (once), creates the first keys if there are none, seals
+/// what is in the clear when a key-encryption key is given, and reads the keys.
+pub async fn prepare(db: &Db, config: &Config) -> Result<Loaded, String> {
+    let kek = config.keys.encryption_key.as_ref();
+    import_files(db, &config.data_dir, kek).await?;
+    let now = now_ms();
+    let first = Key::generate();
+    // Only on an empty table; the unique activates_at settles a race between first starts.
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) \
+         SELECT $1, 0, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys) ON CONFLICT DO NOTHING",
+    )
+    .bind(&first.kid)
+    .bind(now)
+    .bind(&first.public_x)
+    .bind(seal(kek, &first.kid, &first.pkcs8))
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    let secret: [u8; 32] = rand::random();
+    sqlx::query("INSERT INTO rotation_keys (id, created_at, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(PRIMARY)
+        .bind(now)
+        .bind(seal(kek, PRIMARY, &secret))
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+    if let Some(kek) = kek {
+        seal_plain_rows(db, kek).await?;
+    }
+    load(db, kek).await
+}
+
+/// Reads every key. A sealed key without the key-encryption key (or with another) is an error
+/// that names the key: the server must not start half-blind.
+async fn load(db: &Db, kek: Option<&KeyEncryptionKey>) -> Result<Loaded, String> {
+    let rows: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT kid, activates_at, private_key FROM signing_keys").fetch_all(db).await.map_err(db_error)?;
+    let signing = rows
+        .iter()
+        .map(|(kid, activates_at, private)| Key::from_pkcs8(kid, *activates_at, &open(kek, kid, private)?))
+        .collect::<Result<Vec<_>, String>>()?;
+    if signing.is_empty() {
+        return Err("no signing key in the database".into());
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, secret FROM rotation_keys ORDER BY created_at, id")
+        .fetch_all(db)
+        .await
+        .map_err(db_error)?;
+    let mut rotation = Vec::with_capacity(rows.len());
+    for (id, secret) in &rows {
+        let bytes: [u8; 32] = open(kek, id, secret)?.try_into().map_err(|_| format!("rotation key {id} is not 32 bytes"))?;
+        if id == PRIMARY {
+            rotation.insert(0, bytes);
+        } else {
+            rotation.push(bytes);
+        }
+    }
+    if !rows.iter().any(|(id, _)| id == PRIMARY) {
+        return Err("no primary rotation key in the database".into());
+    }
+    Ok(Loaded { signing, rotation })
+}
+
+/// Stores a new signing key that signs `SIGNING_KEY_PUBLISH_DELAY` from now (and from the latest
+/// key's activation, if that is later). Returns its `kid` and activation time.
+pub async fn rotate(db: &Db, config: &Config) -> Result<(String, i64), String> {
+    let key = Key::generate();
+    let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys").fetch_one(db).await.map_err(db_error)?;
+    let activates_at = (now_ms() + config.keys.publish_delay.as_millis() as i64).max(latest.unwrap_or(0) + 1);
+    sqlx::query("INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&key.kid)
+        .bind(activates_at)
+        .bind(now_ms())
+        .bind(&key.public_x)
+        .bind(seal(config.keys.encryption_key.as_ref(), &key.kid, &key.pkcs8))
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+    Ok((key.kid, activates_at))
+}
+
+/// Deletes signing keys that were retired (a newer key activated) more than `keep_ms` ago.
+pub(super) async fn purge_retired(db: &Db, keep_ms: i64) -> Result<u64, sqlx::Error> {
+    // A key is retired when the next one activates: the earliest activation after its own.
+    let deleted = sqlx::query(
+        "DELETE FROM signing_keys WHERE kid IN (SELECT k.kid FROM signing_keys k WHERE \
+         (SELECT MIN(n.activates_at) FROM signing_keys n WHERE n.activates_at > k.activates_at) < $1)",
+    )
+    .bind(now_ms() - keep_ms)
+    .execute(db)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Reads the keys every `KEY_POLL_INTERVAL`, until the service is dropped.
+pub(super) fn spawn_polling(service: &AuthService) {
+    let service = Arc::downgrade(&service.inner);
+    tokio::spawn(async move {
+        loop {
+            // No strong reference while asleep: it would keep the service alive.
+            let Some(interval) = service.upgrade().map(|inner| inner.config.keys.poll_interval) else { return };
+            tokio::time::sleep(interval).await;
+            let Some(inner) = service.upgrade() else { return };
+            match load(&inner.db, inner.config.keys.encryption_key.as_ref()).await {
+                Ok(loaded) => {
+                    inner.signer.set_keys(loaded.signing);
+                    inner.rotation.set(loaded.rotation);
+                }
+                // The keys read last keep working; a key that activates meanwhile is known
+                // already (it was stored a publish delay ago, longer than this interval).
+                Err(e) => tracing::warn!(error = %e, "cannot read the keys; retrying"),
+            }
+        }
+    });
+}
+
+/// Moves the key files of a data directory into the database; renamed to `*.imported` after, so
+/// they are read once. The file's current key keeps signing; imported rotation keys keep
+/// verifying the tokens they issued (the first becomes `primary` on an empty database).
+async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FileKey {
+        kid: String,
+        created_at: i64,
+        pkcs8: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct KeyFile {
+        keys: Vec<FileKey>,
+    }
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    if let Some(bytes) = read_if_present(&path)? {
+        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        for key in file.keys {
+            let der = STANDARD.decode(&key.pkcs8).map_err(|_| format!("{}: key {} is not base64", path.display(), key.kid))?;
+            // Activation = creation: the newest key of the file is the one it signed with.
+            let decoded = Key::from_pkcs8(&key.kid, key.created_at, &der)?;
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) \
+                 VALUES ($1, $2, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&key.kid)
+            .bind(key.created_at)
+            .bind(decoded.public_x())
+            .bind(seal(kek, &key.kid, &der))
+            .execute(db)
+            .await
+            .map_err(db_error)?;
+        }
+        mark_imported(&path)?;
+    }
+    let path = data_dir.join(ROTATION_KEY_FILE);
+    if let Some(bytes) = read_if_present(&path)? {
+        let secret: [u8; 32] = bytes.try_into().map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))?;
+        // `primary` when none exists yet; else kept beside it under a name of its own.
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(secret);
+        let own_id = format!("imported-{}", URL_SAFE_NO_PAD.encode(&digest[..9]));
+        for id in [PRIMARY, own_id.as_str()] {
+            let inserted = sqlx::query("INSERT INTO rotation_keys (id, created_at, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(now_ms())
+                .bind(seal(kek, id, &secret))
+                .execute(db)
+                .await
+                .map_err(db_error)?;
+            if inserted.rows_affected() == 1 {
+                break;
+            }
+        }
+        mark_imported(&path)?;
+    }
+    Ok(())
+}
+
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn mark_imported(path: &Path) -> Result<(), String> {
+    let done = path.with_extension(format!("{}.imported", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::rename(path, &done).map_err(|e| format!("cannot rename {}: {e}", path.display()))
+}
+
+/// Seals every row still stored in the clear. Each update is conditional on the row being
+/// unchanged, so two instances sealing at once do not overwrite each other.
+async fn seal_plain_rows(db: &Db, kek: &KeyEncryptionKey) -> Result<(), String> {
+    for (table, id_column, column) in [("signing_keys", "kid", "private_key"), ("rotation_keys", "id", "secret")] {
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table} WHERE {column} LIKE 'plain:%'"))
+            .fetch_all(db)
+            .await
+            .map_err(db_error)?;
+        for (id, plain) in rows {
+            let sealed = seal(Some(kek), &id, &open(None, &id, &plain)?);
+            sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
+                .bind(sealed)
+                .bind(&id)
+                .bind(&plain)
+                .execute(db)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// `plain:<base64>` without a key-encryption key; `sealed:<base64 of nonce ‖ ciphertext>` with.
+fn seal(kek: Option<&KeyEncryptionKey>, name: &str, secret: &[u8]) -> String {
+    let Some(kek) = kek else { return format!("plain:{}", STANDARD.encode(secret)) };
+    let nonce: [u8; 24] = rand::random();
+    let sealed = cipher(kek)
+        .encrypt(&XNonce::from(nonce), Payload { msg: secret, aad: name.as_bytes() })
+        .expect("encrypting in memory cannot fail");
+    format!("sealed:{}", STANDARD.encode([nonce.as_slice(), &sealed].concat()))
+}
+
+fn open(kek: Option<&KeyEncryptionKey>, name: &str, stored: &str) -> Result<Vec<u8>, String> {
+    if let Some(plain) = stored.strip_prefix("plain:") {
+        return STANDARD.decode(plain).map_err(|_| format!("key {name} is not valid base64"));
+    }
+    let sealed = stored.strip_prefix("sealed:").ok_or_else(|| format!("key {name} is stored in an unknown form"))?;
+    let kek = kek.ok_or_else(|| format!("key {name} is sealed: set KEY_ENCRYPTION_KEY"))?;
+    let bytes = STANDARD.decode(sealed).map_err(|_| format!("key {name} is not valid base64"))?;
+    if bytes.len() < 24 {
+        return Err(format!("key {name} is truncated"));
+    }
+    let (nonce, ciphertext) = bytes.split_at(24);
+    let nonce: [u8; 24] = nonce.try_into().expect("split at 24");
+    cipher(kek)
+        .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: name.as_bytes() })
+        .map_err(|_| format!("key {name} does not open with this KEY_ENCRYPTION_KEY"))
+}
+
+fn cipher(kek: &KeyEncryptionKey) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(kek.expose().into())
+}
+
+fn db_error(e: sqlx::Error) -> String {
+    format!("database: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_their_kek_and_row() {
+        let kek = KeyEncryptionKey::from_bytes([7; 32]);
+        let sealed = seal(Some(&kek), "k1", b"secret");
+        assert!(sealed.starts_with("sealed:") && !sealed.contains("c2VjcmV0"), "no plain text: {sealed}");
+        assert_eq!(open(Some(&kek), "k1", &sealed).unwrap(), b"secret");
+        assert!(open(Some(&kek), "k2", &sealed).is_err(), "moved to another row");
+        assert!(open(Some(&KeyEncryptionKey::from_bytes([8; 32])), "k1", &sealed).is_err(), "another KEK");
+        assert!(open(None, "k1", &sealed).unwrap_err().contains("KEY_ENCRYPTION_KEY"));
+        assert_eq!(open(None, "k1", &seal(None, "k1", b"secret")).unwrap(), b"secret");
+    }
+}

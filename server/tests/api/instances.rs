@@ -1,0 +1,191 @@
+//! Several instances on one PostgreSQL, each with its own data directory: what one issues, the
+//! other honours; what one ends, the other refuses; keys and rate limits are shared.
+//! PostgreSQL only (SQLite is one instance's database): on SQLite these tests return at once.
+
+use crate::common::*;
+use app::auth::Config;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Two instances, or `None` on SQLite.
+async fn pair(tweak: impl Fn(&mut app::auth::Config)) -> Option<(TestApp, TestApp)> {
+    if !is_postgres() {
+        eprintln!("several instances need PostgreSQL: skipped on SQLite");
+        return None;
+    }
+    Some(spawn_pair(tweak).await)
+}
+
+async fn jwks(app: &TestApp) -> Value {
+    app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+}
+
+fn kid(tokens: &Value) -> String {
+    jsonwebtoken::decode_header(token(tokens, "accessToken")).unwrap().kid.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_started_at_once_on_an_empty_database_agree_on_their_keys() {
+    let Some((a, b)) = pair(|_| {}).await else { return };
+    assert_eq!(jwks(&a).await, jwks(&b).await, "one JWKS");
+    assert_eq!(jwks(&a).await["keys"].as_array().unwrap().len(), 1, "one key made, not one each");
+    let rotation_keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rotation_keys").fetch_one(a.auth.db()).await.unwrap();
+    assert_eq!(rotation_keys, 1);
+    // Each verifies what the other signs, at once.
+    let tokens = a.signup("alice").await;
+    assert_eq!(b.secret_status(&token(&tokens, "accessToken")).await, 200);
+    let tokens = b.refreshed(&tokens).await;
+    assert_eq!(a.secret_status(&token(&tokens, "accessToken")).await, 200);
+
+    // The migrations serialise first starts a little (a lock); past them, on a migrated database
+    // with no keys yet, 16 starts race for the first keys at the same instant and make one of each.
+    let config = a.stop().await;
+    b.stop().await;
+    // Connections made beforehand, so that the 16 statements reach the database together.
+    let db = sqlx::any::AnyPoolOptions::new().min_connections(16).max_connections(16).connect(&config.database_url).await.unwrap();
+    let warm = (0..16).map(|_| db.acquire());
+    drop(futures::future::join_all(warm).await);
+    for table in ["signing_keys", "rotation_keys"] {
+        sqlx::query(&format!("DELETE FROM {table}")).execute(&db).await.unwrap();
+    }
+    let starts = (0..16).map(|_| {
+        let (db, config) = (db.clone(), Config { data_dir: temp_dir(), ..config.clone() });
+        tokio::spawn(async move { app::auth::keys::prepare(&db, &config).await.map(|_| ()) })
+    });
+    for started in futures::future::join_all(starts).await {
+        started.unwrap().unwrap();
+    }
+    let signing_keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys").fetch_one(&db).await.unwrap();
+    assert_eq!(signing_keys, 1);
+    let rotation_keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rotation_keys").fetch_one(&db).await.unwrap();
+    assert_eq!(rotation_keys, 1);
+}
+
+#[tokio::test]
+async fn a_refresh_chain_alternates_between_instances() {
+    let Some((a, b)) = pair(|c| c.refresh_reuse_grace = Duration::ZERO).await else { return };
+    let mut tokens = a.signup("alice").await;
+    for round in 0..6 {
+        let (here, there) = if round % 2 == 0 { (&b, &a) } else { (&a, &b) };
+        tokens = here.refreshed(&tokens).await;
+        assert_eq!(there.secret_status(&token(&tokens, "accessToken")).await, 200, "round {round}");
+    }
+    let reuse: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM security_events WHERE kind = 'refresh_token_reuse'")
+        .fetch_one(a.auth.db())
+        .await
+        .unwrap();
+    assert_eq!(reuse, 0);
+}
+
+/// 20 refreshes of one token at once, half on each instance: one successor at most.
+async fn split_refresh_storm(a: &TestApp, b: &TestApp, refresh_token: &str) -> Vec<(u16, Option<String>)> {
+    let calls = (0..20).map(|i| {
+        let app = if i % 2 == 0 { a } else { b };
+        async move {
+            let res = app.refresh(refresh_token).await;
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (status, body["refreshToken"].as_str().map(str::to_owned))
+        }
+    });
+    futures::future::join_all(calls).await
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_refreshes_across_instances_give_at_most_one_successor() {
+    // Without a grace window: one wins, the others are reuse and end the session.
+    let Some((a, b)) = pair(|c| c.refresh_reuse_grace = Duration::ZERO).await else { return };
+    let tokens = a.signup("alice").await;
+    let answers = split_refresh_storm(&a, &b, &token(&tokens, "refreshToken")).await;
+    let successors: HashSet<_> = answers.iter().filter_map(|(_, t)| t.clone()).collect();
+    assert!(successors.len() <= 1, "{answers:?}");
+    assert!(answers.iter().all(|(status, _)| *status == 200 || *status == 401), "{answers:?}");
+
+    // With the grace window, the same client's duplicates get the same pair on either instance:
+    // no false reuse, the session lives.
+    let (a, b) = (a.stop().await, b.stop().await);
+    let (a, b) = (start(Config { refresh_reuse_grace: Duration::from_secs(10), ..a }).await, start(Config { refresh_reuse_grace: Duration::from_secs(10), ..b }).await);
+    let tokens = a.login("alice").await;
+    let answers = split_refresh_storm(&a, &b, &token(&tokens, "refreshToken")).await;
+    let successors: HashSet<_> = answers.iter().filter_map(|(_, t)| t.clone()).collect();
+    assert_eq!(successors.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    let next = successors.into_iter().next().unwrap();
+    assert_eq!(b.refresh(&next).await.status(), 200, "the session lives on");
+}
+
+
+#[tokio::test]
+async fn logout_on_one_instance_refuses_the_others_access_token_within_a_second() {
+    let Some((a, b)) = pair(|_| {}).await else { return };
+    let tokens = a.signup("alice").await;
+    let access = token(&tokens, "accessToken");
+    // A has verified the token and remembers that the session lives.
+    assert_eq!(a.secret_status(&access).await, 200);
+    let res = b.http.post(b.url("/api/auth/logout")).json(&json!({"refreshToken": token(&tokens, "refreshToken")})).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(b.secret_status(&access).await, 401, "at once where it was ended");
+    tokio::time::sleep(Duration::from_millis(app::auth::LIVENESS_TTL_MS as u64 + 100)).await;
+    assert_eq!(a.secret_status(&access).await, 401, "within the stated bound on the other");
+}
+
+#[tokio::test]
+async fn log_out_everywhere_on_one_instance_ends_the_sessions_the_other_started() {
+    let Some((a, b)) = pair(|_| {}).await else { return };
+    a.signup("alice").await;
+    let (laptop, phone) = (a.login("alice").await, a.login("alice").await);
+    assert_eq!(a.secret_status(&token(&phone, "accessToken")).await, 200);
+    let res = b.http.post(b.url("/api/auth/logout-all")).bearer_auth(token(&laptop, "accessToken")).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    tokio::time::sleep(Duration::from_millis(app::auth::LIVENESS_TTL_MS as u64 + 100)).await;
+    for tokens in [&laptop, &phone] {
+        assert_eq!(a.secret_status(&token(tokens, "accessToken")).await, 401);
+        assert_eq!(a.refresh(&token(tokens, "refreshToken")).await.status(), 401);
+    }
+}
+
+#[tokio::test]
+async fn a_key_rotated_through_one_instance_signs_on_both_within_the_publish_delay() {
+    let Some((a, b)) = pair(|c| {
+        c.keys.publish_delay = Duration::from_secs(3);
+        c.keys.poll_interval = Duration::from_secs(1);
+    })
+    .await
+    else {
+        return;
+    };
+    let (alice, bob) = (a.signup("alice").await, b.signup("bob").await);
+    let old_kid = kid(&alice);
+    let out = run_cli(&a, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
+    assert!(out.status.success(), "{out:?}");
+    // Published on both before it signs anywhere.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(jwks(&a).await, jwks(&b).await);
+    assert_eq!(jwks(&b).await["keys"].as_array().unwrap().len(), 2);
+    let (alice, bob) = (b.refreshed(&alice).await, a.refreshed(&bob).await);
+    assert_eq!((kid(&alice), kid(&bob)), (old_kid.clone(), old_kid.clone()));
+    // Past the publish delay both sign with it; tokens of the old key still verify on both.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (alice2, bob2) = (a.refreshed(&alice).await, b.refreshed(&bob).await);
+    assert_ne!(kid(&alice2), old_kid);
+    assert_eq!(kid(&alice2), kid(&bob2), "the same new key on both");
+    assert_eq!(b.secret_status(&token(&alice, "accessToken")).await, 200);
+    assert_eq!(a.secret_status(&token(&bob2, "accessToken")).await, 200);
+}
+
+#[tokio::test]
+async fn the_per_address_limit_holds_across_instances() {
+    let Some((a, b)) = pair(|c| c.rate_limits.signup = 4).await else { return };
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let res = app.post("/api/auth/signup", json!({"username": format!("user{i}"), "password": PASSWORD})).await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 201, 201, 429, 429, 429, 429], "4 a minute in all, not 4 each");
+    // Another address has its own allowance, on either instance.
+    let other = client_from("127.0.0.2", "baton-tests");
+    let res = other.post(b.url("/api/auth/signup")).json(&json!({"username": "carol", "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+}

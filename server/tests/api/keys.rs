@@ -1,0 +1,75 @@
+//! Where the keys live: in the database, sealed under `KEY_ENCRYPTION_KEY` when one is given, and
+//! imported from the key files of a data directory from before, so an upgrade logs nobody out.
+
+use crate::common::*;
+use app::auth::config::KeyEncryptionKey;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::json;
+
+const KEK: [u8; 32] = [42; 32];
+
+/// Every private value the database holds, as stored.
+async fn stored_private_values(app: &TestApp) -> Vec<String> {
+    let mut values: Vec<String> = sqlx::query_scalar("SELECT private_key FROM signing_keys").fetch_all(app.auth.db()).await.unwrap();
+    values.extend(sqlx::query_scalar::<_, String>("SELECT secret FROM rotation_keys").fetch_all(app.auth.db()).await.unwrap());
+    values
+}
+
+#[tokio::test]
+async fn an_upgrade_imports_the_data_directorys_key_files_and_logs_nobody_out() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    // Make the database look as it did before the keys moved in: the keys in files only.
+    let (kid, private): (String, String) =
+        sqlx::query_as("SELECT kid, private_key FROM signing_keys").fetch_one(app.auth.db()).await.unwrap();
+    let secret: String = sqlx::query_scalar("SELECT secret FROM rotation_keys").fetch_one(app.auth.db()).await.unwrap();
+    let pkcs8 = private.strip_prefix("plain:").unwrap();
+    let file = json!({"keys": [{"kid": kid, "createdAt": 1_700_000_000_000_i64, "retiredAt": null, "pkcs8": pkcs8}]});
+    std::fs::write(app.data_dir().join("signing-keys.json"), serde_json::to_vec(&file).unwrap()).unwrap();
+    std::fs::write(app.data_dir().join("refresh-rotation.key"), STANDARD.decode(secret.strip_prefix("plain:").unwrap()).unwrap()).unwrap();
+    sqlx::query("DELETE FROM signing_keys").execute(app.auth.db()).await.unwrap();
+    sqlx::query("DELETE FROM rotation_keys").execute(app.auth.db()).await.unwrap();
+
+    let app = start(app.stop().await).await;
+    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 200, "the old key verifies");
+    let next = app.refreshed(&tokens).await;
+    let header = jsonwebtoken::decode_header(token(&next, "accessToken")).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(kid.as_str()), "and keeps signing");
+    for file in ["signing-keys.json", "refresh-rotation.key"] {
+        assert!(!app.data_dir().join(file).exists(), "{file} is read once");
+        assert!(app.data_dir().join(format!("{file}.imported")).exists(), "{file} is kept, renamed");
+    }
+    // A second start does not import again, and still works.
+    let app = start(app.stop().await).await;
+    assert_eq!(app.refresh(&token(&next, "refreshToken")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn with_a_key_encryption_key_no_private_key_is_stored_in_the_clear() {
+    // Keys made before the operator set a KEK are sealed when it is set.
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    assert!(stored_private_values(&app).await.iter().all(|v| v.starts_with("plain:")));
+    let mut config = app.stop().await;
+    config.keys.encryption_key = Some(KeyEncryptionKey::from_bytes(KEK));
+    let app = start(config).await;
+    let values = stored_private_values(&app).await;
+    assert_eq!(values.len(), 2);
+    assert!(values.iter().all(|v| v.starts_with("sealed:")), "{values:?}");
+    let tokens = app.refreshed(&tokens).await;
+
+    // Without it, or with another, the server refuses to start and says why.
+    let config = app.stop().await;
+    for (kek, says) in [(None, "set KEY_ENCRYPTION_KEY"), (Some([7; 32]), "does not open with this KEY_ENCRYPTION_KEY")] {
+        let mut wrong = config.clone();
+        wrong.keys.encryption_key = kek.map(KeyEncryptionKey::from_bytes);
+        let error = match app::auth::AuthService::start(wrong).await {
+            Ok(_) => panic!("started without the right KEY_ENCRYPTION_KEY"),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains(says), "{error}");
+    }
+    let app = start(config).await;
+    assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+}
