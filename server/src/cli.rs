@@ -1,6 +1,7 @@
 //! The operator's commands: `server <command> [argument]`. Without a command the binary serves.
 
-use app::auth::{AuthService, Config};
+use crate::settings::Settings;
+use app::auth::AuthService;
 use app::error::AppError;
 use std::process::ExitCode;
 
@@ -74,20 +75,20 @@ impl Invocation {
 }
 
 impl Command {
-    pub async fn run(self, config: Result<Config, app::auth::ConfigError>) -> ExitCode {
-        let config = match config {
-            Ok(config) => config,
+    pub async fn run(self, settings: Result<Settings, app::auth::ConfigError>) -> ExitCode {
+        let settings = match settings {
+            Ok(settings) => settings,
             Err(e) => return failed(e),
         };
         match self {
             Self::CheckConfig => {
-                for (var, value) in config.effective() {
+                for (var, value) in settings.effective() {
                     println!("{var}={value}");
                 }
                 ExitCode::SUCCESS
             }
             Self::Db(command) => {
-                let auth = match AuthService::start(config).await {
+                let auth = match AuthService::start(settings.auth).await {
                     Ok(auth) => auth,
                     Err(e) => return failed(e),
                 };

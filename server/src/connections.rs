@@ -4,7 +4,7 @@
 //! `max_connections_per_address` of the `max_connections` (trusted proxies speak for many and are
 //! exempt), and a response the client stops reading is abandoned after `response_write_timeout`.
 
-use app::auth::config::HttpLimits;
+use crate::settings::HttpLimits;
 use app::auth::network::{network, TrustedProxies};
 use axum::extract::ConnectInfo;
 use axum::Router;

@@ -10,9 +10,11 @@ mod page_cache;
 mod request_limits;
 pub mod rest;
 mod security_headers;
+pub mod settings;
 mod site;
 
-use app::auth::{AuthService, Config};
+use app::auth::AuthService;
+use settings::{HttpSettings, Settings};
 use axum::extract::FromRef;
 use axum::{middleware, Router};
 use leptos::prelude::LeptosOptions;
@@ -24,6 +26,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: AuthService,
+    pub http: std::sync::Arc<HttpSettings>,
     pub leptos_options: std::sync::Arc<LeptosOptions>,
     assets: std::sync::Arc<assets::Assets>,
 }
@@ -31,13 +34,13 @@ pub struct AppState {
 impl AppState {
     /// Reads the site's build output too (see [`assets`]): the pages link the WASM, its JS and
     /// the stylesheet by names that change with their content.
-    pub fn new(auth: AuthService, mut leptos_options: LeptosOptions) -> Self {
+    pub fn new(auth: AuthService, http: HttpSettings, mut leptos_options: LeptosOptions) -> Self {
         let assets = std::sync::Arc::new(assets::Assets::load(&leptos_options));
         if let Some(name) = &assets.output_name {
             leptos_options.output_name = name.as_str().into();
         }
         assets.precompress();
-        Self { auth, leptos_options: std::sync::Arc::new(leptos_options), assets }
+        Self { auth, http: std::sync::Arc::new(http), leptos_options: std::sync::Arc::new(leptos_options), assets }
     }
 }
 
@@ -51,14 +54,14 @@ impl FromRef<AppState> for LeptosOptions {
 /// response with the security headers, every request body bounded in size and time.
 pub fn router(state: AppState) -> Router {
     // No origins, no CORS layer: it would refuse every cross-origin request anyway, at a cost per call.
-    let origins = &state.auth.config().cors_origins;
+    let origins = &state.http.cors_origins;
     let api = if origins.is_empty() { rest::router() } else { rest::router().layer(rest::cors(origins)) };
     let router = Router::new().merge(api).merge(site::router(&state));
     // Without a recorder the counters are no-ops, but their labels would still be built.
     let router = if metrics::installed() { router.route_layer(middleware::from_fn(metrics::track)) } else { router };
     router
-        .layer(middleware::from_fn_with_state(state.auth.config().http.body_read_timeout, request_limits::read_body_in_time))
-        .layer(middleware::from_fn_with_state(security_headers::hsts(state.auth.config()), security_headers::add))
+        .layer(middleware::from_fn_with_state(state.http.limits.body_read_timeout, request_limits::read_body_in_time))
+        .layer(middleware::from_fn_with_state(security_headers::hsts(&state.http), security_headers::add))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -69,25 +72,30 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = state.auth.config().http;
+    let limits = state.http.limits;
     let proxies = state.auth.config().trusted_proxies.clone();
     connections::serve(listener, router(state), limits, proxies, shutdown).await
 }
 
+/// A server running in the background (see [`spawn`]).
+pub struct Spawned {
+    pub addr: SocketAddr,
+    pub auth: AuthService,
+    /// Sending (or dropping) it starts a graceful shutdown.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// Ends when the shutdown has finished the requests in flight.
+    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
 /// Starts the auth core and serves on `addr` (port 0 picks a free port) in the background.
-/// Returns the bound address; dropping the returned sender shuts the server down.
-pub async fn spawn(
-    config: Config,
-    leptos_options: LeptosOptions,
-    addr: SocketAddr,
-) -> Result<(SocketAddr, AuthService, tokio::sync::oneshot::Sender<()>), Box<dyn std::error::Error>> {
-    let auth = AuthService::start(config).await?;
+pub async fn spawn(settings: Settings, leptos_options: LeptosOptions, addr: SocketAddr) -> Result<Spawned, Box<dyn std::error::Error>> {
+    let auth = AuthService::start(settings.auth).await?;
     let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+    let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(auth.clone(), leptos_options);
-    tokio::spawn(serve(listener, state, async move {
+    let state = AppState::new(auth.clone(), settings.http, leptos_options);
+    let done = tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;
     }));
-    Ok((bound, auth, stop))
+    Ok(Spawned { addr, auth, stop, done })
 }

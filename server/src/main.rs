@@ -1,4 +1,4 @@
-use app::auth::Config;
+use server::settings::Settings;
 use leptos::config::get_configuration;
 use server::cli::{Invocation, USAGE};
 use std::process::ExitCode;
@@ -29,15 +29,15 @@ async fn main() -> ExitCode {
     };
     // A command's own output goes to stdout, so its log lines go to stderr.
     init_logging(json, !matches!(invocation, Invocation::Serve));
-    let config = Config::from_env();
-    let config = match invocation {
+    let settings = Settings::from_env();
+    let settings = match invocation {
         Invocation::Help => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Invocation::Run(command) => return command.run(config).await,
-        Invocation::Serve => match config {
-            Ok(config) => config,
+        Invocation::Run(command) => return command.run(settings).await,
+        Invocation::Serve => match settings {
+            Ok(settings) => settings,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -62,8 +62,8 @@ async fn main() -> ExitCode {
         },
     };
     let addr = leptos.site_addr;
-    let state = match app::auth::AuthService::start(config).await {
-        Ok(auth) => server::AppState::new(auth, leptos),
+    let state = match app::auth::AuthService::start(settings.auth).await {
+        Ok(auth) => server::AppState::new(auth, settings.http, leptos),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -1,7 +1,7 @@
 //! The headers every response carries. Pages get a Content-Security-Policy with a fresh nonce
 //! from `app::ui::shell`; everything else (JSON, files, errors) gets one that allows nothing.
 
-use app::auth::Config;
+use crate::settings::HttpSettings;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
@@ -12,8 +12,8 @@ const NO_POWERFUL_FEATURES: &str =
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
 
 /// `Strict-Transport-Security`, made once at start when `HSTS_MAX_AGE` is set.
-pub fn hsts(config: &Config) -> Option<HeaderValue> {
-    let max_age = config.hsts_max_age?;
+pub fn hsts(settings: &HttpSettings) -> Option<HeaderValue> {
+    let max_age = settings.hsts_max_age?;
     Some(HeaderValue::from_str(&format!("max-age={}; includeSubDomains", max_age.as_secs())).expect("digits"))
 }
 

@@ -1,5 +1,6 @@
-//! Typed configuration from environment variables (a `.env` file is loaded by the server first).
-//! Every variable is listed in README.md; a bad value stops the server with a message naming it.
+//! The auth core's typed configuration from environment variables (a `.env` file is loaded by the
+//! server first); the HTTP server's own settings are in the server crate, read with the same
+//! helpers. Every variable is listed in README.md; a bad value stops the server naming it.
 
 use super::access_token::MAX_LEEWAY_SECS;
 use super::network::{IpNet, TrustedProxies, PRIVATE_NETWORKS};
@@ -50,25 +51,6 @@ pub struct LoginBackoff {
     pub lock_duration: Duration,
 }
 
-/// What a connection may cost the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    /// A client must send its whole request head within this time, also on an idle keep-alive
-    /// connection, or the connection is closed.
-    pub header_read_timeout: Duration,
-    /// A client must send its whole body within this time, or gets a 408.
-    pub body_read_timeout: Duration,
-    pub max_header_bytes: usize,
-    pub max_connections: usize,
-    /// Open connections from one address (IPv6: one /64); trusted proxies are exempt.
-    pub max_connections_per_address: usize,
-    /// A response that the client does not read for this long is abandoned and its connection
-    /// closed, so slow readers cannot hold connections.
-    pub response_write_timeout: Duration,
-    /// How long a shutdown waits for requests in flight.
-    pub shutdown_timeout: Duration,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`. It may carry a password: `Debug` shows it redacted.
@@ -93,19 +75,14 @@ pub struct Config {
     pub argon2: Argon2Settings,
     /// How many password hashes may run at once; more wait in line (bounded) or get a 503.
     pub max_concurrent_hashes: usize,
-    /// Origins allowed to call the REST API from a browser; empty means no CORS at all.
-    pub cors_origins: Vec<String>,
     pub rate_limits: RateLimits,
     pub login_backoff: LoginBackoff,
-    pub http: HttpLimits,
     /// Whose `X-Forwarded-For` counts. Empty (the default) ignores the header: a client could
     /// write anything there.
     pub trusted_proxies: TrustedProxies,
     /// The longest a database call may take (statement, lock wait, SQLite busy wait, taking a
     /// connection from the pool) before the request gets a 503.
     pub db_timeout: Duration,
-    /// `Strict-Transport-Security: max-age=…`, only when Baton is served over HTTPS.
-    pub hsts_max_age: Option<Duration>,
     pub retention: Retention,
     pub keys: KeySettings,
 }
@@ -200,9 +177,6 @@ impl Config {
             // CPU that requests leave idle (see `password`).
             max_concurrent_hashes: number(&get, "ARGON2_MAX_CONCURRENT", cores as u32, 1, 1024)?
                 as usize,
-            cors_origins: get("CORS_ORIGINS")
-                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
-                .unwrap_or_default(),
             rate_limits: RateLimits {
                 signup: number(&get, "RATE_LIMIT_SIGNUP", 10, 0, 1_000_000)?,
                 login: number(&get, "RATE_LIMIT_LOGIN", 30, 0, 1_000_000)?,
@@ -215,21 +189,8 @@ impl Config {
                 lock_after: number(&get, "LOGIN_LOCK_AFTER", 100, 2, 100)?,
                 lock_duration: secs(&get, "LOGIN_LOCK_DURATION", 86_400, 1)?,
             },
-            http: HttpLimits {
-                header_read_timeout: secs(&get, "HEADER_READ_TIMEOUT", 10, 1)?,
-                body_read_timeout: secs(&get, "BODY_READ_TIMEOUT", 10, 1)?,
-                max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 8 * 1024, 1024 * 1024)? as usize,
-                max_connections: number(&get, "MAX_CONNECTIONS", 1024, 1, 1_000_000)? as usize,
-                max_connections_per_address: number(&get, "MAX_CONNECTIONS_PER_ADDRESS", 64, 1, 1_000_000)? as usize,
-                response_write_timeout: secs(&get, "RESPONSE_WRITE_TIMEOUT", 30, 1)?,
-                shutdown_timeout: secs(&get, "SHUTDOWN_TIMEOUT", 30, 1)?,
-            },
             trusted_proxies: trusted_proxies(&get)?,
             db_timeout: secs(&get, "DB_TIMEOUT", 10, 1)?,
-            hsts_max_age: match get("HSTS_MAX_AGE") {
-                Some(_) => Some(secs(&get, "HSTS_MAX_AGE", 0, 0)?),
-                None => None,
-            },
             retention: Retention {
                 sessions: secs(&get, "SESSION_RETENTION", 7 * 86_400, 0)?,
                 security_events: secs(&get, "SECURITY_EVENT_RETENTION", 90 * 86_400, 0)?,
@@ -281,14 +242,6 @@ impl Config {
         if let Some((var, _, reason)) = limits.into_iter().find(|(_, broken, _)| *broken) {
             return Err(ConfigError { var, reason });
         }
-        for origin in &config.cors_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
-                return Err(ConfigError {
-                    var: "CORS_ORIGINS",
-                    reason: format!("{origin:?} is not an origin like https://app.example.com"),
-                });
-            }
-        }
         Ok(config)
     }
 
@@ -316,7 +269,6 @@ impl Config {
             ("ARGON2_ITERATIONS", self.argon2.iterations.to_string()),
             ("ARGON2_PARALLELISM", self.argon2.parallelism.to_string()),
             ("ARGON2_MAX_CONCURRENT", self.max_concurrent_hashes.to_string()),
-            ("CORS_ORIGINS", list(self.cors_origins.clone())),
             ("RATE_LIMIT_SIGNUP", self.rate_limits.signup.to_string()),
             ("RATE_LIMIT_LOGIN", self.rate_limits.login.to_string()),
             ("RATE_LIMIT_REFRESH", self.rate_limits.refresh.to_string()),
@@ -328,14 +280,6 @@ impl Config {
             ("TRUSTED_PROXIES", list(self.trusted_proxies.nets.iter().map(ToString::to_string).collect())),
             ("TRUSTED_PROXY_HOPS", self.trusted_proxies.max_hops.to_string()),
             ("DB_TIMEOUT", secs(self.db_timeout)),
-            ("HEADER_READ_TIMEOUT", secs(self.http.header_read_timeout)),
-            ("BODY_READ_TIMEOUT", secs(self.http.body_read_timeout)),
-            ("MAX_HEADER_BYTES", self.http.max_header_bytes.to_string()),
-            ("MAX_CONNECTIONS", self.http.max_connections.to_string()),
-            ("MAX_CONNECTIONS_PER_ADDRESS", self.http.max_connections_per_address.to_string()),
-            ("RESPONSE_WRITE_TIMEOUT", secs(self.http.response_write_timeout)),
-            ("SHUTDOWN_TIMEOUT", secs(self.http.shutdown_timeout)),
-            ("HSTS_MAX_AGE", self.hsts_max_age.map_or_else(|| "(off)".into(), secs)),
             ("SESSION_RETENTION", secs(self.retention.sessions)),
             ("SECURITY_EVENT_RETENTION", secs(self.retention.security_events)),
             ("PURGE_INTERVAL", secs(self.retention.interval)),
@@ -408,7 +352,7 @@ fn trusted_proxies(get: &impl Fn(&str) -> Option<String>) -> Result<TrustedProxi
     Ok(TrustedProxies { nets, max_hops })
 }
 
-fn on_off(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+pub fn on_off(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
     match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("on" | "true" | "1") => Ok(true),
@@ -417,7 +361,8 @@ fn on_off(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: boo
     }
 }
 
-fn number(
+/// A whole number from `min` to `max`, or `default` when unset; an error names the variable.
+pub fn number(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
     default: u32,
@@ -431,7 +376,8 @@ fn number(
     }
 }
 
-fn secs(
+/// Seconds, as [`number`] (at most ten years).
+pub fn secs(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
     default: u32,
@@ -460,9 +406,7 @@ mod tests {
         assert_eq!(c.refresh_absolute_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
         assert_eq!(c.argon2, Argon2Settings::default());
-        assert!(c.cors_origins.is_empty());
         assert_eq!(c.login_backoff.lock_after, 100);
-        assert_eq!(c.hsts_max_age, None);
         assert!(c.trusted_proxies.is_empty());
         assert!(c.refresh_rotation);
         assert_eq!(c.db_timeout, Duration::from_secs(10));
@@ -477,16 +421,13 @@ mod tests {
             ("ARGON2_MEMORY_KIB", "12"),
             ("ARGON2_PARALLELISM", "0"),
             ("DATABASE_URL", "mysql://x"),
-            ("CORS_ORIGINS", "example.com"),
             ("REFRESH_IDLE_TTL", "99999999"),
             ("LOGIN_LOCK_AFTER", "101"),
             ("LOGIN_FREE_ATTEMPTS", "100"),
-            ("MAX_HEADER_BYTES", "100"),
             ("TRUSTED_PROXY_HOPS", "-1"),
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("DB_TIMEOUT", "0"),
             ("REFRESH_ROTATION", "sometimes"),
-            ("HSTS_MAX_AGE", "a year"),
             ("KEY_ENCRYPTION_KEY", "c2hvcnQ="),
             ("KEY_POLL_INTERVAL", "120"),
         ] {
@@ -501,12 +442,10 @@ mod tests {
         let c = config(&[
             ("BATON_DATA_DIR", "/tmp/b"),
             ("REFRESH_REUSE_GRACE", "0"),
-            ("CORS_ORIGINS", "https://a.example, http://localhost:8100"),
         ])
         .unwrap();
         assert_eq!(&*c.database_url, "sqlite:///tmp/b/baton.db");
         assert_eq!(c.refresh_reuse_grace, Duration::ZERO);
-        assert_eq!(c.cors_origins, ["https://a.example", "http://localhost:8100"]);
     }
 
     #[test]

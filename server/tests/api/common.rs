@@ -5,6 +5,7 @@
 
 use app::auth::{AuthService, Config};
 use leptos::prelude::LeptosOptions;
+use server::settings::{HttpSettings, Settings};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use std::net::SocketAddr;
@@ -16,11 +17,24 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub auth: AuthService,
     pub config: Config,
+    pub http_settings: HttpSettings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// With the HTTP server's settings (limits, CORS, HSTS) adjusted by `tweak`.
+pub async fn spawn_app_with_http(tweak: impl FnOnce(&mut HttpSettings)) -> TestApp {
+    let mut http = default_http();
+    tweak(&mut http);
+    start_serving(fresh_config(|_| {}).await, http, "target/site").await
+}
+
+fn default_http() -> HttpSettings {
+    HttpSettings::from_lookup(|_| None).expect("defaults")
 }
 
 /// The settings every test server starts from, in-process or as a binary.
@@ -74,27 +88,30 @@ pub fn trust_local_proxy(config: &mut Config) {
 
 /// Starts a server on an existing configuration (the same database and keys: a restart).
 pub async fn start(config: Config) -> TestApp {
-    start_serving(config, "target/site").await
+    start_serving(config, default_http(), "target/site").await
 }
 
 /// A server whose site (the build output under `<site_root>/pkg`) is the test's own.
 pub async fn spawn_app_serving(site_root: &std::path::Path) -> TestApp {
-    start_serving(fresh_config(|_| {}).await, &site_root.display().to_string()).await
+    start_serving(fresh_config(|_| {}).await, default_http(), &site_root.display().to_string()).await
 }
 
-async fn start_serving(config: Config, site_root: &str) -> TestApp {
+async fn start_serving(config: Config, http: HttpSettings, site_root: &str) -> TestApp {
     init_test_log();
     let options = LeptosOptions::builder().output_name("baton").site_root(site_root).build();
-    let (addr, auth, stop) = server::spawn(config.clone(), options, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("server starts");
+    let server::Spawned { addr, auth, stop, done } =
+        server::spawn(Settings { auth: config.clone(), http: http.clone() }, options, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("server starts");
     TestApp {
         addr,
         base: format!("http://{addr}"),
         http: reqwest::Client::builder().user_agent("baton-tests").build().unwrap(),
         auth,
         config,
+        http_settings: http,
         stop: Some(stop),
+        done: Some(done),
     }
 }
 
@@ -225,14 +242,11 @@ impl TestApp {
         self.config.data_dir.clone()
     }
 
-    /// Stops the server and waits until its port is closed.
+    /// Shuts the server down gracefully: waits until the requests in flight are answered.
     pub async fn stop(mut self) -> Config {
         drop(self.stop.take());
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if let Some(done) = self.done.take() {
+            done.await.expect("the server task").expect("the server stops cleanly");
         }
         self.auth.db().close().await;
         self.config.clone()

@@ -101,7 +101,7 @@ async fn cors_is_off_by_default_and_opens_to_configured_origins_only() {
     let res = preflight(&app, "http://localhost:8100").await.unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
 
-    let app = spawn_app_with(|c| c.cors_origins = vec!["http://localhost:8100".into()]).await;
+    let app = spawn_app_with_http(|c| c.cors_origins = vec!["http://localhost:8100".into()]).await;
     let res = preflight(&app, "http://localhost:8100").await.unwrap();
     assert_eq!(res.headers()["access-control-allow-origin"], "http://localhost:8100");
     let res = preflight(&app, "https://evil.example").await.unwrap();

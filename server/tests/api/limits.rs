@@ -52,9 +52,9 @@ async fn oversize_headers_are_refused() {
 
 #[tokio::test]
 async fn slow_clients_are_cut_off() {
-    let app = spawn_app_with(|c| {
-        c.http.header_read_timeout = Duration::from_secs(1);
-        c.http.body_read_timeout = Duration::from_secs(1);
+    let app = spawn_app_with_http(|c| {
+        c.limits.header_read_timeout = Duration::from_secs(1);
+        c.limits.body_read_timeout = Duration::from_secs(1);
     })
     .await;
     // Half a request head, then silence: the connection is closed.
@@ -87,8 +87,8 @@ async fn connect_from(app: &TestApp, local: &str) -> std::io::Result<TcpStream> 
 #[tokio::test]
 async fn one_address_cannot_hold_every_connection() {
     let app = spawn_app().await;
-    let cap = app.config.http.max_connections_per_address;
-    assert!(app.config.http.max_connections < 1100, "the global cap is what the flood would fill");
+    let cap = app.http_settings.limits.max_connections_per_address;
+    assert!(app.http_settings.limits.max_connections < 1100, "the global cap is what the flood would fill");
     // 1,100 idle sockets from one address: past its cap they are closed at once.
     let mut idle = Vec::new();
     for _ in 0..1100 {
@@ -114,9 +114,9 @@ async fn one_address_cannot_hold_every_connection() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_loses_its_connection() {
-    let app = spawn_app_with(|c| {
-        c.http.response_write_timeout = Duration::from_secs(1);
-        c.http.max_connections_per_address = 2;
+    let app = spawn_app_with_http(|c| {
+        c.limits.response_write_timeout = Duration::from_secs(1);
+        c.limits.max_connections_per_address = 2;
     })
     .await;
     // Two connections that ask for much and read nothing: 1,000 pipelined requests each (megabytes), with a
@@ -180,7 +180,7 @@ async fn every_response_carries_the_security_headers() {
     let res = app.http.get(app.url("/api/users/me")).send().await.unwrap();
     assert!(res.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
 
-    let https = spawn_app_with(|c| c.hsts_max_age = Some(Duration::from_secs(31_536_000))).await;
+    let https = spawn_app_with_http(|c| c.hsts_max_age = Some(Duration::from_secs(31_536_000))).await;
     let res = https.http.get(https.url("/healthz")).send().await.unwrap();
     assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000; includeSubDomains");
 }
