@@ -6,6 +6,8 @@
 #   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood.
 # Prints one table (req/s, p50, p99, non-2xx, ratio), the database's size and rows before and
 # after, and the browser's first load (bundle bytes, time to an interactive /login).
+# With --postgres: the same on PostgreSQL, then refresh on one and on two instances of one database
+# (the cost of the shared per-address limit).
 # Usage: scripts/bench.sh [seconds per scenario, default 10] [--postgres (also on PostgreSQL)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +77,58 @@ EOF
   esac
 }
 
+start_server() { # $1 = label, $2 = DATABASE_URL, $3 = port, then VAR=value settings; the pid in SERVER_PID
+  local label=$1 url=$2 port=$3
+  shift 3
+  env DATABASE_URL="$url" BATON_DATA_DIR="$WORK/data-$label" LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
+    LEPTOS_OUTPUT_NAME=baton RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RUST_LOG=warn "$@" \
+    target/release/server >"$WORK/server-$label.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+sign_up() { # $1 = base URL, $2 = name prefix, $3 = count: prints the refresh tokens, comma-separated
+  local tokens=() body
+  for i in $(seq 1 "$3"); do
+    body=$(curl -fsS -H 'content-type: application/json' -d "{\"username\":\"$2$i\",\"password\":\"correct horse battery staple\"}" "$1/api/auth/signup")
+    tokens+=("$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refreshToken"])' <<<"$body")")
+  done
+  (IFS=,; echo "${tokens[*]}")
+}
+
+# Several instances on one PostgreSQL: refresh with the per-address limit off, with it on (one
+# shared statement per check), and on two instances at once (16 chains each, figures summed).
+scale_out() { # $1 = DATABASE_URL
+  local url=$1 rps
+  refresh_rps() { # $1 = base, $2 = tokens, $3 = connections
+    BATON_TOKENS=$2 wrk -t"$3" -c"$3" -d"${SECS}s" -s bench/refresh.lua "$1" | awk '/Requests\/sec/ {print $2}'
+  }
+  for limit in 0 1000000; do
+    local port
+    port=$(free_port)
+    start_server "scale-$limit" "$url" "$port" RATE_LIMIT_REFRESH=$limit
+    rps=$(refresh_rps "http://127.0.0.1:$port" "$(sign_up "http://127.0.0.1:$port" "one$limit-" 32)" 32)
+    echo "refresh on PostgreSQL, 1 instance, RATE_LIMIT_REFRESH=$limit: $rps req/s"
+    kill "$SERVER_PID"
+  done
+  local a b pa pb ta tb
+  pa=$(free_port)
+  start_server scale-a "$url" "$pa" RATE_LIMIT_REFRESH=1000000
+  a=$SERVER_PID
+  pb=$(free_port)
+  start_server scale-b "$url" "$pb" RATE_LIMIT_REFRESH=1000000
+  b=$SERVER_PID
+  ta=$(sign_up "http://127.0.0.1:$pa" two-a 16)
+  tb=$(sign_up "http://127.0.0.1:$pb" two-b 16)
+  refresh_rps "http://127.0.0.1:$pa" "$ta" 16 >"$WORK/rps-a" &
+  local wa=$!
+  refresh_rps "http://127.0.0.1:$pb" "$tb" 16 >"$WORK/rps-b"
+  wait $wa
+  echo "refresh on PostgreSQL, 2 instances, RATE_LIMIT_REFRESH=1000000: $(python3 -c "import sys; print(round(float(sys.argv[1]) + float(sys.argv[2]), 2))" "$(cat "$WORK/rps-a")" "$(cat "$WORK/rps-b")") req/s (sum)"
+  kill "$a" "$b"
+}
+
 run_baton() { # $1 = label, $2 = DATABASE_URL
   local label=$1 url=$2 port
   port=$(free_port)
@@ -126,6 +180,8 @@ if [ "$PG" = 1 ]; then
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $WORK/pg -c max_connections=200" start >/dev/null
   run_baton postgres "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  kill "${PIDS[-1]}"
+  scale_out "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 fi
 
 python3 bench/table.py "$BATON_BENCH_OUT" "$HASH_MS"

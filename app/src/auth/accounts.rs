@@ -135,7 +135,7 @@ impl AuthService {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.inner.live.forget_all();
+        self.sessions_ended().await;
         self.record(Event::PasswordChanged, Some(&user.id), Some(&principal.session_id), client).await;
         Ok(())
     }
@@ -154,7 +154,7 @@ impl AuthService {
         sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&user.username_key).execute(&mut *tx).await?;
         tx.commit().await?;
-        self.inner.live.forget_all();
+        self.sessions_ended().await;
         self.inner.users.forget(&user.id);
         self.record(Event::AccountDeleted, Some(&user.id), Some(&principal.session_id), client).await;
         Ok(())

@@ -4,8 +4,9 @@
 //! - [`VerifiedTokens`]: an access token (the exact bytes) whose signature and claims were checked.
 //!   Only time can change the verdict, so a hit checks `exp` again (as Envoy's JWT filter does).
 //! - [`LiveSessions`]: that a session was alive, and whose it is, for at most [`LIVENESS_TTL_MS`].
-//!   A revocation in this process forgets every entry at once; one in another instance (several
-//!   instances on one PostgreSQL) is seen within [`LIVENESS_TTL_MS`].
+//!   A revocation forgets every entry at once, in this process and, through `revocations`, in
+//!   the other instances on one PostgreSQL; a lost notification is still bounded by
+//!   [`LIVENESS_TTL_MS`].
 //! - [`KnownUsers`]: a user's name and creation time, for refresh answers.
 
 use super::AccessClaims;

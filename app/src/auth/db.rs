@@ -54,6 +54,24 @@ pub async fn connect_and_migrate(url: &str, timeout: Duration) -> Result<Db, DbS
     Ok(pool)
 }
 
+/// A small PostgreSQL pool whose commits do not wait for the disk (`synchronous_commit = off`),
+/// for the shared rate limits: a crash may forget the last few milliseconds of counts, which
+/// costs nothing, and a check no longer waits for an fsync while holding its bucket's row lock.
+pub async fn connect_unsynced(url: &str, timeout: Duration) -> Result<Db, DbSetupError> {
+    let options = AnyConnectOptions::from_str(url).map_err(DbSetupError::Connect)?;
+    Ok(AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(timeout)
+        .after_connect(move |conn, _meta| {
+            let ms = timeout.as_millis();
+            Box::pin(async move {
+                conn.execute(&*format!("SET statement_timeout = {ms}; SET synchronous_commit = off")).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options))
+}
+
 /// `sqlite://data/baton.db` → creates `data/` (0700) and the file (0600) on first run: it holds
 /// password hashes, so no other user of the machine may read it.
 fn sqlite_url_creating_dir(url: &str) -> Result<String, DbSetupError> {

@@ -4,7 +4,8 @@
 //! - `accounts`: signup, login, the current user.
 //! - `sessions`: refresh-token rotation with reuse detection, logout, session listing;
 //!   `refresh_token`: the token's format. `retention`: deleting what is no longer needed.
-//! - `writer`: the write queue and group commit. `cache`: what protected calls remember.
+//! - `writer`: the write queue and group commit. `cache`: what protected calls remember;
+//!   `revocations`: telling every instance that sessions ended.
 //! - `access_token`: Ed25519 JWTs. `keys`: the keys all instances share, in the database.
 //!   `password`: Argon2id off the executor.
 //! - `throttle`: per-address rate limits and per-account login backoff.
@@ -23,6 +24,7 @@ pub mod network;
 pub mod password;
 mod refresh_token;
 mod retention;
+mod revocations;
 mod secret_file;
 mod sessions;
 mod throttle;
@@ -85,6 +87,8 @@ struct Inner {
     rotation: keys::RotationKeys,
     writer: writer::Writer,
     rate_limiter: throttle::RateLimiter,
+    /// PostgreSQL: where the shared rate limits are counted (see `db::connect_unsynced`).
+    limits_db: Option<Db>,
     verified: cache::VerifiedTokens,
     live: cache::LiveSessions,
     users: cache::KnownUsers,
@@ -120,6 +124,10 @@ impl AuthService {
             .map_err(StartError::Hasher)?;
         let writer = writer::Writer::new(db.clone(), config.is_sqlite());
         let rate_limiter = throttle::RateLimiter::new(config.rate_limits);
+        let limits_db = match config.is_sqlite() {
+            true => None,
+            false => Some(db::connect_unsynced(&config.database_url, config.db_timeout).await?),
+        };
         let inner = Inner {
             db,
             config,
@@ -128,6 +136,7 @@ impl AuthService {
             rotation,
             writer,
             rate_limiter,
+            limits_db,
             verified: Default::default(),
             live: Default::default(),
             users: Default::default(),
@@ -135,6 +144,7 @@ impl AuthService {
         let service = Self { inner: Arc::new(inner) };
         retention::spawn(&service);
         keys::spawn_polling(&service);
+        revocations::spawn_listener(&service);
         Ok(service)
     }
 

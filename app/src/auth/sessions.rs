@@ -325,7 +325,7 @@ impl AuthService {
                 std::iter::once(revoke).chain(event.as_ref().map(|e| e.insert())).collect()
             })
             .await?;
-        self.inner.live.forget_all();
+        self.sessions_ended().await;
         Ok(())
     }
 
@@ -367,7 +367,7 @@ impl AuthService {
         .bind(session_id)
         .bind(&principal.user_id);
         let revoked = self.execute_write(revoke).await?;
-        self.inner.live.forget_all();
+        self.sessions_ended().await;
         if revoked == 0 {
             return Err(AppError::NotFound);
         }
@@ -445,7 +445,7 @@ impl AuthService {
             ),
         };
         let ended = self.execute_write(sqlx::query(sql).bind(now_ms()).bind(value).bind(reason)).await?;
-        self.inner.live.forget_all();
+        self.sessions_ended().await;
         Ok(ended)
     }
 

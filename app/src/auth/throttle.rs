@@ -227,14 +227,13 @@ impl AuthService {
     /// The per-address limit for `action`: shared by all instances on PostgreSQL.
     pub(super) async fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
         let ip = client.ip.as_deref();
-        let outcome = if self.config().is_sqlite() {
-            self.inner.rate_limiter.check(action, ip)
-        } else {
-            match self.inner.rate_limiter.check_shared(self.db(), action, ip).await {
+        let outcome = match &self.inner.limits_db {
+            None => self.inner.rate_limiter.check(action, ip),
+            Some(db) => match self.inner.rate_limiter.check_shared(db, action, ip).await {
                 Ok(()) => Ok(()),
                 Err(SharedCheck::Limited(limited)) => Err(limited),
                 Err(SharedCheck::Db(e)) => return Err(e.into()),
-            }
+            },
         };
         let Err(limited) = outcome else {
             return Ok(());
