@@ -27,6 +27,9 @@ pub enum AppError {
     InvalidRefreshToken,
     #[error("The access token is missing, invalid or expired.")]
     InvalidToken,
+    /// RFC 9449: a DPoP proof missing where the session needs one, or not valid for this request.
+    #[error("{0}")]
+    InvalidDpopProof(String),
     #[error("Not found.")]
     NotFound,
     #[error("This method is not allowed here.")]
@@ -60,6 +63,7 @@ impl AppError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -77,7 +81,7 @@ impl AppError {
         match self {
             Self::InvalidInput { .. } => 422,
             Self::UsernameTaken => 409,
-            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::InvalidToken => 401,
+            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::InvalidToken | Self::InvalidDpopProof(_) => 401,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TooManyRequests { .. } => 429,
@@ -265,6 +269,7 @@ impl TryFrom<ErrorBody> for AppError {
             "invalid_credentials" => Self::InvalidCredentials,
             "invalid_refresh_token" => Self::InvalidRefreshToken,
             "invalid_token" => Self::InvalidToken,
+            "invalid_dpop_proof" => Self::InvalidDpopProof(body.message),
             "not_found" => Self::NotFound,
             "method_not_allowed" => Self::MethodNotAllowed,
             "too_many_requests" => Self::TooManyRequests { retry_after },
@@ -322,15 +327,17 @@ mod http_response {
         fn into_response(self) -> Response {
             let status = StatusCode::from_u16(self.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let retry_after = self.retry_after();
-            let bearer_challenge = status == StatusCode::UNAUTHORIZED;
+            // RFC 6750 §3 and RFC 9449 §7.1: tell the client which kind of credential failed.
+            let challenge = match &self {
+                AppError::InvalidDpopProof(_) => Some(r#"DPoP error="invalid_dpop_proof", algs="ES256""#),
+                AppError::InvalidToken => Some(r#"Bearer error="invalid_token", DPoP algs="ES256""#),
+                _ if status == StatusCode::UNAUTHORIZED => Some(r#"Bearer error="invalid_token""#),
+                _ => None,
+            };
             let mut res = (status, axum::Json(ErrorBody::from(self))).into_response();
             let headers = res.headers_mut();
-            if bearer_challenge {
-                // RFC 6750 §3: tell the client which kind of credential failed.
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                );
+            if let Some(challenge) = challenge {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             if let Some(secs) = retry_after {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -353,6 +360,7 @@ mod tests {
             AppError::InvalidCredentials,
             AppError::InvalidRefreshToken,
             AppError::InvalidToken,
+            AppError::InvalidDpopProof("no proof".into()),
             AppError::NotFound,
             AppError::MethodNotAllowed,
             AppError::TooManyRequests { retry_after: 7 },

@@ -13,8 +13,8 @@ use leptos::prelude::*;
 mod ssr {
     use crate::auth::{AuthService, ClientInfo, Principal};
     use crate::error::AppError;
-    use axum::extract::ConnectInfo;
-    use http::{header, HeaderMap};
+    use axum::extract::{ConnectInfo, OriginalUri};
+    use http::{header, HeaderMap, Method};
     use std::net::SocketAddr;
 
     pub fn auth() -> Result<AuthService, AppError> {
@@ -27,13 +27,15 @@ mod ssr {
 
     pub async fn client() -> Result<ClientInfo, AppError> {
         let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0);
-        Ok(ClientInfo::from_request(&headers().await?, peer, &auth()?.config().trusted_proxies))
+        let (method, uri) = leptos_axum::extract::<(Method, OriginalUri)>().await.map_err(AppError::internal)?;
+        Ok(ClientInfo::from_request(&method, &uri.0, &headers().await?, peer, &auth()?.config().trusted_proxies))
     }
 
     pub async fn principal() -> Result<(AuthService, Principal), AppError> {
         let auth = auth()?;
         let headers = headers().await?;
-        let principal = auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await?;
+        let client = client().await?;
+        let principal = auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), &client).await?;
         Ok((auth, principal))
     }
 }

@@ -31,6 +31,15 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// RFC 9449 §6: the DPoP key the token is bound to, for a DPoP session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800's confirmation claim, with the key's RFC 7638 thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// A signing key, ready to sign and verify.
@@ -122,9 +131,10 @@ impl TokenSigner {
         keys.iter().find(|k| k.activates_at <= now).unwrap_or(&keys[keys.len() - 1]).kid.clone()
     }
 
-    /// The claims of a token issued at `issued_at_ms`; the same inputs give the same token, since
-    /// Ed25519 signatures are deterministic. That is how the refresh grace window re-issues a pair.
-    pub fn claims(&self, user_id: &str, session_id: &str, jti: &str, issued_at_ms: i64) -> AccessClaims {
+    /// The claims of a token issued at `issued_at_ms`, bound to DPoP key `jkt` if given; the same
+    /// inputs give the same token, since Ed25519 signatures are deterministic. That is how the
+    /// refresh grace window re-issues a pair.
+    pub fn claims(&self, user_id: &str, session_id: &str, jti: &str, issued_at_ms: i64, jkt: Option<&str>) -> AccessClaims {
         let iat = issued_at_ms.div_euclid(1000);
         AccessClaims {
             iss: self.issuer.clone(),
@@ -134,6 +144,7 @@ impl TokenSigner {
             iat,
             exp: iat + self.ttl.as_secs() as i64,
             jti: jti.to_owned(),
+            cnf: jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
         }
     }
 
@@ -206,7 +217,7 @@ mod tests {
     #[test]
     fn tokens_are_deterministic_and_verify() {
         let s = signer(vec![key(0)]);
-        let claims = s.claims("u", "s", "j", now_ms());
+        let claims = s.claims("u", "s", "j", now_ms(), None);
         let token = s.sign(&claims, &s.current_kid()).unwrap();
         assert_eq!(s.verify(&token).unwrap(), claims);
         assert_eq!(s.sign(&claims, &s.current_kid()).unwrap(), token, "same claims, same token");
@@ -219,7 +230,7 @@ mod tests {
         let s = signer(vec![next, old, current]);
         assert_eq!(s.current_kid(), current_kid);
         assert_eq!(s.jwks()["keys"].as_array().unwrap().len(), 3, "the next key is published before it signs");
-        let by_old = s.sign(&s.claims("u", "s", "j", now_ms()), &old_kid).unwrap();
+        let by_old = s.sign(&s.claims("u", "s", "j", now_ms(), None), &old_kid).unwrap();
         assert!(s.verify(&by_old).is_ok(), "retired keys still verify");
     }
 
@@ -227,7 +238,7 @@ mod tests {
     fn expired_tokens_are_refused() {
         let s = signer(vec![key(0)]);
         let long_ago = now_ms() - 3_600_000;
-        let token = s.sign(&s.claims("u", "s", "j", long_ago), &s.current_kid()).unwrap();
+        let token = s.sign(&s.claims("u", "s", "j", long_ago, None), &s.current_kid()).unwrap();
         assert_eq!(s.verify(&token), Err(AppError::InvalidToken));
     }
 }

@@ -41,6 +41,7 @@ impl AuthService {
     pub async fn signup(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         self.limit_rate(Action::Signup, client).await?;
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
+        let key = self.presented_key(client).await?;
         let hash = self.inner.hasher.hash(&password, Lane::Other).await?;
         let user = UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
         let insert = sqlx::query(
@@ -54,7 +55,7 @@ impl AuthService {
         self.execute_write(insert)
             .await
             .map_err(|e| if is_unique_violation(&e) { AppError::UsernameTaken } else { AppError::from(e) })?;
-        let response = self.start_session(&user, client).await?;
+        let response = self.start_session(&user, client, key).await?;
         self.record(Event::Signup, Some(&user.id), None, client).await;
         Ok(response)
     }
@@ -65,6 +66,7 @@ impl AuthService {
     pub async fn login(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         self.limit_rate(Action::Login, client).await?;
         let (username, password) = parse_credentials(&input.username, &input.password)?;
+        let dpop_key = self.presented_key(client).await?;
         let key = username.key();
         let failures_before = self.claim_login_attempt(&key, client).await?;
         let found = sqlx::query_as::<_, UserWithHash>(
@@ -89,7 +91,7 @@ impl AuthService {
             self.execute_write(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(&user.id))
                 .await?;
         }
-        let response = self.start_session(user, client).await?;
+        let response = self.start_session(user, client, dpop_key).await?;
         self.record(Event::Login, Some(&user.id), None, client).await;
         Ok(response)
     }

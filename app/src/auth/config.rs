@@ -67,6 +67,8 @@ pub struct Config {
     /// one; off, for clients written for APIs that never rotate, the refresh token stays the same
     /// for the whole session and reuse cannot be detected.
     pub refresh_rotation: bool,
+    /// `DPOP_REQUIRED`: only DPoP-bound sessions (see `dpop`); off, bearer sessions work too.
+    pub dpop_required: bool,
     /// Clock skew tolerated when verifying access tokens (`exp`, `iat`), at most
     /// [`MAX_LEEWAY_SECS`](super::access_token::MAX_LEEWAY_SECS).
     pub jwt_leeway: Duration,
@@ -165,6 +167,7 @@ impl Config {
             refresh_absolute_ttl: secs(&get, "REFRESH_ABSOLUTE_TTL", 30 * 86_400, 1)?,
             refresh_reuse_grace: secs(&get, "REFRESH_REUSE_GRACE", 10, 0)?,
             refresh_rotation: on_off(&get, "REFRESH_ROTATION", true)?,
+            dpop_required: on_off(&get, "DPOP_REQUIRED", false)?,
             jwt_leeway: secs(&get, "JWT_LEEWAY", 2, 0)?,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "baton".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "baton".into()),
@@ -262,6 +265,7 @@ impl Config {
             ("REFRESH_ABSOLUTE_TTL", secs(self.refresh_absolute_ttl)),
             ("REFRESH_REUSE_GRACE", secs(self.refresh_reuse_grace)),
             ("REFRESH_ROTATION", if self.refresh_rotation { "on" } else { "off" }.into()),
+            ("DPOP_REQUIRED", if self.dpop_required { "on" } else { "off" }.into()),
             ("JWT_LEEWAY", secs(self.jwt_leeway)),
             ("JWT_ISSUER", self.jwt_issuer.clone()),
             ("JWT_AUDIENCE", self.jwt_audience.clone()),
@@ -428,6 +432,7 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("DB_TIMEOUT", "0"),
             ("REFRESH_ROTATION", "sometimes"),
+            ("DPOP_REQUIRED", "maybe"),
             ("KEY_ENCRYPTION_KEY", "c2hvcnQ="),
             ("KEY_POLL_INTERVAL", "120"),
         ] {

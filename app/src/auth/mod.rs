@@ -18,6 +18,7 @@ pub mod admin;
 mod cache;
 pub mod config;
 pub mod db;
+pub mod dpop;
 mod events;
 pub mod keys;
 pub mod network;
@@ -40,27 +41,50 @@ pub use sessions::SessionRow;
 use crate::error::AppError;
 use std::sync::Arc;
 
-/// Who made a request, for the session list and the security log. Trimmed to bounded lengths.
+/// Who made a request, for the session list and the security log (trimmed to bounded lengths),
+/// and its DPoP proof with what the proof must name.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    pub dpop: Option<dpop::ProofRequest>,
 }
 
 impl ClientInfo {
     pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
-        Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip }
+        Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip, dpop: None }
     }
 
-    /// From a request's headers and its peer address (present when served with connect info);
-    /// see [`network::TrustedProxies::client_address`].
+    /// From a request (its peer address is present when served with connect info); see
+    /// [`network::TrustedProxies::client_address`]. The URL a DPoP proof must name is this
+    /// request's as the client addressed it: its `Host`, and the scheme a trusted proxy reports.
     pub fn from_request(
+        method: &http::Method,
+        uri: &http::Uri,
         headers: &http::HeaderMap,
         peer: Option<std::net::SocketAddr>,
         proxies: &network::TrustedProxies,
     ) -> Self {
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-        Self::new(user_agent, proxies.client_address(headers, peer).map(|ip| ip.to_string()))
+        let mut client = Self::new(user_agent, proxies.client_address(headers, peer).map(|ip| ip.to_string()));
+        let mut proofs = headers.get_all("dpop").iter();
+        if let Some(first) = proofs.next() {
+            // RFC 9449 §4.3: exactly one proof; two (or one that is not text) is none valid.
+            let proof = if proofs.next().is_some() { "" } else { first.to_str().unwrap_or_default() };
+            let from_proxy = peer.is_some_and(|p| proxies.contains(p.ip().to_canonical()));
+            let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).filter(|_| from_proxy);
+            let scheme = match forwarded {
+                Some("https") => "https",
+                Some(_) | None => uri.scheme_str().unwrap_or("http"),
+            };
+            let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or(uri.host()).unwrap_or_default();
+            client.dpop = Some(dpop::ProofRequest {
+                proof: proof.to_owned(),
+                method: method.as_str().to_owned(),
+                htu: format!("{scheme}://{host}{}", uri.path()),
+            });
+        }
+        client
     }
 }
 
@@ -89,6 +113,8 @@ struct Inner {
     rate_limiter: throttle::RateLimiter,
     /// PostgreSQL: where the shared rate limits are counted (see `db::connect_unsynced`).
     limits_db: Option<Db>,
+    /// DPoP proofs already used.
+    dpop_replays: dpop::Replays,
     verified: cache::VerifiedTokens,
     live: cache::LiveSessions,
     users: cache::KnownUsers,
@@ -136,6 +162,10 @@ impl AuthService {
             rotation,
             writer,
             rate_limiter,
+            dpop_replays: match &limits_db {
+                Some(db) => dpop::Replays::Shared(db.clone()),
+                None => dpop::Replays::Memory(Default::default()),
+            },
             limits_db,
             verified: Default::default(),
             live: Default::default(),
@@ -182,10 +212,12 @@ impl AuthService {
         sqlx::query("SELECT 1").execute(&self.inner.db).await.is_ok()
     }
 
-    /// Verifies `Authorization: Bearer <access token>` and that its session still lives.
+    /// Verifies the access token and that its session still lives: `Authorization: Bearer …`
+    /// for a bearer session; `Authorization: DPoP …` with a proof of the session's key for a
+    /// DPoP-bound one (see `dpop`).
     #[tracing::instrument(skip_all, err(level = "debug"))]
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AppError> {
-        let token = bearer_token(authorization).ok_or(AppError::InvalidToken)?;
+    pub async fn authenticate(&self, authorization: Option<&str>, client: &ClientInfo) -> Result<Principal, AppError> {
+        let (scheme, token) = access_credential(authorization).ok_or(AppError::InvalidToken)?;
         let (now, leeway) = (db::now_ms() / 1000, self.config().jwt_leeway.as_secs() as i64);
         let claims = match self.inner.verified.get(token, now, leeway) {
             Some(claims) => claims,
@@ -195,6 +227,13 @@ impl AuthService {
                 claims
             }
         };
+        match (&claims.cnf, scheme) {
+            (Some(cnf), Scheme::Dpop) => self.check_proof(client, Some(token), Some(&cnf.jkt)).await.map(drop)?,
+            // A bound token sent as a bearer token is what a thief without the key would do.
+            (Some(_), Scheme::Bearer) | (None, Scheme::Dpop) => return Err(AppError::InvalidToken),
+            (None, Scheme::Bearer) if self.config().dpop_required => return Err(AppError::InvalidToken),
+            (None, Scheme::Bearer) => {}
+        }
         let user = self.live_user(&claims).await?;
         Ok(Principal { user_id: claims.sub.clone(), session_id: claims.sid.clone(), user })
     }
@@ -202,9 +241,27 @@ impl AuthService {
 
 /// The credential of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
 pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    access_credential(header).and_then(|(scheme, token)| (scheme == Scheme::Bearer).then_some(token))
+}
+
+/// How an access token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    /// RFC 9449: with a `DPoP` proof header.
+    Dpop,
+}
+
+/// `Authorization: Bearer <token>` or `DPoP <token>` (schemes are case-insensitive).
+fn access_credential(header: Option<&str>) -> Option<(Scheme, &str)> {
     let (scheme, token) = header?.trim().split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 4096).then_some(token)
+    let scheme = match scheme {
+        s if s.eq_ignore_ascii_case("bearer") => Scheme::Bearer,
+        s if s.eq_ignore_ascii_case("dpop") => Scheme::Dpop,
+        _ => return None,
+    };
+    (!token.is_empty() && token.len() <= 4096).then_some((scheme, token))
 }
 
 #[cfg(test)]

@@ -106,6 +106,9 @@ impl AuthService {
             now,
         )
         .await?;
+        // DPoP proofs too old to be accepted anyway (PostgreSQL's; SQLite's live in memory).
+        self.delete_in_batches("DELETE FROM dpop_proofs WHERE id IN (SELECT id FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)", now)
+            .await?;
         // A retired key may still sign on an instance that has not read the keys since, for one
         // poll interval; its tokens then live one token lifetime, verified with the leeway.
         let config = self.config();

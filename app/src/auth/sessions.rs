@@ -36,6 +36,8 @@ struct SessionState {
     rotated_at: Option<i64>,
     access_jti: Option<String>,
     access_kid: Option<String>,
+    /// The DPoP key the session is bound to (see `dpop`).
+    dpop_jkt: Option<String>,
     #[sqlx(flatten)]
     issued_to: IssuedTo,
 }
@@ -104,7 +106,7 @@ impl IssuedTo {
 /// A spent generation presented again.
 enum Spent {
     /// The client that spent it asks again within the grace window: it gets the same pair.
-    GraceReplay(IssuedPair),
+    GraceReplay(Box<IssuedPair>),
     /// Someone else presents the immediate predecessor within the window: reuse.
     OtherClient,
     /// An older generation, or the window is closed: reuse.
@@ -112,12 +114,13 @@ enum Spent {
 }
 
 const SESSION_STATE: &str = "SELECT s.id, s.user_id, u.username, u.created_at AS user_created_at, s.revoked_at, \
-     s.expires_at, s.last_used_at, s.generation, s.rotated_at, s.access_jti, s.access_kid, s.issued_to_ip, \
-     s.issued_to_agent FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+     s.expires_at, s.last_used_at, s.generation, s.rotated_at, s.access_jti, s.access_kid, s.dpop_jkt, \
+     s.issued_to_ip, s.issued_to_agent FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
 
 impl AuthService {
-    /// A new session at generation 1; the caller has proven who `user` is.
-    pub(super) async fn start_session(&self, user: &UserRow, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+    /// A new session at generation 1, bound to DPoP key `jkt` if given; the caller has proven
+    /// who `user` is.
+    pub(super) async fn start_session(&self, user: &UserRow, client: &ClientInfo, jkt: Option<String>) -> Result<TokenResponse, AppError> {
         let user = User::from(user);
         let now = now_ms();
         let session_id = uuid::Uuid::new_v4().to_string();
@@ -125,14 +128,14 @@ impl AuthService {
         let kid = self.inner.signer.current_kid();
         let expires_at = now + self.config().refresh_absolute_ttl.as_millis() as i64;
         let to = IssuedTo::of(client);
-        let (sid, user_id, agent, ip, j, k) =
-            (session_id.clone(), user.id.clone(), client.user_agent.clone(), client.ip.clone(), jti.clone(), kid.clone());
+        let (sid, user_id, agent, ip, j, k, key) =
+            (session_id.clone(), user.id.clone(), client.user_agent.clone(), client.ip.clone(), jti.clone(), kid.clone(), jkt.clone());
         self.writer()
             .execute_grouped(move || {
                 vec![sqlx::query(
                     "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
-                     generation, rotated_at, access_jti, access_kid, issued_to_ip, issued_to_agent) \
-                     VALUES ($1, $2, $3, $3, $4, $5, $6, 1, $3, $7, $8, $9, $10)",
+                     generation, rotated_at, access_jti, access_kid, issued_to_ip, issued_to_agent, dpop_jkt) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6, 1, $3, $7, $8, $9, $10, $11)",
                 )
                 .bind(sid.clone())
                 .bind(user_id.clone())
@@ -143,10 +146,11 @@ impl AuthService {
                 .bind(j.clone())
                 .bind(k.clone())
                 .bind(to.issued_to_ip.clone())
-                .bind(to.issued_to_agent.clone())]
+                .bind(to.issued_to_agent.clone())
+                .bind(key.clone())]
             })
             .await?;
-        let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now);
+        let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now, jkt.as_deref());
         let refresh_token = self.token_of(&session_id, 1)?;
         self.token_response(user, IssuedPair { claims, kid, refresh_token, answered_at: now })
     }
@@ -156,10 +160,11 @@ impl AuthService {
         self.limit_rate(Action::Refresh, client).await?;
         let (session_id, generation) = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
         tracing::Span::current().record("session_id", session_id.as_str());
+        let key = self.presented_key(client).await?;
         let now = now_ms();
         // The common case is one statement: the current generation of a live session moves on.
         if self.config().refresh_rotation {
-            if let Some((user_id, pair)) = self.rotate(&session_id, generation, now, client).await? {
+            if let Some((user_id, pair)) = self.rotate(&session_id, generation, now, client, key.as_deref()).await? {
                 let user = self.user(&user_id).await?;
                 self.record(Event::Refresh, Some(&user_id), Some(&session_id), client).await;
                 return self.token_response(User::clone(&user), pair);
@@ -171,6 +176,14 @@ impl AuthService {
         let idle = self.config().refresh_idle_ttl.as_millis() as i64;
         if state.revoked_at.is_some() || now >= state.expires_at || now - state.last_used_at >= idle {
             return Err(AppError::InvalidRefreshToken);
+        }
+        // Without the session's key, a token of a bound session is worth nothing, not even the
+        // revocation that presenting a spent one would cause.
+        match (&state.dpop_jkt, &key) {
+            (Some(bound), Some(key)) if bound == key => {}
+            (Some(_), Some(_)) => return Err(AppError::InvalidDpopProof("The DPoP proof is signed by another key than the session's.".into())),
+            (Some(_), None) => return Err(AppError::InvalidDpopProof("This session is bound to a DPoP key: send a DPoP proof.".into())),
+            (None, _) => {}
         }
         if generation == state.generation && !self.config().refresh_rotation {
             return self.extend(&state, now, client).await;
@@ -185,7 +198,7 @@ impl AuthService {
                 let detail = format!("first use from {}", state.issued_to.ip());
                 let session = Some(state.id.as_str());
                 self.record_with(Event::RefreshGraceReplay, Some(&state.user_id), session, client, Some(&detail)).await;
-                return self.token_response(state.user(), pair);
+                return self.token_response(state.user(), *pair);
             }
             Spent::OtherClient => Some(format!("first use from {}, then another client", state.issued_to.ip())),
             Spent::Reuse => None,
@@ -241,13 +254,14 @@ impl AuthService {
         from: i64,
         now: i64,
         client: &ClientInfo,
+        key: Option<&str>,
     ) -> Result<Option<(String, IssuedPair)>, AppError> {
         let next = from + 1;
         let idle_cutoff = now - self.config().refresh_idle_ttl.as_millis() as i64;
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid();
         let to = IssuedTo::of(client);
-        let (sid, j, k) = (session_id.to_owned(), jti.clone(), kid.clone());
+        let (sid, j, k, key) = (session_id.to_owned(), jti.clone(), kid.clone(), key.map(str::to_owned));
         let returned = self
             .writer()
             .execute_grouped(move || {
@@ -255,7 +269,7 @@ impl AuthService {
                     "UPDATE sessions SET generation = $1, last_used_at = $2, rotated_at = $2, access_jti = $3, \
                      access_kid = $4, issued_to_ip = $5, issued_to_agent = $6 \
                      WHERE id = $7 AND generation = $8 AND revoked_at IS NULL AND expires_at > $2 \
-                     AND last_used_at > $9 RETURNING user_id",
+                     AND last_used_at > $9 AND (dpop_jkt IS NULL OR dpop_jkt = $10) RETURNING user_id, dpop_jkt",
                 )
                 .bind(next)
                 .bind(now)
@@ -265,12 +279,14 @@ impl AuthService {
                 .bind(to.issued_to_agent.clone())
                 .bind(sid.clone())
                 .bind(from)
-                .bind(idle_cutoff)]
+                .bind(idle_cutoff)
+                .bind(key.clone())]
             })
             .await?;
         let Some(row) = returned.first().and_then(|rows| rows.first()) else { return Ok(None) };
         let user_id: String = row.try_get(0)?;
-        let claims = self.inner.signer.claims(&user_id, session_id, &jti, now);
+        let jkt: Option<String> = row.try_get(1)?;
+        let claims = self.inner.signer.claims(&user_id, session_id, &jti, now, jkt.as_deref());
         let pair = IssuedPair { claims, kid, refresh_token: self.token_of(session_id, next)?, answered_at: now };
         Ok(Some((user_id, pair)))
     }
@@ -287,7 +303,7 @@ impl AuthService {
         self.record(Event::Refresh, Some(&state.user_id), Some(&state.id), client).await;
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid();
-        let claims = self.inner.signer.claims(&state.user_id, &state.id, &jti, now);
+        let claims = self.inner.signer.claims(&state.user_id, &state.id, &jti, now, state.dpop_jkt.as_deref());
         let refresh_token = self.token_of(&state.id, state.generation)?;
         self.token_response(state.user(), IssuedPair { claims, kid, refresh_token, answered_at: now })
     }
@@ -305,9 +321,9 @@ impl AuthService {
         if !state.issued_to.is(client) {
             return Ok(Spent::OtherClient);
         }
-        let claims = self.inner.signer.claims(&state.user_id, &state.id, jti, at);
+        let claims = self.inner.signer.claims(&state.user_id, &state.id, jti, at, state.dpop_jkt.as_deref());
         let refresh_token = self.token_of(&state.id, state.generation)?;
-        Ok(Spent::GraceReplay(IssuedPair { claims, kid: kid.clone(), refresh_token, answered_at: now }))
+        Ok(Spent::GraceReplay(Box::new(IssuedPair { claims, kid: kid.clone(), refresh_token, answered_at: now })))
     }
 
     /// Reuse: the session ends, and the event is stored in the same transaction.
@@ -462,7 +478,7 @@ impl AuthService {
             user,
             access_token,
             refresh_token: pair.refresh_token,
-            token_type: "Bearer".into(),
+            token_type: if pair.claims.cnf.is_some() { "DPoP" } else { "Bearer" }.into(),
             expires_in,
         })
     }

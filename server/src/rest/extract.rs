@@ -62,7 +62,8 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        state.auth.authenticate(authorization(parts)).await.map(Self)
+        let client = client_info(parts, state);
+        state.auth.authenticate(authorization(parts), &client).await.map(Self)
     }
 }
 
@@ -78,7 +79,11 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        Ok(Self(ClientInfo::from_request(&parts.headers, peer, &state.auth.config().trusted_proxies)))
+        Ok(Self(client_info(parts, state)))
     }
+}
+
+fn client_info(parts: &Parts, state: &AppState) -> ClientInfo {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    ClientInfo::from_request(&parts.method, &parts.uri, &parts.headers, peer, &state.auth.config().trusted_proxies)
 }

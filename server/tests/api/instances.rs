@@ -288,3 +288,19 @@ async fn a_rolling_restart_under_refresh_load_loses_no_session_and_answers_no_5x
     assert_eq!(total.keys().copied().collect::<Vec<_>>(), [200], "only 200s: {total:?}");
     assert!(total[&200] > 100, "the load ran: {total:?}");
 }
+
+#[tokio::test]
+async fn a_dpop_proof_used_on_one_instance_is_refused_on_the_other() {
+    let Some((a, b)) = pair(|_| {}).await else { return };
+    a.signup("alice").await;
+    let key = crate::dpop::DpopKey::generate();
+    let tokens = a.login_bound("alice", &key).await;
+    let access = token(&tokens, "accessToken");
+    // Behind a load balancer both instances answer one URL: here B's, sent to A with B's Host.
+    let url = b.url("/api/users/secret");
+    let proof = key.proof("GET", &url, Some(&access));
+    let via_a = a.http.get(a.url("/api/users/secret")).header("host", b.addr.to_string())
+        .header("authorization", format!("DPoP {access}")).header("DPoP", proof.clone()).send().await.unwrap();
+    assert_eq!(via_a.status(), 200, "A accepts B's token and a proof for the shared URL");
+    assert_error(b.secret_with("DPoP", &access, Some(proof)).await, 401, "invalid_dpop_proof").await;
+}

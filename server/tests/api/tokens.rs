@@ -317,7 +317,7 @@ async fn forged_access_tokens_are_refused() {
     for (what, forged) in forgeries {
         let res = app.get_with("/api/users/me", &forged).await;
         assert_eq!(res.status(), 401, "{what} must be refused");
-        assert_eq!(res.headers()["www-authenticate"], r#"Bearer error="invalid_token""#, "{what}");
+        assert_eq!(res.headers()["www-authenticate"], r#"Bearer error="invalid_token", DPoP algs="ES256""#, "{what}");
     }
     // Control: the genuine token still works.
     assert_eq!(app.secret_status(&real).await, 200);

@@ -1,0 +1,200 @@
+//! DPoP (RFC 9449) over the REST API: a session started with a proof is bound to the client's
+//! key; its tokens are worth nothing without it. Bearer sessions keep working.
+
+use crate::common::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+/// A client's P-256 key pair, and the proofs it makes.
+pub struct DpopKey {
+    encoding: EncodingKey,
+    jwk: jsonwebtoken::jwk::Jwk,
+    pub jkt: String,
+}
+
+impl DpopKey {
+    pub fn generate() -> Self {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let point = secret.public_key().to_encoded_point(false);
+        let (x, y) = (URL_SAFE_NO_PAD.encode(point.x().unwrap()), URL_SAFE_NO_PAD.encode(point.y().unwrap()));
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})).unwrap();
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let jkt = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()));
+        Self { encoding: EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes()), jwk, jkt }
+    }
+
+    /// A fresh proof for `method` `url`, with `ath` for `access_token`.
+    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
+        self.proof_with(method, url, access_token, |_, _| {})
+    }
+
+    /// A proof edited before signing.
+    pub fn proof_with(&self, method: &str, url: &str, access_token: Option<&str>, edit: impl FnOnce(&mut Header, &mut Value)) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        let mut claims = json!({
+            "jti": uuid::Uuid::new_v4().to_string(), "htm": method, "htu": url,
+            "iat": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes())));
+        }
+        edit(&mut header, &mut claims);
+        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
+    }
+}
+
+impl TestApp {
+    /// Logs `username` in with a proof of `key`: a DPoP-bound session.
+    pub async fn login_bound(&self, username: &str, key: &DpopKey) -> Value {
+        let url = self.url("/api/auth/login");
+        let res = self.http.post(&url).header("DPoP", key.proof("POST", &url, None)).json(&json!({"username": username, "password": PASSWORD})).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn refresh_bound(&self, tokens: &Value, proof: Option<String>) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/api/auth/refresh")).json(&json!({"refreshToken": token(tokens, "refreshToken")}));
+        if let Some(proof) = proof {
+            req = req.header("DPoP", proof);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET /api/users/secret` as `Authorization: <scheme> <access token>`, with `proof` if given.
+    pub async fn secret_with(&self, scheme: &str, access_token: &str, proof: Option<String>) -> reqwest::Response {
+        let mut req = self.http.get(self.url("/api/users/secret")).header("authorization", format!("{scheme} {access_token}"));
+        if let Some(proof) = proof {
+            req = req.header("DPoP", proof);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn cnf_jkt(access_token: &str) -> Option<String> {
+    let payload = access_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["cnf"]["jkt"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_session_started_with_a_proof_is_bound_to_its_key_from_login_to_every_refresh() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let key = DpopKey::generate();
+    let tokens = app.login_bound("alice", &key).await;
+    assert_eq!(tokens["tokenType"], "DPoP");
+    let access = token(&tokens, "accessToken");
+    assert_eq!(cnf_jkt(&access).as_deref(), Some(key.jkt.as_str()), "cnf.jkt is the key's thumbprint");
+    let secret_url = app.url("/api/users/secret");
+    let res = app.secret_with("DPoP", &access, Some(key.proof("GET", &secret_url, Some(&access)))).await;
+    assert_eq!(res.status(), 200);
+
+    let res = app.refresh_bound(&tokens, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
+    assert_eq!(res.status(), 200);
+    let next: Value = res.json().await.unwrap();
+    assert_eq!(next["tokenType"], "DPoP");
+    let access = token(&next, "accessToken");
+    assert_eq!(cnf_jkt(&access).as_deref(), Some(key.jkt.as_str()), "still bound after a refresh");
+    assert_eq!(app.secret_with("DPoP", &access, Some(key.proof("GET", &secret_url, Some(&access)))).await.status(), 200);
+    // The same request through a server function (what the browser calls).
+    let fn_url = app.url("/api/fn/sessions");
+    let res = app.http.post(&fn_url).header("authorization", format!("DPoP {access}")).header("DPoP", key.proof("POST", &fn_url, Some(&access))).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn tokens_copied_without_the_key_are_refused_and_cannot_end_the_session() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let key = DpopKey::generate();
+    let tokens = app.login_bound("alice", &key).await;
+    let access = token(&tokens, "accessToken");
+    let secret_url = app.url("/api/users/secret");
+    let refresh_url = app.url("/api/auth/refresh");
+    let thief = DpopKey::generate();
+
+    // The access token: as a bearer token, without a proof, with the thief's own key.
+    assert_error(app.secret_with("Bearer", &access, None).await, 401, "invalid_token").await;
+    let res = app.secret_with("DPoP", &access, None).await;
+    assert_eq!(res.headers()["www-authenticate"], r#"DPoP error="invalid_dpop_proof", algs="ES256""#);
+    assert_error(res, 401, "invalid_dpop_proof").await;
+    assert_error(app.secret_with("DPoP", &access, Some(thief.proof("GET", &secret_url, Some(&access)))).await, 401, "invalid_dpop_proof").await;
+
+    // The refresh token: without a proof, with the thief's key. Neither spends it.
+    assert_error(app.refresh_bound(&tokens, None).await, 401, "invalid_dpop_proof").await;
+    assert_error(app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await, 401, "invalid_dpop_proof").await;
+    let res = app.refresh_bound(&tokens, Some(key.proof("POST", &refresh_url, None))).await;
+    assert_eq!(res.status(), 200, "the owner's session is untouched");
+    let next: Value = res.json().await.unwrap();
+    // Even the spent token, replayed by the thief, ends nothing: it never reaches reuse detection.
+    assert_error(app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await, 401, "invalid_dpop_proof").await;
+    assert_eq!(app.refresh_bound(&next, Some(key.proof("POST", &refresh_url, None))).await.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_proofs_are_refused() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let key = DpopKey::generate();
+    let tokens = app.login_bound("alice", &key).await;
+    let access = token(&tokens, "accessToken");
+    let url = app.url("/api/users/secret");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let other = DpopKey::generate();
+    let mut foreign_signature = other.proof("GET", &url, Some(&access)).split('.').map(str::to_owned).collect::<Vec<_>>();
+    let own = key.proof("GET", &url, Some(&access));
+    foreign_signature[0] = own.split('.').next().unwrap().to_owned();
+    let cases: Vec<(&str, String)> = vec![
+        ("another URL", key.proof("GET", &app.url("/api/users/me"), Some(&access))),
+        ("another method", key.proof("POST", &url, Some(&access))),
+        ("a query in htu compared away, but another host", key.proof("GET", &url.replace("127.0.0.1", "localhost"), Some(&access))),
+        ("no ath", key.proof("GET", &url, None)),
+        ("ath of another token", key.proof("GET", &url, Some("another token"))),
+        ("too old", key.proof_with("GET", &url, Some(&access), |_, c| c["iat"] = json!(now - 120))),
+        ("from the future", key.proof_with("GET", &url, Some(&access), |_, c| c["iat"] = json!(now + 60))),
+        ("typ JWT", key.proof_with("GET", &url, Some(&access), |h, _| h.typ = Some("JWT".into()))),
+        ("no jti", key.proof_with("GET", &url, Some(&access), |_, c| drop(c.as_object_mut().unwrap().remove("jti")))),
+        ("signed by another key", foreign_signature.join(".")),
+        ("not a JWT", "garbage".into()),
+    ];
+    for (what, proof) in cases {
+        let res = app.secret_with("DPoP", &access, Some(proof)).await;
+        assert_eq!(res.status(), 401, "{what}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_dpop_proof", "{what}");
+    }
+    // A query string is not part of htu, so the proof still matches.
+    let res = app.http.get(format!("{url}?x=1")).header("authorization", format!("DPoP {access}")).header("DPoP", key.proof("GET", &url, Some(&access))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Replayed: the first use passes, the second is refused.
+    let proof = key.proof("GET", &url, Some(&access));
+    assert_eq!(app.secret_with("DPoP", &access, Some(proof.clone())).await.status(), 200);
+    assert_error(app.secret_with("DPoP", &access, Some(proof)).await, 401, "invalid_dpop_proof").await;
+    // Two DPoP headers.
+    let res = app.http.get(&url).header("authorization", format!("DPoP {access}"))
+        .header("DPoP", key.proof("GET", &url, Some(&access))).header("DPoP", key.proof("GET", &url, Some(&access))).send().await.unwrap();
+    assert_error(res, 401, "invalid_dpop_proof").await;
+}
+
+#[tokio::test]
+async fn dpop_required_refuses_bearer_sessions_and_bearer_sessions_work_without_it() {
+    let app = spawn_app().await;
+    let bearer = app.signup("alice").await;
+    assert_eq!(bearer["tokenType"], "Bearer");
+    assert_eq!(app.secret_status(&token(&bearer, "accessToken")).await, 200);
+    let config = app.stop().await;
+    let app = start(app::auth::Config { dpop_required: true, ..config }).await;
+    assert_error(app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await, 401, "invalid_dpop_proof").await;
+    assert_error(app.get_with("/api/users/secret", &token(&bearer, "accessToken")).await, 401, "invalid_token").await;
+    assert_error(app.refresh(&token(&bearer, "refreshToken")).await, 401, "invalid_dpop_proof").await;
+    let key = DpopKey::generate();
+    let tokens = app.login_bound("alice", &key).await;
+    assert_eq!(tokens["tokenType"], "DPoP");
+}
