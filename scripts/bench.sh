@@ -3,7 +3,8 @@
 # travel between machines; absolute figures do not): a bare axum hello server (bench/reference)
 # and the time of one Argon2id hash. With wrk on loopback, 32 connections unless said:
 #   hello (and hello with Baton's security headers), SSR of /login, GET /api/users/secret, POST /api/auth/refresh (32 connections, each its
-#   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood.
+#   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood, the
+#   secret with DPoP (a proof per call).
 # Prints one table (req/s, p50, p99, non-2xx, ratio), the database's size and rows before and
 # after, and the browser's first load (bundle bytes, time to an interactive /login).
 # With --postgres: the same on PostgreSQL, then refresh on one and on two instances of one database
@@ -42,6 +43,7 @@ export BATON_BENCH_OUT="$WORK/figures.tsv"
 # wrk reads its script once per thread: real files, not pipes.
 cat bench/refresh.lua bench/report.lua >"$WORK/refresh.lua"
 cat bench/login.lua bench/report.lua >"$WORK/login.lua"
+cat bench/dpop.lua bench/report.lua >"$WORK/dpop.lua"
 bench() { # $1 = name; the rest: wrk's arguments
   local name=$1
   shift
@@ -152,6 +154,15 @@ run_baton() { # $1 = label, $2 = DATABASE_URL
 
   bench "SSR /login ($label)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "$base/login"
   bench "secret ($label)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
+  # The same with DPoP: an ES256 verification and a replay check per call (proofs made beforehand).
+  local python=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/examples/bin/python
+  if "$python" -c "import cryptography" 2>/dev/null; then
+    say "making DPoP proofs"
+    "$python" bench/dpop.py "$base" "dpop-$label" "$((SECS * 25000))" "$WORK/proofs-$label"
+    BATON_PROOFS="$WORK/proofs-$label" BATON_THREADS=2 bench "secret with DPoP ($label)" -t2 -c32 -d"${SECS}s" -s "$WORK/dpop.lua" "$base"
+  else
+    say "DPoP skipped: run scripts/test.sh once (its setup installs the cryptography package)"
+  fi
   # One wrk thread per connection: the script's state (the chain's token) is per thread.
   BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") bench "refresh, 32 chains ($label)" -t32 -c32 -d"${SECS}s" -s "$WORK/refresh.lua" "$base"
   bench "login ($label)" -t2 -c8 -d"${SECS}s" -s "$WORK/login.lua" "$base"

@@ -130,6 +130,9 @@ echo "$(cat "${logs[@]}" | wc -l) log lines, no secrets"
 # --- 4. Schemathesis: every check, against the OpenAPI document, as a logged-in user ---------------
 # Limits off: a 429 is documented, but it would stop the fuzzer reaching the handlers.
 start_server SCHEMA_URL RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RATE_LIMIT_SESSIONS=0
+# The README's DPoP example client, as a REST client would run it.
+say "examples/dpop_client.py against $SCHEMA_URL"
+"${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/examples/bin/python" examples/dpop_client.py "$SCHEMA_URL" dpop-example "correct horse battery"
 access=$(curl -fsS -X POST "$SCHEMA_URL/api/auth/signup" -H 'content-type: application/json' \
   -d '{"username":"schemathesis","password":"correct horse battery"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
 say "Schemathesis against $SCHEMA_URL/api/openapi.json"

@@ -45,7 +45,13 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Baton", description = "JWT access tokens with rotating, single-use refresh tokens. \
-        Every error is `{\"error\": code, \"message\": text}`."),
+        Every error is `{\"error\": code, \"message\": text}`.\n\n\
+        DPoP (RFC 9449): send a `DPoP` header (a proof JWT: `typ` dpop+jwt, ES256, the public key in `jwk`; \
+        claims `jti`, `htm`, `htu`, `iat`) with signup or login, and the session is bound to that key: \
+        `tokenType` is `DPoP`, every refresh needs a proof by the key, and the access token, which carries \
+        `cnf.jkt`, is sent as `Authorization: DPoP <token>` with a proof whose `ath` is its SHA-256. \
+        A missing or invalid proof is 401 `invalid_dpop_proof` with `WWW-Authenticate: DPoP`. \
+        See examples/dpop_client.py."),
     paths(
         super::auth::signup, super::auth::login, super::auth::refresh, super::auth::refresh_with_bearer,
         super::auth::logout, super::auth::logout_all, super::auth::sessions, super::auth::revoke_session,
