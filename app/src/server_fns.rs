@@ -6,7 +6,7 @@
 use crate::api::{AccountDeletion, Credentials, PasswordChange};
 use crate::api::{Secret, Sensitive, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
-use crate::ui::client::AuthClient;
+use crate::ui::client::{AuthClient, DpopClient};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -40,17 +40,17 @@ mod ssr {
     }
 }
 
-#[server(prefix = "/api/fn", endpoint = "signup")]
+#[server(prefix = "/api/fn", endpoint = "signup", client = DpopClient)]
 pub async fn signup(username: String, password: Sensitive) -> Result<TokenResponse, AppError> {
     ssr::auth()?.signup(&Credentials { username, password: password.0 }, &ssr::client().await?).await
 }
 
-#[server(prefix = "/api/fn", endpoint = "login")]
+#[server(prefix = "/api/fn", endpoint = "login", client = DpopClient)]
 pub async fn login(username: String, password: Sensitive) -> Result<TokenResponse, AppError> {
     ssr::auth()?.login(&Credentials { username, password: password.0 }, &ssr::client().await?).await
 }
 
-#[server(prefix = "/api/fn", endpoint = "refresh")]
+#[server(prefix = "/api/fn", endpoint = "refresh", client = DpopClient)]
 pub async fn refresh(refresh_token: Sensitive) -> Result<TokenResponse, AppError> {
     ssr::auth()?.refresh(&refresh_token.0, &ssr::client().await?).await
 }

@@ -1,6 +1,9 @@
-//! [`AuthClient`]: the server-function client for calls that need a logged-in user — the Leptos
-//! counterpart of an HTTP interceptor. It attaches `Authorization: Bearer <access token>`,
-//! refreshes shortly before the token expires, and on a 401 refreshes once and retries once.
+//! The server-function clients of the browser — the Leptos counterpart of HTTP interceptors.
+//! - [`AuthClient`], for calls that need a logged-in user: attaches the access token (as
+//!   `Authorization: Bearer`, or `DPoP` with a proof for a session bound to this browser's key),
+//!   refreshes shortly before the token expires, and on a 401 refreshes once and retries once.
+//! - [`DpopClient`], for login, signup and refresh: attaches a DPoP proof of this browser's key
+//!   (see `session::dpop`), which binds a new session to it; none where the browser has no key.
 
 use server_fn::client::browser::BrowserClient;
 use server_fn::client::Client;
@@ -64,7 +67,7 @@ where
     let original: web_sys::Request = std::mem::replace(&mut *req, placeholder()).into();
     let spare = web_sys::Request::clone(&original).ok();
     if let Some(token) = &token {
-        set_bearer(&original, token);
+        authorize(&original, token).await;
     }
     *req = Request::from(original);
     let res = <BrowserClient as Client<E, IS, OS>>::send(req).await?;
@@ -72,10 +75,10 @@ where
     if ClientRes::<E>::status(&res) != 401 {
         return Ok(res);
     }
-    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected).await.map_err(into_client_error)? else {
+    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected.token).await.map_err(into_client_error)? else {
         return Ok(res);
     };
-    set_bearer(&spare, &fresh);
+    authorize(&spare, &fresh).await;
     let mut retry = <BrowserRequest as ClientReq<E>>::try_new_req_query("/", "", "", "", http::Method::GET)?;
     *retry = Request::from(spare);
     <BrowserClient as Client<E, IS, OS>>::send(retry).await
@@ -89,9 +92,70 @@ fn into_client_error<E: FromServerFnError>(err: crate::error::AppError) -> E {
     E::from_server_fn_error(server_fn::error::ServerFnErrorErr::ServerError(json))
 }
 
+/// `Authorization: Bearer <token>`, or for a key-bound session `DPoP <token>` with a proof.
 #[cfg(feature = "hydrate")]
-fn set_bearer(req: &web_sys::Request, token: &str) {
-    let _ = req.headers().set("Authorization", &format!("Bearer {token}"));
+async fn authorize(req: &web_sys::Request, token: &crate::ui::session::AccessToken) {
+    if !token.dpop {
+        let _ = req.headers().set("Authorization", &format!("Bearer {}", token.token));
+        return;
+    }
+    let _ = req.headers().set("Authorization", &format!("DPoP {}", token.token));
+    if let Some(proof) = crate::ui::session::dpop::proof(&req.method(), &req.url(), Some(&token.token)).await {
+        let _ = req.headers().set("DPoP", &proof);
+    }
+}
+
+pub struct DpopClient;
+
+impl<E, IS, OS> Client<E, IS, OS> for DpopClient
+where
+    E: FromServerFnError,
+    IS: FromServerFnError,
+    OS: FromServerFnError,
+{
+    type Request = BrowserRequest;
+    type Response = BrowserResponse;
+
+    fn send(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send {
+        #[cfg(feature = "hydrate")]
+        return send_wrapper::SendWrapper::new(send_with_proof::<E, IS, OS>(req));
+        #[cfg(not(feature = "hydrate"))]
+        <BrowserClient as Client<E, IS, OS>>::send(req)
+    }
+
+    fn open_websocket(
+        path: &str,
+    ) -> impl Future<
+        Output = Result<
+            (
+                impl futures::Stream<Item = Result<server_fn::Bytes, server_fn::Bytes>> + Send + 'static,
+                impl futures::Sink<server_fn::Bytes> + Send + 'static,
+            ),
+            E,
+        >,
+    > + Send {
+        <BrowserClient as Client<E, IS, OS>>::open_websocket(path)
+    }
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+        <BrowserClient as Client<E, IS, OS>>::spawn(future)
+    }
+}
+
+#[cfg(feature = "hydrate")]
+async fn send_with_proof<E, IS, OS>(mut req: BrowserRequest) -> Result<BrowserResponse, E>
+where
+    E: FromServerFnError,
+    IS: FromServerFnError,
+    OS: FromServerFnError,
+{
+    use server_fn::request::browser::Request;
+    let original: web_sys::Request = std::mem::replace(&mut *req, placeholder()).into();
+    if let Some(proof) = crate::ui::session::dpop::proof(&original.method(), &original.url(), None).await {
+        let _ = original.headers().set("DPoP", &proof);
+    }
+    *req = Request::from(original);
+    <BrowserClient as Client<E, IS, OS>>::send(req).await
 }
 
 /// Fills the request's place while the real one is out being copied; never sent.

@@ -55,6 +55,11 @@ pub fn InsidePage() -> impl IntoView {
                     <p class="notice" role="status" data-testid="storage-blocked">"Your browser blocks site storage, so this \
                         login lasts only while this tab is open, and other tabs do not share it."</p>
                 </Show>
+                <Show when=move || auth.key_bound.get() == Some(false)>
+                    <p class="notice" role="status" data-testid="bearer-session">"This session is not bound to a key of \
+                        this browser (it cannot keep one here, or you logged in before the page was ready): anyone \
+                        who copies its tokens can use them until you log out."</p>
+                </Show>
             </div>
             <div class="grid">
                 <article class="card">

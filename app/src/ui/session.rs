@@ -12,6 +12,8 @@
 //!   reported and leaves the tokens in place.
 
 #[cfg(feature = "hydrate")]
+pub mod dpop;
+#[cfg(feature = "hydrate")]
 mod lock;
 #[cfg(feature = "hydrate")]
 mod store;
@@ -39,6 +41,8 @@ pub struct Auth {
     pub notice: RwSignal<Option<String>>,
     /// The browser blocks site storage: the session lives in this tab's memory only.
     pub storage_blocked: RwSignal<bool>,
+    /// The session is bound to this browser's DPoP key (`None`: not logged in).
+    pub key_bound: RwSignal<Option<bool>>,
 }
 
 impl Auth {
@@ -49,6 +53,7 @@ impl Auth {
             access_expires_at: RwSignal::new(None),
             notice: RwSignal::new(None),
             storage_blocked: RwSignal::new(false),
+            key_bound: RwSignal::new(None),
         };
         provide_context(auth);
         #[cfg(feature = "hydrate")]
@@ -93,7 +98,7 @@ pub fn forget() {
 }
 
 #[cfg(feature = "hydrate")]
-pub use browser::{fresh_access_token, refresh_after_rejection};
+pub use browser::{fresh_access_token, refresh_after_rejection, AccessToken};
 
 #[cfg(feature = "hydrate")]
 mod browser {
@@ -127,6 +132,7 @@ mod browser {
             self.status.set(if tokens.is_some() { AuthStatus::LoggedIn } else { AuthStatus::LoggedOut });
             self.user.set(tokens.map(|t| t.user.clone()));
             self.access_expires_at.set(tokens.map(|t| t.access_expires_at));
+            self.key_bound.set(tokens.map(|t| t.dpop));
         }
     }
 
@@ -204,26 +210,39 @@ mod browser {
         });
     }
 
+    /// An access token, and whether it is bound to this browser's DPoP key (then it is sent as
+    /// `Authorization: DPoP` with a proof).
+    pub struct AccessToken {
+        pub token: String,
+        pub dpop: bool,
+    }
+
+    impl From<StoredTokens> for AccessToken {
+        fn from(t: StoredTokens) -> Self {
+            Self { token: t.access_token, dpop: t.dpop }
+        }
+    }
+
     /// An access token good for the next call, refreshing first when it is about to expire.
     /// `Ok(None)` when logged out; an error when renewing failed (and, if the server said so, the
     /// session has ended).
-    pub async fn fresh_access_token() -> Result<Option<String>, AppError> {
+    pub async fn fresh_access_token() -> Result<Option<AccessToken>, AppError> {
         access_token(|stored| stored.due_for_refresh(js_sys::Date::now())).await
     }
 
     /// The server refused `rejected_access_token`: refresh (unless that already happened) and
     /// return the new access token for one retry.
-    pub async fn refresh_after_rejection(rejected_access_token: &str) -> Result<Option<String>, AppError> {
+    pub async fn refresh_after_rejection(rejected_access_token: &str) -> Result<Option<AccessToken>, AppError> {
         access_token(|stored| stored.access_token == rejected_access_token).await
     }
 
     /// The stored access token, renewed first when `renew` says so.
-    async fn access_token(renew: impl FnOnce(&StoredTokens) -> bool) -> Result<Option<String>, AppError> {
+    async fn access_token(renew: impl FnOnce(&StoredTokens) -> bool) -> Result<Option<AccessToken>, AppError> {
         let Some(tokens) = store::load() else { return Ok(None) };
         if !renew(&tokens) {
-            return Ok(Some(tokens.access_token));
+            return Ok(Some(tokens.into()));
         }
-        refresh(tokens.refresh_token).await.map(|t| Some(t.access_token))
+        refresh(tokens.refresh_token).await.map(|t| Some(t.into()))
     }
 
     /// How a refresh ended, for this tab's view of the session.

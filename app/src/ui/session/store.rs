@@ -21,6 +21,9 @@ pub struct StoredTokens {
     pub access_expires_at: f64,
     /// The access token's whole lifetime, to refresh a fraction of it before the end.
     pub access_lifetime_ms: f64,
+    /// Bound to this browser's DPoP key (see `dpop`): every call carries a proof.
+    #[serde(default)]
+    pub dpop: bool,
 }
 
 /// The tokens are secrets: a log line or a panic message must not carry them.
@@ -31,6 +34,7 @@ impl std::fmt::Debug for StoredTokens {
             .field("access_token", &"<redacted>")
             .field("refresh_token", &"<redacted>")
             .field("access_expires_at", &self.access_expires_at)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -39,6 +43,7 @@ impl StoredTokens {
     pub fn from_response(res: TokenResponse, now_ms: f64) -> Self {
         let lifetime = res.expires_in as f64 * 1000.0;
         Self {
+            dpop: res.token_type == "DPoP",
             user: res.user,
             access_token: res.access_token,
             refresh_token: res.refresh_token,
