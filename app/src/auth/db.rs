@@ -42,7 +42,10 @@ pub async fn connect_and_migrate(url: &str, timeout: Duration) -> Result<Db, DbS
                 } else {
                     // A statement stuck behind a lock (or a database that stopped answering) is
                     // cancelled by the server; its transaction rolls back and the client gets a 503.
-                    conn.execute(&*format!("SET statement_timeout = {ms}")).await?;
+                    // A transaction left open (a bug, or sqlx losing track of one) would hold its
+                    // locks for ever: PostgreSQL ends the session instead, and the pool replaces it.
+                    conn.execute(&*format!("SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}"))
+                        .await?;
                 }
                 Ok(())
             })

@@ -101,10 +101,18 @@ impl Shared {
 
     async fn begin(&self) -> Result<WriteTx<'_>, sqlx::Error> {
         let turn = self.turn().await;
-        let tx = match turn {
-            Some(_) => self.db.begin_with("BEGIN IMMEDIATE").await?,
-            None => self.db.begin().await?,
-        };
+        let (db, immediate) = (self.db.clone(), turn.is_some());
+        // sqlx 0.8's BEGIN is not cancel-safe on PostgreSQL (transact-rs/sqlx#4393): a future
+        // dropped during its round trip (a request whose client hung up) leaves the pooled
+        // connection inside a transaction that nobody ends. In a task of its own it finishes;
+        // if nobody waits for it any more, the transaction is dropped there and rolls back.
+        let tx = detached(async move {
+            match immediate {
+                true => db.begin_with("BEGIN IMMEDIATE").await,
+                false => db.begin().await,
+            }
+        })
+        .await?;
         Ok(WriteTx { tx, _turn: turn })
     }
 
@@ -158,8 +166,11 @@ async fn commit_groups(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
 }
 
 impl WriteTx<'_> {
+    /// Detached like BEGIN: a COMMIT cut off by a hang-up would be followed by a ROLLBACK of a
+    /// transaction that no longer exists.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        let tx = self.tx;
+        detached(tx.commit()).await
     }
 
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
@@ -178,4 +189,12 @@ impl std::ops::DerefMut for WriteTx<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.tx
     }
+}
+
+/// Runs `work` to its end even if the caller stops waiting; a task that panicked is a failure
+/// like a lost connection (a 503).
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    tokio::spawn(work).await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
 }
