@@ -67,7 +67,7 @@ impl Writer {
     /// before it writes fails at once with "database is locked" when another connection (another
     /// process, say) committed in between, whatever the busy timeout.
     pub(crate) async fn begin(&self) -> Result<WriteTx<'_>, sqlx::Error> {
-        self.shared.begin().await
+        self.shared.begin(true).await
     }
 
     /// Runs one writing statement in its own transaction, queued like [`Self::begin`].
@@ -99,26 +99,27 @@ impl Shared {
         }
     }
 
-    async fn begin(&self) -> Result<WriteTx<'_>, sqlx::Error> {
+    /// `detach` for a request's transaction: sqlx 0.8's BEGIN is not cancel-safe on PostgreSQL
+    /// (transact-rs/sqlx#4393), and a future dropped during its round trip (a request whose client
+    /// hung up) leaves the pooled connection inside a transaction that nobody ends. In a task of
+    /// its own it finishes; if nobody waits any more, the transaction is dropped there and rolls
+    /// back. The group-commit task is never cancelled, and saves the hop.
+    async fn begin(&self, detach: bool) -> Result<WriteTx<'_>, sqlx::Error> {
         let turn = self.turn().await;
         let (db, immediate) = (self.db.clone(), turn.is_some());
-        // sqlx 0.8's BEGIN is not cancel-safe on PostgreSQL (transact-rs/sqlx#4393): a future
-        // dropped during its round trip (a request whose client hung up) leaves the pooled
-        // connection inside a transaction that nobody ends. In a task of its own it finishes;
-        // if nobody waits for it any more, the transaction is dropped there and rolls back.
-        let tx = detached(async move {
+        let begin = async move {
             match immediate {
                 true => db.begin_with("BEGIN IMMEDIATE").await,
                 false => db.begin().await,
             }
-        })
-        .await?;
+        };
+        let tx = if detach { detached(begin).await? } else { begin.await? };
         Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Applies `jobs` in one transaction: what each one's statements returned, or the first error.
     async fn apply(&self, jobs: &[Job]) -> Result<Vec<Returned>, sqlx::Error> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(false).await?;
         let mut returned = Vec::with_capacity(jobs.len());
         for job in jobs {
             let mut rows = Returned::new();
@@ -127,7 +128,7 @@ impl Shared {
             }
             returned.push(rows);
         }
-        tx.commit().await?;
+        tx.tx.commit().await?;
         Ok(returned)
     }
 }
