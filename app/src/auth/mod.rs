@@ -8,6 +8,7 @@
 //!   `revocations`: telling every instance that sessions ended.
 //! - `access_token`: Ed25519 JWTs. `keys`: the keys all instances share, in the database.
 //!   `password`: Argon2id off the executor.
+//! - `dpop`: DPoP proofs (RFC 9449) and sessions bound to a client's key.
 //! - `throttle`: per-address rate limits and per-account login backoff.
 //! - `network`: who the client is behind trusted proxies; the networks that limits count by.
 //! - `events`: the security event log. `admin`: what the operator's command line does.

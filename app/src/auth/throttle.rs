@@ -132,27 +132,34 @@ impl RateLimiter {
         }
         let names: Vec<String> =
             limits.iter().map(|((action, net, prefix), _)| format!("{}:{net}/{prefix}", action.name())).collect();
-        let (mut values, mut bursts) = (Vec::new(), Vec::new());
+        let (mut values, mut steps, mut bursts) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..limits.len() {
-            let p = 2 + 3 * i;
+            let p = 1 + 3 * i;
             values.push(format!("(${p}, ${}::bigint, ${}::bigint)", p + 1, p + 2));
+            steps.push(format!("WHEN ${p} THEN ${}::bigint", p + 1));
             bursts.push(format!("WHEN ${p} THEN ${}::bigint", p + 2));
         }
+        // The database's clock, read when each part runs: a check that waited for another's row
+        // lock reads a time no earlier than that one's, whichever instance sent them (the callers'
+        // clocks would disagree by a few milliseconds, enough to refuse a request with room).
+        let now = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
         let sql = format!(
             "WITH req(bucket, step, burst) AS (VALUES {values}), \
-             cur AS (SELECT req.bucket, req.step, req.burst, GREATEST(COALESCE(b.tat, $1), $1) AS tat \
+             cur AS (SELECT req.bucket, req.step, req.burst, GREATEST(COALESCE(b.tat, {now}), {now}) AS tat \
                      FROM req LEFT JOIN rate_limit_buckets b ON b.bucket = req.bucket), \
-             verdict AS (SELECT bool_and(tat <= $1 + burst) AS ok, MAX(tat - $1 - burst) AS wait FROM cur), \
+             verdict AS (SELECT bool_and(tat <= {now} + burst) AS ok, MAX(tat - {now} - burst) AS wait FROM cur), \
              charged AS (INSERT INTO rate_limit_buckets (bucket, tat) \
-                     SELECT bucket, $1 + step FROM cur WHERE (SELECT ok FROM verdict) \
-                     ON CONFLICT (bucket) DO UPDATE SET tat = GREATEST(rate_limit_buckets.tat, $1) + (EXCLUDED.tat - $1) \
-                     WHERE GREATEST(rate_limit_buckets.tat, $1) <= $1 + CASE rate_limit_buckets.bucket {bursts} END \
+                     SELECT bucket, {now} + step FROM cur WHERE (SELECT ok FROM verdict) \
+                     ON CONFLICT (bucket) DO UPDATE \
+                     SET tat = GREATEST(rate_limit_buckets.tat, {now}) + CASE rate_limit_buckets.bucket {steps} END \
+                     WHERE GREATEST(rate_limit_buckets.tat, {now}) <= {now} + CASE rate_limit_buckets.bucket {bursts} END \
                      RETURNING 1) \
              SELECT (SELECT COUNT(*) FROM charged), (SELECT wait FROM verdict)",
             values = values.join(", "),
+            steps = steps.join(" "),
             bursts = bursts.join(" "),
         );
-        let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(&sql).bind(super::db::now_ms());
+        let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(&sql);
         for (name, (_, pace)) in names.iter().zip(&limits) {
             query = query.bind(name.clone()).bind(pace.interval.as_millis() as i64).bind(pace.burst.as_millis() as i64);
         }
