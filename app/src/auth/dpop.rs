@@ -78,6 +78,16 @@ fn refuse(why: &str) -> AppError {
     AppError::InvalidDpopProof(format!("The DPoP proof is not valid: {why}."))
 }
 
+/// A session bound to a key, and a request without a proof.
+pub(super) fn missing() -> AppError {
+    AppError::InvalidDpopProof("This session is bound to a DPoP key: send a DPoP proof.".into())
+}
+
+/// A session bound to a key, and a proof by another.
+pub(super) fn foreign_key() -> AppError {
+    AppError::InvalidDpopProof("The DPoP proof is signed by another key than the session's.".into())
+}
+
 /// Checks `request`'s proof: form, signature, method, URL, age and, with an access token, `ath`.
 pub(super) fn verify(request: &ProofRequest, access_token: Option<&str>, now_ms: i64) -> Result<Verified, AppError> {
     let proof = request.proof.trim();
@@ -143,14 +153,11 @@ impl AuthService {
     /// Checks the proof `client` brings for this request (and `access_token`, on a protected
     /// call), signed by key `expected` if given, and records its use. The key's thumbprint.
     pub(super) async fn check_proof(&self, client: &ClientInfo, access_token: Option<&str>, expected: Option<&str>) -> Result<String, AppError> {
-        let request = client
-            .dpop
-            .as_ref()
-            .ok_or_else(|| AppError::InvalidDpopProof("This session is bound to a DPoP key: send a DPoP proof.".into()))?;
+        let request = client.dpop.as_ref().ok_or_else(missing)?;
         let now = now_ms();
         let verified = verify(request, access_token, now)?;
         if expected.is_some_and(|jkt| jkt != verified.jkt) {
-            return Err(refuse("it is signed by another key than the session's"));
+            return Err(foreign_key());
         }
         if !self.inner.dpop_replays.first_use(&verified, now).await? {
             return Err(refuse("it was used before"));

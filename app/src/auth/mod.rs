@@ -245,6 +245,12 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
     access_credential(header).and_then(|(scheme, token)| (scheme == Scheme::Bearer).then_some(token))
 }
 
+/// Whether `Authorization` presents a DPoP-bound access token (`DPoP <token>`): only then does a
+/// protected call need the request's DPoP proof and URL.
+pub fn presents_dpop(header: Option<&str>) -> bool {
+    access_credential(header).is_some_and(|(scheme, _)| scheme == Scheme::Dpop)
+}
+
 /// How an access token is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {

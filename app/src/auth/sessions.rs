@@ -181,8 +181,8 @@ impl AuthService {
         // revocation that presenting a spent one would cause.
         match (&state.dpop_jkt, &key) {
             (Some(bound), Some(key)) if bound == key => {}
-            (Some(_), Some(_)) => return Err(AppError::InvalidDpopProof("The DPoP proof is signed by another key than the session's.".into())),
-            (Some(_), None) => return Err(AppError::InvalidDpopProof("This session is bound to a DPoP key: send a DPoP proof.".into())),
+            (Some(_), Some(_)) => return Err(super::dpop::foreign_key()),
+            (Some(_), None) => return Err(super::dpop::missing()),
             (None, _) => {}
         }
         if generation == state.generation && !self.config().refresh_rotation {

@@ -12,42 +12,60 @@ use server_fn::request::browser::BrowserRequest;
 use server_fn::response::browser::BrowserResponse;
 use std::future::Future;
 
-pub struct AuthClient;
+/// A server-function client that runs `$send` on each request in the browser (the plain
+/// browser client elsewhere) and is the plain browser client for everything else.
+macro_rules! intercepting_client {
+    ($(#[$doc:meta])* $name:ident, $send:ident) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl<E, IS, OS> Client<E, IS, OS> for AuthClient
-where
-    E: FromServerFnError,
-    IS: FromServerFnError,
-    OS: FromServerFnError,
-{
-    type Request = BrowserRequest;
-    type Response = BrowserResponse;
+        impl<E, IS, OS> Client<E, IS, OS> for $name
+        where
+            E: FromServerFnError,
+            IS: FromServerFnError,
+            OS: FromServerFnError,
+        {
+            type Request = BrowserRequest;
+            type Response = BrowserResponse;
 
-    fn send(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send {
-        #[cfg(feature = "hydrate")]
-        return send_wrapper::SendWrapper::new(send_with_refresh::<E, IS, OS>(req));
-        #[cfg(not(feature = "hydrate"))]
-        <BrowserClient as Client<E, IS, OS>>::send(req)
-    }
+            fn send(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send {
+                #[cfg(feature = "hydrate")]
+                return send_wrapper::SendWrapper::new($send::<E, IS, OS>(req));
+                #[cfg(not(feature = "hydrate"))]
+                <BrowserClient as Client<E, IS, OS>>::send(req)
+            }
 
-    fn open_websocket(
-        path: &str,
-    ) -> impl Future<
-        Output = Result<
-            (
-                impl futures::Stream<Item = Result<server_fn::Bytes, server_fn::Bytes>> + Send + 'static,
-                impl futures::Sink<server_fn::Bytes> + Send + 'static,
-            ),
-            E,
-        >,
-    > + Send {
-        <BrowserClient as Client<E, IS, OS>>::open_websocket(path)
-    }
+            fn open_websocket(
+                path: &str,
+            ) -> impl Future<
+                Output = Result<
+                    (
+                        impl futures::Stream<Item = Result<server_fn::Bytes, server_fn::Bytes>> + Send + 'static,
+                        impl futures::Sink<server_fn::Bytes> + Send + 'static,
+                    ),
+                    E,
+                >,
+            > + Send {
+                <BrowserClient as Client<E, IS, OS>>::open_websocket(path)
+            }
 
-    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
-        <BrowserClient as Client<E, IS, OS>>::spawn(future)
-    }
+            fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+                <BrowserClient as Client<E, IS, OS>>::spawn(future)
+            }
+        }
+    };
 }
+
+intercepting_client!(
+    /// For calls that need a logged-in user.
+    AuthClient,
+    send_with_refresh
+);
+intercepting_client!(
+    /// For login, signup and refresh: with a proof of this browser's DPoP key.
+    DpopClient,
+    send_with_proof
+);
 
 #[cfg(feature = "hydrate")]
 async fn send_with_refresh<E, IS, OS>(mut req: BrowserRequest) -> Result<BrowserResponse, E>
@@ -102,43 +120,6 @@ async fn authorize(req: &web_sys::Request, token: &crate::ui::session::AccessTok
     let _ = req.headers().set("Authorization", &format!("DPoP {}", token.token));
     if let Some(proof) = crate::ui::session::dpop::proof(&req.method(), &req.url(), Some(&token.token)).await {
         let _ = req.headers().set("DPoP", &proof);
-    }
-}
-
-pub struct DpopClient;
-
-impl<E, IS, OS> Client<E, IS, OS> for DpopClient
-where
-    E: FromServerFnError,
-    IS: FromServerFnError,
-    OS: FromServerFnError,
-{
-    type Request = BrowserRequest;
-    type Response = BrowserResponse;
-
-    fn send(req: BrowserRequest) -> impl Future<Output = Result<BrowserResponse, E>> + Send {
-        #[cfg(feature = "hydrate")]
-        return send_wrapper::SendWrapper::new(send_with_proof::<E, IS, OS>(req));
-        #[cfg(not(feature = "hydrate"))]
-        <BrowserClient as Client<E, IS, OS>>::send(req)
-    }
-
-    fn open_websocket(
-        path: &str,
-    ) -> impl Future<
-        Output = Result<
-            (
-                impl futures::Stream<Item = Result<server_fn::Bytes, server_fn::Bytes>> + Send + 'static,
-                impl futures::Sink<server_fn::Bytes> + Send + 'static,
-            ),
-            E,
-        >,
-    > + Send {
-        <BrowserClient as Client<E, IS, OS>>::open_websocket(path)
-    }
-
-    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
-        <BrowserClient as Client<E, IS, OS>>::spawn(future)
     }
 }
 

@@ -64,8 +64,7 @@ impl FromRequestParts<AppState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let authorization = authorization(parts);
         // Only a DPoP-bound token needs the request's URL and proof; a bearer call skips that work.
-        let dpop = authorization.is_some_and(|a| a.trim_start().get(..5).is_some_and(|s| s.eq_ignore_ascii_case("dpop ")));
-        let client = if dpop { client_info(parts, state) } else { ClientInfo::default() };
+        let client = if app::auth::presents_dpop(authorization) { client_info(parts, state) } else { ClientInfo::default() };
         state.auth.authenticate(authorization, &client).await.map(Self)
     }
 }
