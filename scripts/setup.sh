@@ -112,32 +112,29 @@ fi
 
 # --- 3. test-only: Chromium, PostgreSQL, the Playwright packages, Schemathesis -------------------
 SCHEMATHESIS_VERSION=4.32.5
-SCHEMATHESIS_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/schemathesis-$SCHEMATHESIS_VERSION
 CRYPTOGRAPHY_VERSION=50.0.2
-EXAMPLES_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/examples-cryptography-$CRYPTOGRAPHY_VERSION
+VENVS=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup
+# pip_venv NAME PACKAGE VERSION: PACKAGE==VERSION in a venv of Debian's python3 (PyPI is reachable;
+# nothing lands in the system's Python) at $VENVS/NAME-VERSION, then $VENVS/NAME pointing at it: the
+# version-free name the scripts use.
+pip_venv() {
+  local name=$1 package=$2 version=$3 venv="$VENVS/$1-$3"
+  local probe="import importlib.metadata as m; print(m.version('$package'))"
+  if [ "$("$venv/bin/python" -c "$probe" 2>/dev/null)" = "$version" ]; then
+    say "$package $version present"
+  else
+    say "pip install $package==$version (a venv under ~/.cache)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$package==$version"
+  fi
+  ln -sfn "$venv" "$VENVS/$name"
+}
 if [ "$WITH_TESTS" = 1 ]; then
   apt_install chromium postgresql python3-venv nginx openssl
-  # In a venv of Debian's python3 (PyPI is reachable; nothing lands in the system's Python).
-  if ! "$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-    say "pip install schemathesis==$SCHEMATHESIS_VERSION (a venv under ~/.cache)"
-    rm -rf "$SCHEMATHESIS_VENV"
-    /usr/bin/python3 -m venv "$SCHEMATHESIS_VENV"
-    "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-  else
-    say "schemathesis $SCHEMATHESIS_VERSION present"
-  fi
-  # scripts/test.sh runs it by this version-free name.
-  ln -sfn "$SCHEMATHESIS_VENV" "${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/schemathesis"
+  pip_venv schemathesis schemathesis "$SCHEMATHESIS_VERSION"
   # The DPoP example client (examples/dpop_client.py) signs with the `cryptography` package.
-  if ! "$EXAMPLES_VENV/bin/python" -c "import cryptography, sys; sys.exit(cryptography.__version__ != '$CRYPTOGRAPHY_VERSION')" 2>/dev/null; then
-    say "pip install cryptography==$CRYPTOGRAPHY_VERSION (a venv under ~/.cache, for examples/)"
-    rm -rf "$EXAMPLES_VENV"
-    /usr/bin/python3 -m venv "$EXAMPLES_VENV"
-    "$EXAMPLES_VENV/bin/pip" install -q --disable-pip-version-check "cryptography==$CRYPTOGRAPHY_VERSION"
-  else
-    say "cryptography $CRYPTOGRAPHY_VERSION present"
-  fi
-  ln -sfn "$EXAMPLES_VENV" "${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/examples"
+  pip_venv examples cryptography "$CRYPTOGRAPHY_VERSION"
   if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "npm ci in end2end/"
     (cd end2end && npm ci --no-fund --no-audit)
@@ -199,8 +196,8 @@ if [ "$WITH_TESTS" = 1 ]; then
   rm -rf "$pg"
   [ "$pg_ok" = 1 ] || fail "a PostgreSQL cluster did not start or answer (Debian package postgresql)"
   nginx -v 2>/dev/null || fail "nginx (Debian package nginx) does not run"
-  "$SCHEMATHESIS_VENV/bin/schemathesis" --version >/dev/null 2>&1 || fail "schemathesis (PyPI, in $SCHEMATHESIS_VENV) does not run"
-  "$EXAMPLES_VENV/bin/python" -c "import cryptography" 2>/dev/null || fail "cryptography (PyPI, in $EXAMPLES_VENV) does not import"
+  "$VENVS/schemathesis/bin/schemathesis" --version >/dev/null 2>&1 || fail "schemathesis (PyPI, in $VENVS/schemathesis) does not run"
+  "$VENVS/examples/bin/python" -c "import cryptography" 2>/dev/null || fail "cryptography (PyPI, in $VENVS/examples) does not import"
   say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis, cryptography"
 fi
 say "ready"
