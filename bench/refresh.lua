@@ -1,5 +1,7 @@
 -- wrk: each thread has one connection and follows its own refresh-token chain, so every request
--- spends the token the previous answer handed out (as a real client does).
+-- spends the token the previous answer handed out (as a real client does). BATON_REFRESH_FIELD names
+-- the token in the request and the answer: Baton's `refreshToken`, SimpleJWT's `refresh`.
+local field = os.getenv("BATON_REFRESH_FIELD") or "refreshToken"
 local tokens = {}
 for t in string.gmatch(os.getenv("BATON_TOKENS") or "", "[^,]+") do tokens[#tokens + 1] = t end
 local counter = 0
@@ -11,10 +13,10 @@ end
 
 function request()
   return wrk.format("POST", "/api/auth/refresh", { ["Content-Type"] = "application/json" },
-    '{"refreshToken":"' .. token .. '"}')
+    '{"' .. field .. '":"' .. token .. '"}')
 end
 
 function response(status, headers, body)
-  local next_token = string.match(body, '"refreshToken":"([^"]+)"')
+  local next_token = string.match(body, '"' .. field .. '":"([^"]+)"')
   if next_token then token = next_token end
 end

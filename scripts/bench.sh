@@ -3,8 +3,10 @@
 # travel between machines; absolute figures do not): a bare axum hello server (bench/reference)
 # and the time of one Argon2id hash. With wrk on loopback, 32 connections unless said:
 #   hello (and hello with Baton's security headers), SSR of /login, GET /api/users/secret, POST /api/auth/refresh (32 connections, each its
-#   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood, the
-#   secret with DPoP (a proof per call).
+#   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood (and
+#   the hello during the same flood), the secret with DPoP (a proof per call).
+# The same secret, refresh and login on DRF SimpleJWT (bench/simplejwt: gunicorn, 2 workers × 2
+# threads, SQLite), the Python library most teams would pick instead.
 # Prints one table (req/s, p50, p99, non-2xx, ratio), the database's size and rows before and
 # after, and the browser's first load (bundle bytes, time to an interactive /login).
 # With --postgres: the same on PostgreSQL, then refresh on one and on two instances of one database
@@ -22,8 +24,7 @@ for arg in "$@"; do
   esac
 done
 say() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
-scripts/setup.sh >/dev/null
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+scripts/setup.sh --bench >/dev/null
 say "building (release)"
 cargo leptos build --release >/dev/null 2>&1
 cargo build --release -q -p bench-reference
@@ -57,6 +58,27 @@ HASH_MS=$(target/release/bench-reference hash)
 echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per scenario, wrk on loopback"
 bench "hello (bare axum)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/"
 bench "hello + Baton's headers" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/headers"
+
+# DRF SimpleJWT: 32 users made by its own code, then the three calls Baton is compared on.
+run_simplejwt() {
+  local port venv=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/simplejwt
+  port=$(free_port)
+  local base="http://127.0.0.1:$port" tokens access
+  export SIMPLEJWT_DB="$WORK/simplejwt.sqlite3" DJANGO_SETTINGS_MODULE=settings PYTHONPATH="$PWD/bench/simplejwt"
+  read -r tokens access < <("$venv/bin/python" bench/simplejwt/seed.py 32)
+  "$venv/bin/gunicorn" -w 2 --threads 2 -k gthread -b "127.0.0.1:$port" --log-level warning wsgi:application \
+    >"$WORK/simplejwt.log" 2>&1 &
+  local server=$!
+  PIDS+=("$server")
+  for _ in $(seq 100); do curl -fsS -o /dev/null -H "Authorization: Bearer $access" "$base/api/users/secret" 2>/dev/null && break; sleep 0.1; done
+  bench "secret (SimpleJWT)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
+  BATON_REFRESH_FIELD=refresh BATON_TOKENS=$tokens bench "refresh, 32 chains (SimpleJWT)" -t32 -c32 -d"${SECS}s" -s "$WORK/refresh.lua" "$base"
+  bench "login (SimpleJWT)" -t2 -c8 -d"${SECS}s" -s "$WORK/login.lua" "$base"
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+}
+say "DRF SimpleJWT (the Python reference)"
+run_simplejwt
 
 # Sizes and rows of the database: SQLite's files (with the WAL), or PostgreSQL's database.
 db_size() { # $1 = database URL
@@ -172,6 +194,13 @@ run_baton() { # $1 = label, $2 = DATABASE_URL
   local flood=$!
   sleep 1
   bench "secret during login flood ($label)" -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
+  wait $flood
+  # Its reference: the bare hello (with the same headers) while the same flood runs. What the
+  # hashes do to every process on these cores (CPU, caches) is the machine's, not Baton's.
+  BATON_BENCH_OUT=/dev/null bench "(the login flood again, 16 conns)" -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$base" >/dev/null &
+  flood=$!
+  sleep 1
+  bench "hello + Baton's headers during login flood ($label)" -t2 -c32 -d"$((SECS - 2))s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/headers"
   wait $flood
   echo "database ($label) before: $before"
   echo "database ($label) after:  $(db_size "$url")"

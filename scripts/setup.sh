@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs whatever Baton's build and tests need and is missing; skips what is there.
-# Safe to run again: the second run only checks. Usage: scripts/setup.sh [--tests]
+# Safe to run again: the second run only checks. Usage: scripts/setup.sh [--tests] [--bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -9,7 +9,14 @@ CARGO_LEPTOS_VERSION=0.3.11
 BINARYEN_VERSION=132.0.0
 WASM_TARGET=wasm32-unknown-unknown
 WITH_TESTS=0
-[ "${1:-}" = "--tests" ] && WITH_TESTS=1
+WITH_BENCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) WITH_TESTS=1 ;;
+    --bench) WITH_BENCH=1 ;;
+    *) echo "usage: scripts/setup.sh [--tests] [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 say()  { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -114,11 +121,12 @@ fi
 SCHEMATHESIS_VERSION=4.32.5
 CRYPTOGRAPHY_VERSION=50.0.2
 VENVS=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup
-# pip_venv NAME PACKAGE VERSION: PACKAGE==VERSION in a venv of Debian's python3 (PyPI is reachable;
-# nothing lands in the system's Python) at $VENVS/NAME-VERSION, then $VENVS/NAME pointing at it: the
-# version-free name the scripts use.
+# pip_venv NAME PACKAGE VERSION [MORE==PINS]: PACKAGE==VERSION (and the other pins) in a venv of
+# Debian's python3 (PyPI is reachable; nothing lands in the system's Python) at $VENVS/NAME-VERSION,
+# then $VENVS/NAME pointing at it: the version-free name the scripts use.
 pip_venv() {
   local name=$1 package=$2 version=$3 venv="$VENVS/$1-$3"
+  shift 3
   local probe="import importlib.metadata as m; print(m.version('$package'))"
   if [ "$("$venv/bin/python" -c "$probe" 2>/dev/null)" = "$version" ]; then
     say "$package $version present"
@@ -126,7 +134,7 @@ pip_venv() {
     say "pip install $package==$version (a venv under ~/.cache)"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "$package==$version"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$package==$version" "$@"
   fi
   ln -sfn "$venv" "$VENVS/$name"
 }
@@ -141,6 +149,12 @@ if [ "$WITH_TESTS" = 1 ]; then
   else
     say "end2end/node_modules up to date"
   fi
+fi
+# --- bench-only: wrk, and DRF SimpleJWT (the Python reference scripts/bench.sh runs) ------------
+if [ "$WITH_BENCH" = 1 ]; then
+  apt_install wrk
+  pip_venv simplejwt djangorestframework-simplejwt 5.5.1 \
+    django==5.2.19 djangorestframework==3.16.1 gunicorn==23.0.0 argon2-cffi==25.1.0
 fi
 # --- 4. prove that each tool works, so a missing piece fails here, by name ----------------------
 fail() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }

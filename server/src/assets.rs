@@ -85,7 +85,7 @@ impl Assets {
     }
 
     /// Compresses every file in the background, so the first browser does not wait for it.
-    pub fn precompress(self: &Arc<Self>) {
+    pub fn precompress(&self) {
         for asset in self.files.values().filter(|a| a.immutable) {
             let asset = Arc::clone(asset);
             tokio::spawn(async move {

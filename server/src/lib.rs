@@ -22,25 +22,40 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
-/// Cloned for every request (axum's `State`): Arcs only.
+/// Cloned several times per request (axum's `State`): one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<StateParts>);
+
+pub struct StateParts {
     pub auth: AuthService,
-    pub http: std::sync::Arc<HttpSettings>,
+    pub http: HttpSettings,
     pub leptos_options: std::sync::Arc<LeptosOptions>,
-    assets: std::sync::Arc<assets::Assets>,
+    assets: assets::Assets,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
 }
 
 impl AppState {
     /// Reads the site's build output too (see [`assets`]): the pages link the WASM, its JS and
     /// the stylesheet by names that change with their content.
     pub fn new(auth: AuthService, http: HttpSettings, mut leptos_options: LeptosOptions) -> Self {
-        let assets = std::sync::Arc::new(assets::Assets::load(&leptos_options));
+        let assets = assets::Assets::load(&leptos_options);
         if let Some(name) = &assets.output_name {
             leptos_options.output_name = name.as_str().into();
         }
-        assets.precompress();
-        Self { auth, http: std::sync::Arc::new(http), leptos_options: std::sync::Arc::new(leptos_options), assets }
+        let state = Self(std::sync::Arc::new(StateParts {
+            auth,
+            http,
+            leptos_options: std::sync::Arc::new(leptos_options),
+            assets,
+        }));
+        state.assets.precompress();
+        state
     }
 }
 
