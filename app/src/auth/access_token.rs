@@ -8,8 +8,8 @@ use crate::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::SigningKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::{Signer as _, SigningKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -47,7 +47,11 @@ pub struct Key {
     pub kid: String,
     /// From when it signs (milliseconds); until then it only verifies.
     pub activates_at: i64,
-    encoding: EncodingKey,
+    /// Held parsed: `jsonwebtoken::encode` parses the PKCS#8 key at each call, which derives the
+    /// public key again, a second scalar multiplication as costly as the signature itself.
+    signing: SigningKey,
+    /// The JOSE header, base64url: the same for every token this key signs.
+    header: String,
     decoding: DecodingKey,
     /// The raw public key, base64url: the JWK `x`.
     public_x: String,
@@ -73,10 +77,15 @@ impl Key {
     pub fn from_pkcs8(kid: &str, activates_at: i64, der: &[u8]) -> Result<Self, String> {
         let signing = SigningKey::from_pkcs8_der(der).map_err(|_| format!("signing key {kid} is not an Ed25519 PKCS#8 key"))?;
         let public = signing.verifying_key().to_bytes();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(kid.to_owned());
+        let header = serde_json::to_vec(&header).map_err(|e| format!("signing key {kid}: {e}"))?;
         Ok(Self {
             kid: kid.to_owned(),
             activates_at,
-            encoding: EncodingKey::from_ed_der(der),
+            signing,
+            header: URL_SAFE_NO_PAD.encode(header),
             decoding: DecodingKey::from_ed_der(&public),
             public_x: URL_SAFE_NO_PAD.encode(public),
         })
@@ -158,10 +167,16 @@ impl TokenSigner {
                 return self.sign(claims, &current);
             }
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(TOKEN_TYPE.into());
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(AppError::internal)
+        // JWS compact serialisation (RFC 7515 §7.1), as `jsonwebtoken::encode` writes it.
+        let claims = serde_json::to_vec(claims).map_err(AppError::internal)?;
+        let mut token = String::with_capacity(key.header.len() + claims.len() * 4 / 3 + 90);
+        token.push_str(&key.header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let signature = key.signing.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+        Ok(token)
     }
 
     /// Checks signature, algorithm, type, key id, issuer, audience, expiry and every claim.
@@ -221,6 +236,18 @@ mod tests {
         let token = s.sign(&claims, &s.current_kid()).unwrap();
         assert_eq!(s.verify(&token).unwrap(), claims);
         assert_eq!(s.sign(&claims, &s.current_kid()).unwrap(), token, "same claims, same token");
+    }
+
+    #[test]
+    fn tokens_are_what_jsonwebtoken_would_sign() {
+        let new = Key::generate();
+        let s = signer(vec![Key::from_pkcs8(&new.kid, 0, &new.pkcs8).unwrap()]);
+        let claims = s.claims("u", "s", "j", now_ms(), Some("thumbprint"));
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(new.kid.clone());
+        let by_jsonwebtoken = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&new.pkcs8)).unwrap();
+        assert_eq!(s.sign(&claims, &new.kid).unwrap(), by_jsonwebtoken);
     }
 
     #[test]
