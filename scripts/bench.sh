@@ -64,9 +64,9 @@ run_simplejwt() {
   local port venv=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/simplejwt
   port=$(free_port)
   local base="http://127.0.0.1:$port" tokens access
-  export SIMPLEJWT_DB="$WORK/simplejwt.sqlite3" DJANGO_SETTINGS_MODULE=settings PYTHONPATH="$PWD/bench/simplejwt"
-  read -r tokens access < <("$venv/bin/python" bench/simplejwt/seed.py 32)
-  "$venv/bin/gunicorn" -w 2 --threads 2 -k gthread -b "127.0.0.1:$port" --log-level warning wsgi:application \
+  local django=(env SIMPLEJWT_DB="$WORK/simplejwt.sqlite3" DJANGO_SETTINGS_MODULE=settings PYTHONPATH="$PWD/bench/simplejwt")
+  read -r tokens access < <("${django[@]}" "$venv/bin/python" bench/simplejwt/seed.py 32)
+  "${django[@]}" "$venv/bin/gunicorn" -w 2 --threads 2 -k gthread -b "127.0.0.1:$port" --log-level warning wsgi:application \
     >"$WORK/simplejwt.log" 2>&1 &
   local server=$!
   PIDS+=("$server")

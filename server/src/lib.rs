@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState(std::sync::Arc<StateParts>);
 
+/// What every request may need, behind [`AppState`]'s one `Arc`.
 pub struct StateParts {
     pub auth: AuthService,
     pub http: HttpSettings,
