@@ -75,6 +75,85 @@ pub(super) enum Scope<'a> {
     AllOfUser(&'a str),
 }
 
+/// One session's move from generation `from` to the next, as [`AuthService::rotate`] asks it.
+/// The writer merges the rotations of a commit group into a few statements
+/// ([`Rotation::statements`]): round trips to the database per group, not per refresh.
+pub(super) struct Rotation {
+    session_id: String,
+    from: i64,
+    now: i64,
+    idle_cutoff: i64,
+    /// Also how the writer finds this rotation's row among those the statement returns.
+    pub(super) access_jti: String,
+    access_kid: String,
+    to: IssuedTo,
+    dpop_jkt: Option<String>,
+}
+
+impl Rotation {
+    /// Values per rotation in [`Self::statements`].
+    const VALUES: usize = 9;
+    /// Batches are cut into powers of two up to this: a few statements, each prepared once.
+    const LARGEST_BATCH: usize = 64;
+
+    /// UPDATEs for all of `batch`, as few as the batch sizes allow: each row moves only if it is
+    /// still at its `from` generation, alive, not idle too long and bound to the key presented
+    /// (or to none), so of two rotations of one session (in one batch or not) only one wins.
+    /// They return `user_id, dpop_jkt, access_jti` per row moved.
+    pub(super) fn statements(mut batch: &[&Rotation]) -> Vec<super::writer::Statement> {
+        let mut statements = Vec::new();
+        while !batch.is_empty() {
+            let size = Self::LARGEST_BATCH.min(1 << batch.len().ilog2());
+            let (chunk, rest) = batch.split_at(size);
+            let mut query = sqlx::query(Self::sql(size));
+            for r in chunk {
+                query = query
+                    .bind(r.session_id.clone())
+                    .bind(r.from)
+                    .bind(r.now)
+                    .bind(r.idle_cutoff)
+                    .bind(r.access_jti.clone())
+                    .bind(r.access_kid.clone())
+                    .bind(r.to.issued_to_ip.clone())
+                    .bind(r.to.issued_to_agent.clone())
+                    .bind(r.dpop_jkt.clone());
+            }
+            statements.push(query);
+            batch = rest;
+        }
+        statements
+    }
+
+    /// The UPDATE for `size` rotations (a power of two), written once. `CAST`s type the VALUES
+    /// for PostgreSQL; SQLite and PostgreSQL both name their columns `column1`….
+    fn sql(size: usize) -> &'static str {
+        static SQL: [std::sync::OnceLock<String>; 7] = [const { std::sync::OnceLock::new() }; 7];
+        SQL[size.ilog2() as usize].get_or_init(|| {
+            const TYPES: [&str; Rotation::VALUES] = ["TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT"];
+            let rows: Vec<String> = (0..size)
+                .map(|row| {
+                    let values: Vec<String> = TYPES
+                        .iter()
+                        .enumerate()
+                        .map(|(col, ty)| format!("CAST(${} AS {ty})", row * Self::VALUES + col + 1))
+                        .collect();
+                    format!("({})", values.join(", "))
+                })
+                .collect();
+            format!(
+                "UPDATE sessions SET generation = v.column2 + 1, last_used_at = v.column3, rotated_at = v.column3, \
+                 access_jti = v.column5, access_kid = v.column6, issued_to_ip = v.column7, issued_to_agent = v.column8 \
+                 FROM (VALUES {}) AS v \
+                 WHERE sessions.id = v.column1 AND sessions.generation = v.column2 AND sessions.revoked_at IS NULL \
+                 AND sessions.expires_at > v.column3 AND sessions.last_used_at > v.column4 \
+                 AND (sessions.dpop_jkt IS NULL OR sessions.dpop_jkt = v.column9) \
+                 RETURNING sessions.user_id, sessions.dpop_jkt, sessions.access_jti",
+                rows.join(", ")
+            )
+        })
+    }
+}
+
 /// The client a generation was issued to: its address and a hash of its user agent.
 #[derive(sqlx::FromRow)]
 struct IssuedTo {
@@ -261,28 +340,17 @@ impl AuthService {
         let jti = uuid::Uuid::new_v4().to_string();
         let kid = self.inner.signer.current_kid();
         let to = IssuedTo::of(client);
-        let (sid, j, k, key) = (session_id.to_owned(), jti.clone(), kid.clone(), key.map(str::to_owned));
-        let returned = self
-            .writer()
-            .execute_grouped(move || {
-                vec![sqlx::query(
-                    "UPDATE sessions SET generation = $1, last_used_at = $2, rotated_at = $2, access_jti = $3, \
-                     access_kid = $4, issued_to_ip = $5, issued_to_agent = $6 \
-                     WHERE id = $7 AND generation = $8 AND revoked_at IS NULL AND expires_at > $2 \
-                     AND last_used_at > $9 AND (dpop_jkt IS NULL OR dpop_jkt = $10) RETURNING user_id, dpop_jkt",
-                )
-                .bind(next)
-                .bind(now)
-                .bind(j.clone())
-                .bind(k.clone())
-                .bind(to.issued_to_ip.clone())
-                .bind(to.issued_to_agent.clone())
-                .bind(sid.clone())
-                .bind(from)
-                .bind(idle_cutoff)
-                .bind(key.clone())]
-            })
-            .await?;
+        let rotation = Rotation {
+            session_id: session_id.to_owned(),
+            from,
+            now,
+            idle_cutoff,
+            access_jti: jti.clone(),
+            access_kid: kid.clone(),
+            to,
+            dpop_jkt: key.map(str::to_owned),
+        };
+        let returned = self.writer().rotate(rotation).await?;
         let Some(row) = returned.first().and_then(|rows| rows.first()) else { return Ok(None) };
         let user_id: String = row.try_get(0)?;
         let jkt: Option<String> = row.try_get(1)?;

@@ -8,9 +8,12 @@
 //! that got a token holds nothing else). One commit (one fsync) per refresh caps them at the disk's
 //! fsync rate, so they are committed in groups ([`Writer::execute_grouped`]): one task applies
 //! every statement waiting, in one transaction, and answers each when the group is durable. A
-//! group grows with the load: alone, a statement waits for nobody.
+//! group grows with the load: alone, a statement waits for nobody. Each statement is a round trip
+//! to the database (on SQLite, to sqlx's thread for the connection: two context switches), so the
+//! group's rotations, the commonest job, are merged into a few statements ([`Writer::rotate`]).
 
 use super::db::Db;
+use super::sessions::Rotation;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use std::sync::Arc;
@@ -42,8 +45,14 @@ struct Shared {
 }
 
 struct Job {
-    build: Build,
+    work: Work,
     done: oneshot::Sender<Result<Returned, sqlx::Error>>,
+}
+
+enum Work {
+    Statements(Build),
+    /// Merged with the group's other rotations into one statement (see [`Rotation::statements`]).
+    Rotation(Rotation),
 }
 
 /// A write transaction together with its place in the write queue: committing, rolling back or
@@ -85,8 +94,18 @@ impl Writer {
         &self,
         build: impl Fn() -> Vec<Statement> + Send + Sync + 'static,
     ) -> Result<Returned, sqlx::Error> {
+        self.send(Work::Statements(Box::new(build))).await
+    }
+
+    /// A refresh's rotation, committed like [`Self::execute_grouped`]: the row it moved (as one
+    /// statement's rows), or none.
+    pub(super) async fn rotate(&self, rotation: Rotation) -> Result<Returned, sqlx::Error> {
+        self.send(Work::Rotation(rotation)).await
+    }
+
+    async fn send(&self, work: Work) -> Result<Returned, sqlx::Error> {
         let (done, answer) = oneshot::channel();
-        self.group.send(Job { build: Box::new(build), done }).await.map_err(|_| sqlx::Error::PoolClosed)?;
+        self.group.send(Job { work, done }).await.map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
@@ -118,15 +137,37 @@ impl Shared {
     }
 
     /// Applies `jobs` in one transaction: what each one's statements returned, or the first error.
+    /// Rotations go last, merged: concurrent with the rest of the group, any order is one the
+    /// clients could have seen.
     async fn apply(&self, jobs: &[Job]) -> Result<Vec<Returned>, sqlx::Error> {
         let mut tx = self.begin(false).await?;
         let mut returned = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        let mut rotations = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
             let mut rows = Returned::new();
-            for statement in (job.build)() {
-                rows.push(statement.fetch_all(&mut *tx).await?);
+            match &job.work {
+                Work::Statements(build) => {
+                    for statement in build() {
+                        rows.push(statement.fetch_all(&mut *tx).await?);
+                    }
+                }
+                Work::Rotation(rotation) => {
+                    rotations.push((i, rotation));
+                    rows.push(Vec::new());
+                }
             }
             returned.push(rows);
+        }
+        if !rotations.is_empty() {
+            let batch: Vec<&Rotation> = rotations.iter().map(|(_, r)| *r).collect();
+            for statement in Rotation::statements(&batch) {
+                for row in statement.fetch_all(&mut *tx).await? {
+                    let jti: String = sqlx::Row::try_get(&row, 2)?;
+                    if let Some((i, _)) = rotations.iter().find(|(_, r)| r.access_jti == jti) {
+                        returned[*i][0].push(row);
+                    }
+                }
+            }
         }
         tx.tx.commit().await?;
         Ok(returned)

@@ -164,3 +164,36 @@ async fn the_background_purge_deletes_ended_sessions_and_old_events() {
     assert!(recent >= 3, "this minute's events stay: {recent}");
     app.refreshed(&alice).await;
 }
+
+/// The rotations of one commit group share their statements (`Rotation::statements`): each
+/// refresh still gets its own session's successor, and of two spending one token one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_committed_together_each_get_their_own_session() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
+    let mut sessions = Vec::new();
+    for i in 0..40 {
+        let body = app.signup(&format!("group{i}")).await;
+        sessions.push((session_id(&token(&body, "accessToken")), token(&body, "refreshToken")));
+    }
+    // Every session at once, the first three twice.
+    let presented: Vec<String> = sessions.iter().chain(&sessions[..3]).map(|(_, t)| t.clone()).collect();
+    let answers = futures::future::join_all(presented.iter().map(|t| {
+        let (auth, t) = (app.auth.clone(), t.clone());
+        tokio::spawn(async move { auth.refresh(&t, &client()).await })
+    }))
+    .await;
+    let answers: Vec<_> = answers.into_iter().map(|a| a.expect("no panic")).collect();
+    for (i, (sid, _)) in sessions.iter().enumerate() {
+        let mine: Vec<_> = [Some(&answers[i]), answers.get(40 + i).filter(|_| i < 3)]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_ref().ok())
+            .collect();
+        assert_eq!(mine.len(), 1, "session {i}: one successor");
+        assert_eq!(&session_id(&mine[0].access_token), sid, "session {i}: its own successor");
+        if i >= 3 {
+            let next = app.auth.refresh(&mine[0].refresh_token, &client()).await;
+            assert!(next.is_ok(), "session {i}: the successor is the chain's current token");
+        }
+    }
+}
