@@ -127,7 +127,8 @@ impl Rotation {
     /// The UPDATE for `size` rotations (a power of two), written once. `CAST`s type the VALUES
     /// for PostgreSQL; SQLite and PostgreSQL both name their columns `column1`….
     fn sql(size: usize) -> &'static str {
-        static SQL: [std::sync::OnceLock<String>; 7] = [const { std::sync::OnceLock::new() }; 7];
+        const SIZES: usize = Rotation::LARGEST_BATCH.ilog2() as usize + 1;
+        static SQL: [std::sync::OnceLock<String>; SIZES] = [const { std::sync::OnceLock::new() }; SIZES];
         SQL[size.ilog2() as usize].get_or_init(|| {
             const TYPES: [&str; Rotation::VALUES] = ["TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT"];
             let rows: Vec<String> = (0..size)
