@@ -152,7 +152,7 @@ if [ "$WITH_TESTS" = 1 ]; then
 fi
 # --- bench-only: wrk, and DRF SimpleJWT (the Python reference scripts/bench.sh runs) ------------
 if [ "$WITH_BENCH" = 1 ]; then
-  apt_install wrk
+  apt_install wrk python3-venv
   pip_venv simplejwt djangorestframework-simplejwt 5.5.1 \
     django==5.2.19 djangorestframework==3.16.1 gunicorn==23.0.0 argon2-cffi==25.1.0
 fi
@@ -213,5 +213,11 @@ if [ "$WITH_TESTS" = 1 ]; then
   "$VENVS/schemathesis/bin/schemathesis" --version >/dev/null 2>&1 || fail "schemathesis (PyPI, in $VENVS/schemathesis) does not run"
   "$VENVS/examples/bin/python" -c "import cryptography" 2>/dev/null || fail "cryptography (PyPI, in $VENVS/examples) does not import"
   say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis, cryptography"
+fi
+if [ "$WITH_BENCH" = 1 ]; then
+  { wrk --version 2>&1 || true; } | grep -q '^wrk' || fail "wrk (Debian package wrk) does not run"
+  "$VENVS/simplejwt/bin/python" -c "import django, rest_framework_simplejwt, gunicorn, argon2" 2>/dev/null ||
+    fail "DRF SimpleJWT (PyPI, in $VENVS/simplejwt) does not import"
+  say "checked: wrk, DRF SimpleJWT"
 fi
 say "ready"
