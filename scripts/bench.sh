@@ -26,7 +26,7 @@ done
 say() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
 scripts/setup.sh --bench >/dev/null
 say "building (release)"
-cargo leptos build --release >/dev/null 2>&1
+cargo leptos build --release --split >/dev/null 2>&1
 cargo build --release -q -p bench-reference
 WORK=$(mktemp -d /tmp/baton-bench.XXXXXX)
 PIDS=()

@@ -46,8 +46,8 @@ BATON_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" cargo test -
 # --- 3. Playwright: the release WASM, served by the server binary the Rust tests just built -------
 # Building the server a second time with the release profile took half of this script's time
 # (16 of 30 minutes on 2 cores) and tests nothing more: the browser meets the release WASM either way.
-say "cargo leptos build --release --frontend-only"
-cargo leptos build --release --frontend-only
+say "cargo leptos build --release --split --frontend-only"
+cargo leptos build --release --split --frontend-only
 SERVER_BIN=target/debug/server
 [ -x "$SERVER_BIN" ] || { echo "$SERVER_BIN missing: cargo test should have built it" >&2; exit 1; }
 

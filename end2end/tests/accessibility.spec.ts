@@ -39,11 +39,14 @@ test("a failed submit moves focus to what needs fixing", async ({ page }) => {
   await expect(page.getByTestId("form-error")).toBeFocused();
 });
 
-test("after a navigation inside the app, focus is on the new page's heading", async ({ page }) => {
+// Pages are separate loads (islands): the browser announces the new page by its title, and
+// focus starts at its form, as on any first visit.
+test("a link opens the next page named by its title, focus at its first field", async ({ page }) => {
   await gotoHydrated(page, "/login");
   await page.getByRole("link", { name: "Create an account" }).click();
+  await expect(page).toHaveTitle("Create your account · Baton");
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Create your account");
-  await expect(page.getByRole("heading", { level: 1 })).toBeFocused();
+  await expect(page.getByLabel("Username")).toBeFocused();
 });
 
 test("the password field: a show toggle, the hint in its description, no cut by maxlength", async ({ page }) => {

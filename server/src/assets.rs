@@ -1,5 +1,6 @@
-//! The site's build output under `/pkg`: the WASM, its JS glue and the stylesheet. Each file is
-//! read once at start, given a name that carries a hash of its content (`baton.3f9a….wasm`) and
+//! The site's build output under `/pkg`: the WASM, its JS glue and the stylesheet, and the parts
+//! of the WASM loaded later (`cargo leptos build --split`: the chunks of lazy islands and the JS
+//! that loads them). Each file is read once at start, given a name that carries a hash of its content (`baton.3f9a….wasm`) and
 //! served from memory with a year of immutable caching, so a returning browser asks for nothing and
 //! a new release is a new name. Each is compressed once, with brotli and gzip, and sent in the
 //! encoding the browser prefers. The plain names keep working, revalidated by ETag.
@@ -44,21 +45,59 @@ struct Compressed {
 }
 
 impl Assets {
-    /// Reads `<site_root>/<pkg_dir>/<output_name>.{js,wasm,css}`. Missing files (tests without a
-    /// site build) or a watched dev build leave it empty, and the fallback serves from disk.
+    /// Reads `<site_root>/<pkg_dir>/<output_name>.{js,wasm,css}` and the split parts. Missing
+    /// files (tests without a site build) or a watched dev build leave it empty, and the fallback
+    /// serves from disk.
     pub fn load(options: &leptos::prelude::LeptosOptions) -> Self {
         if std::env::var_os("LEPTOS_WATCH").is_some() {
             return Self::default();
         }
         let dir = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
         let name = options.output_name.as_ref();
-        let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).ok();
-        let (Some(js), Some(wasm)) = (read("js"), read("wasm")) else { return Self::default() };
+        let read = |file: &str| std::fs::read(dir.join(file)).ok();
+        let (Some(js), Some(wasm)) = (read(&format!("{name}.js")), read(&format!("{name}.wasm"))) else {
+            return Self::default();
+        };
+        let split = Split::read(&dir);
         let mut assets = Self::default();
-        let code_hash = short_hash(&[&js, &wasm]);
+        let mut parts: Vec<&[u8]> = vec![&js, &wasm];
+        parts.extend(split.loader.iter().map(Vec::as_slice));
+        parts.extend(split.chunks.iter().map(|(_, c)| c.as_slice()));
+        let code_hash = short_hash(&parts);
         let output_name = format!("{name}.{code_hash}");
-        assets.add(name, "js", &output_name, "text/javascript", js);
+        // The hashed files name each other by their hashed names: a page of one release never
+        // loads a part of another.
+        let hashed = |file: &str| match file.rsplit_once('.') {
+            Some((stem, ext)) => format!("{stem}.{code_hash}.{ext}"),
+            None => file.to_owned(),
+        };
+        // Only where a file is fetched or imported: the WASM names its imports' modules too, by
+        // the plain names, and the glue must keep offering them under those.
+        let rewrite = |content: &[u8], names: &[(String, String)]| {
+            let mut text = String::from_utf8_lossy(content).into_owned();
+            for (from, to) in names {
+                for quote in ['"', '\'', '`'] {
+                    for before in ["from", "from ", "URL(", "import("] {
+                        text = text.replace(&format!("{before}{quote}{from}{quote}"), &format!("{before}{quote}{to}{quote}"));
+                    }
+                }
+            }
+            text.into_bytes()
+        };
+        let js_hashed = rewrite(&js, &[(format!("./{SPLIT_LOADER}"), format!("./{}", hashed(SPLIT_LOADER)))]);
+        assets.insert(format!("{output_name}.js"), "text/javascript", js_hashed, true);
+        assets.insert(format!("{name}.js"), "text/javascript", js, false);
         assets.add(name, "wasm", &output_name, "application/wasm", wasm);
+        if let Some(loader) = &split.loader {
+            let mut names = vec![(format!("./{name}.js"), format!("./{output_name}.js"))];
+            names.extend(split.chunks.iter().map(|(file, _)| (format!("./{file}"), format!("./{}", hashed(file)))));
+            assets.insert(hashed(SPLIT_LOADER), "text/javascript", rewrite(loader, &names), true);
+            assets.insert(SPLIT_LOADER.to_owned(), "text/javascript", loader.clone(), false);
+        }
+        for (file, chunk) in split.chunks {
+            assets.insert(hashed(&file), "application/wasm", chunk.clone(), true);
+            assets.insert(file, "application/wasm", chunk, false);
+        }
         // A server built without cargo-leptos (no LEPTOS_OUTPUT_NAME at compile time) links
         // wasm-bindgen's own name for the WASM: serve that too.
         for (alias, of) in [(format!("{output_name}_bg.wasm"), format!("{output_name}.wasm")), (format!("{name}_bg.wasm"), format!("{name}.wasm"))] {
@@ -66,7 +105,7 @@ impl Assets {
                 assets.files.insert(alias, asset);
             }
         }
-        if let Some(css) = read("css") {
+        if let Some(css) = read(&format!("{name}.css")) {
             let css_name = format!("{name}.{}", short_hash(&[&css]));
             assets.stylesheet = Some(format!("/{}/{css_name}.css", options.site_pkg_dir));
             assets.add(name, "css", &css_name, "text/css", css);
@@ -82,6 +121,13 @@ impl Assets {
             let asset = Asset { content_type, etag: etag.clone(), immutable, plain: plain.clone(), compressed: compressed.clone() };
             self.files.insert(file, Arc::new(asset));
         }
+    }
+
+    /// One file under one name.
+    fn insert(&mut self, file: String, content_type: &'static str, content: Vec<u8>, immutable: bool) {
+        let etag = HeaderValue::from_str(&format!("\"{}\"", short_hash(&[&content]))).expect("hex is a valid header");
+        let asset = Asset { content_type, etag, immutable, plain: content.into(), compressed: Arc::new(OnceCell::new()) };
+        self.files.insert(file, Arc::new(asset));
     }
 
     /// Compresses every file in the background, so the first browser does not wait for it.
@@ -106,6 +152,35 @@ impl Asset {
                     .expect("compressing does not panic")
             })
             .await
+    }
+}
+
+/// The JS that loads the split parts; the main JS imports it under this name.
+const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
+
+/// What `cargo leptos build --split` adds: the loader and the chunks (`split_*.wasm`).
+#[derive(Default)]
+struct Split {
+    loader: Option<Vec<u8>>,
+    /// By file name, in name order.
+    chunks: Vec<(String, Vec<u8>)>,
+}
+
+impl Split {
+    fn read(dir: &std::path::Path) -> Self {
+        let Ok(loader) = std::fs::read(dir.join(SPLIT_LOADER)) else { return Self::default() };
+        let mut chunks: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name().into_string().ok()?;
+                let is_chunk = file.starts_with("split_") && file.ends_with(".wasm");
+                is_chunk.then(|| Some((file, std::fs::read(entry.path()).ok()?))).flatten()
+            })
+            .collect();
+        chunks.sort();
+        Self { loader: Some(loader), chunks }
     }
 }
 

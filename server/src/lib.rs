@@ -1,6 +1,8 @@
 //! Baton's HTTP server: the JSON REST API, the Leptos server functions and server-side rendering,
 //! all on one axum router. `main.rs` reads configuration and calls [`serve`]; the integration
 //! tests call [`spawn`] on port 0.
+// The type of a page's view nests as deep as its HTML (islands are not type-erased).
+#![recursion_limit = "256"]
 
 mod assets;
 pub mod cli;

@@ -5,7 +5,6 @@ use super::session;
 use crate::error::AppError;
 use crate::server_fns;
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
 
 /// Type-erased: nested in the inside page's view, its full type would exceed the compiler's
 /// recursion limit in the server crate.
@@ -66,17 +65,15 @@ fn ChangePassword() -> impl IntoView {
 
 #[component]
 fn DeleteAccount() -> impl IntoView {
-    let navigate = use_navigate();
     let confirming = RwSignal::new(false);
     let password = RwSignal::new(String::new());
     let delete = Action::new_local(move |password: &String| {
-        let (password, navigate) = (password.clone(), navigate.clone());
+        let password = password.clone();
         async move {
             server_fns::delete_account(password.into()).await?;
             // The sessions are gone on the server; forget the tokens here and in other tabs.
             session::forget();
-            navigate("/signup", super::replace());
-            session::logged_out();
+            super::go("/signup");
             Ok::<(), AppError>(())
         }
     });

@@ -3,28 +3,14 @@
 
 use super::session::{Auth, AuthStatus};
 use leptos::prelude::*;
-use leptos_router::hooks::{use_location, use_navigate};
 
 #[component]
 pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
-    let auth = expect_context::<Auth>();
-    let navigate = use_navigate();
-    let location = use_location();
-    // The page this guard guards. Its effect can still run once after the router has left it (a
-    // logout navigates, then clears the session): it must not send that other page to login.
-    let guarded = location.pathname.get_untracked();
+    let auth = Auth::get();
     Effect::new(move |_| {
-        if auth.status.get() == AuthStatus::LoggedOut && location.pathname.get_untracked() == guarded {
+        if auth.status.get() == AuthStatus::LoggedOut {
             // The whole address, query included, so the login brings the user back to it.
-            let mut here = location.pathname.get_untracked();
-            let (search, hash) = (location.search.get_untracked(), location.hash.get_untracked());
-            if !search.is_empty() {
-                here = format!("{here}?{}", search.trim_start_matches('?'));
-            }
-            if !hash.is_empty() {
-                here = format!("{here}#{}", hash.trim_start_matches('#'));
-            }
-            navigate(&format!("/login?next={}", super::next::encode(&here)), super::replace());
+            super::go(&format!("/login?next={}", super::next::encode(&here())));
         }
     });
     view! {
@@ -32,6 +18,19 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
             {children()}
         </Show>
     }
+}
+
+/// This page's path, query and fragment.
+fn here() -> String {
+    #[cfg(feature = "hydrate")]
+    let here = {
+        let location = window().location();
+        let part = |p: Result<String, _>| p.unwrap_or_default();
+        format!("{}{}{}", part(location.pathname()), part(location.search()), part(location.hash()))
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let here = String::new();
+    here
 }
 
 #[component]

@@ -5,13 +5,17 @@ use crate::api::SessionInfo;
 use crate::error::AppError;
 use crate::server_fns;
 use leptos::prelude::*;
-use leptos_meta::Title;
-use leptos_router::hooks::use_navigate;
+
+/// The page behind its guard: one island, loaded apart from the rest of the WASM (`lazy`), so
+/// that the login page does not wait for it.
+#[island(lazy)]
+pub fn InsideIsland() -> impl IntoView {
+    view! { <super::guard::RequireAuth><InsidePage/></super::guard::RequireAuth> }
+}
 
 #[component]
-pub fn InsidePage() -> impl IntoView {
-    let auth = expect_context::<Auth>();
-    let navigate = use_navigate();
+fn InsidePage() -> impl IntoView {
+    let auth = Auth::get();
     let username = move || auth.user.get().map(|u| u.username).unwrap_or_default();
 
     let secret = Action::new(|_: &()| server_fns::get_secret());
@@ -31,13 +35,12 @@ pub fn InsidePage() -> impl IntoView {
     // Logging out ends the session on the server first: if that fails, the user is told and
     // stays logged in, rather than believing a session ended that did not.
     let leave = Action::new_local(move |everywhere: &bool| {
-        let (everywhere, navigate) = (*everywhere, navigate.clone());
+        let everywhere = *everywhere;
         async move {
             session::log_out(everywhere).await?;
-            // Leave first: the guard of a page the router has left does not act (see `guard`),
-            // so the login page is not given `?next=/inside`.
-            navigate("/login", super::replace());
-            session::logged_out();
+            // This page stays as it is until the login page replaces it: its guard does not
+            // send the user to login with `?next=/inside`.
+            super::go("/login");
             Ok::<(), AppError>(())
         }
     });
@@ -45,7 +48,6 @@ pub fn InsidePage() -> impl IntoView {
     let leave_error = move || leave.value().get().and_then(Result::err).map(|e| format!("You are still logged in: {e}"));
 
     view! {
-        <Title text="Inside"/>
         <section class="stack">
             <div class="hero">
                 <h1>"Welcome, " <span data-testid="username">{username}</span></h1>
@@ -162,7 +164,7 @@ fn describe_agent(ua: &str) -> &'static str {
 /// A live countdown to the access token's expiry.
 #[component]
 fn TokenClock() -> impl IntoView {
-    let auth = expect_context::<Auth>();
+    let auth = Auth::get();
     let now = RwSignal::new(js_now());
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(move || now.set(js_now()), std::time::Duration::from_millis(500)) {

@@ -5,9 +5,6 @@ use super::session::{self, Auth, AuthStatus};
 use crate::domain::{Password, Username, PASSWORD_MAX, PASSWORD_MIN};
 use crate::error::AppError;
 use leptos::prelude::*;
-use leptos_meta::Title;
-use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_query_map};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -15,26 +12,25 @@ enum Mode {
     Signup,
 }
 
-#[component]
-pub fn LoginPage() -> impl IntoView {
-    view! { <AuthForm mode=Mode::Login/> }
+/// `next`: the page's `next` parameter, where to go once logged in.
+#[island]
+pub fn LoginPage(next: Option<String>) -> impl IntoView {
+    view! { <AuthForm mode=Mode::Login next/> }
+}
+
+#[island]
+pub fn SignupPage(next: Option<String>) -> impl IntoView {
+    view! { <AuthForm mode=Mode::Signup next/> }
 }
 
 #[component]
-pub fn SignupPage() -> impl IntoView {
-    view! { <AuthForm mode=Mode::Signup/> }
-}
-
-#[component]
-fn AuthForm(mode: Mode) -> impl IntoView {
-    let auth = expect_context::<Auth>();
-    let query = use_query_map();
+fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
+    let auth = Auth::get();
     // Only a page of this site: `?next=https://evil.example` must not become an open redirect.
-    let next = Memo::new(move |_| super::next::resolve(query.read().get("next").as_deref()));
-    let navigate = use_navigate();
+    let target = super::next::resolve(next.as_deref());
     Effect::new(move |_| {
         if auth.status.get() == AuthStatus::LoggedIn {
-            navigate(&next.get_untracked(), super::replace());
+            super::go(&target);
         }
     });
 
@@ -129,8 +125,8 @@ fn AuthForm(mode: Mode) -> impl IntoView {
         Mode::Login => ("Log in", "Log in", "New to Baton?", "/signup", "Create an account"),
         Mode::Signup => ("Create your account", "Create account", "Already have an account?", "/login", "Log in"),
     };
-    let other_href = move || match query.read().get("next") {
-        Some(n) => format!("{other_link}?next={}", super::next::encode(&n)),
+    let other_href = match &next {
+        Some(n) => format!("{other_link}?next={}", super::next::encode(n)),
         None => other_link.to_owned(),
     };
     let password_hint = match mode {
@@ -139,7 +135,6 @@ fn AuthForm(mode: Mode) -> impl IntoView {
     };
 
     view! {
-        <Title text=title/>
         <section class="card narrow auth-card">
             <h1>{title}</h1>
             <Show when=move || auth.notice.get().is_some()>
@@ -193,7 +188,7 @@ fn AuthForm(mode: Mode) -> impl IntoView {
                     </Show>
                 </button>
             </form>
-            <p class="switch">{other_text}" "<A href=other_href>{other_label}</A></p>
+            <p class="switch">{other_text}" "<a href=other_href>{other_label}</a></p>
         </section>
     }
 }

@@ -1,4 +1,10 @@
 //! Everything a browser shows: the HTML shell, the routes, the pages and the route guard.
+//!
+//! Pages are rendered on the server; only their interactive parts are islands (`#[island]`), the
+//! code the browser downloads: the account links of the top bar, the login and signup forms, the
+//! redirect of `/`, and the inside page with its guard, loaded apart (`lazy`) so that the first
+//! page a visitor opens does not wait for it. Moving between pages is a page load; every island
+//! of a page reads the one [`Auth`] state of the tab.
 
 mod account;
 pub mod client;
@@ -7,15 +13,12 @@ mod inside;
 mod login;
 mod next;
 pub mod session;
-mod sync_hydrate;
 
-use guard::RequireAuth;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 use session::{Auth, AuthStatus};
-use sync_hydrate::SyncHydrate;
 
 const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (e) { \
     if (!document.body.hasAttribute('data-hydrated')) { e.preventDefault(); e.target.setAttribute('data-submit-pending', ''); } \
@@ -43,7 +46,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <script nonce=leptos::nonce::use_nonce() inner_html=HOLD_EARLY_SUBMITS></script>
                 <link rel="stylesheet" href=stylesheet/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -81,83 +84,72 @@ fn set_content_security_policy(options: &LeptosOptions) {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let auth = Auth::provide();
-    // Effects only run in the browser, after hydration: tests wait for this mark before clicking.
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
+    Auth::provide();
     view! {
         <Title formatter=|page: String| if page.is_empty() { "Baton".to_owned() } else { format!("{page} · Baton") }/>
         <Meta name="color-scheme" content="light dark"/>
         <Meta name="description" content="Baton: sign in once, stay signed in safely."/>
         <Router>
-            // Children of `Router`, `Routes` and the guard become `AnyView`s: each in `SyncHydrate`,
-            // see there why.
-            {SyncHydrate(view! {
-                <FocusHeadingOnNavigate/>
-                <header class="topbar">
-                    <A href="/" attr:class="brand">
-                        <span class="brand-mark" aria-hidden="true"></span>
-                        "Baton"
-                    </A>
-                    <nav aria-label="Account">
-                        <Show when=move || auth.status.get() == AuthStatus::LoggedOut>
-                            <A href="/login" attr:class="nav-link">"Log in"</A>
-                            <A href="/signup" attr:class="button button-small">"Sign up"</A>
-                        </Show>
-                        <Show when=move || auth.status.get() == AuthStatus::LoggedIn>
-                            <span class="nav-user" data-testid="nav-user">{move || auth.user.get().map(|u| u.username)}</span>
-                        </Show>
-                    </nav>
-                </header>
-                <main id="main" class="page">
-                    <Routes fallback=|| SyncHydrate(view! { <NotFound/> })>
-                        <Route path=path!("") view=|| SyncHydrate(view! { <Home/> })/>
-                        <Route path=path!("/login") view=|| SyncHydrate(view! { <login::LoginPage/> })/>
-                        <Route path=path!("/signup") view=|| SyncHydrate(view! { <login::SignupPage/> })/>
-                        <Route path=path!("/inside") view=|| SyncHydrate(view! { <RequireAuth>{SyncHydrate(view! { <inside::InsidePage/> })}</RequireAuth> })/>
-                    </Routes>
-                </main>
-            })}
+            <header class="topbar">
+                <A href="/" attr:class="brand">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    "Baton"
+                </A>
+                <AccountNav/>
+            </header>
+            <main id="main" class="page">
+                <Routes fallback=|| view! { <NotFound/> }>
+                    <Route path=path!("") view=|| view! { <Home/> }/>
+                    <Route path=path!("/login") view=|| view! { <Title text="Log in"/><login::LoginPage next=next_param()/> }/>
+                    <Route path=path!("/signup") view=|| view! { <Title text="Create your account"/><login::SignupPage next=next_param()/> }/>
+                    <Route path=path!("/inside") view=|| view! { <Title text="Inside"/><inside::InsideIsland/> }/>
+                </Routes>
+            </main>
         </Router>
+        // Last in the page: the island script hydrates islands in document order, waiting for
+        // each lazy one, so this one comes after all of them.
+        <HydrationMark/>
     }
 }
 
-/// After a navigation inside the app, focus goes to the new page's heading, so a screen reader
-/// announces the page and the next Tab starts from its top (as after a full page load).
-#[component]
-fn FocusHeadingOnNavigate() -> impl IntoView {
-    let location = leptos_router::hooks::use_location();
-    Effect::new(move |previous: Option<String>| {
-        let path = location.pathname.get();
-        #[cfg(feature = "hydrate")]
-        if previous.is_some_and(|p| p != path) {
-            request_animation_frame(|| {
-                use wasm_bindgen::JsCast;
-                if let Some(heading) = document().query_selector("main h1").ok().flatten() {
-                    let _ = heading.set_attribute("tabindex", "-1");
-                    if let Some(heading) = heading.dyn_ref::<web_sys::HtmlElement>() {
-                        let _ = heading.focus();
-                    }
-                }
-            });
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = previous;
-        path
-    });
+/// The request's `next` parameter, handed to the form's island as a prop.
+fn next_param() -> Option<String> {
+    leptos_router::hooks::use_query_map().read_untracked().get("next")
+}
+
+/// The top bar's account links (or the logged-in user's name).
+#[island]
+fn AccountNav() -> impl IntoView {
+    let auth = Auth::get();
+    view! {
+        <nav aria-label="Account">
+            <Show when=move || auth.status.get() == AuthStatus::LoggedOut>
+                <a href="/login" class="nav-link">"Log in"</a>
+                <a href="/signup" class="button button-small">"Sign up"</a>
+            </Show>
+            <Show when=move || auth.status.get() == AuthStatus::LoggedIn>
+                <span class="nav-user" data-testid="nav-user">{move || auth.user.get().map(|u| u.username)}</span>
+            </Show>
+        </nav>
+    }
+}
+
+/// Hydrated after every other island of the page: the tab's session is read from storage now
+/// (before, every island showed what the server rendered), and `<body data-hydrated>` tells
+/// tests, and the page's first script, that the page is live.
+#[island]
+fn HydrationMark() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    session::hydrated();
 }
 
 /// `/`: inside when logged in, else the login page.
-#[component]
+#[island]
 fn Home() -> impl IntoView {
-    let auth = expect_context::<Auth>();
-    let navigate = leptos_router::hooks::use_navigate();
+    let auth = Auth::get();
     Effect::new(move |_| match auth.status.get() {
-        AuthStatus::LoggedIn => navigate("/inside", replace()),
-        AuthStatus::LoggedOut => navigate("/login", replace()),
+        AuthStatus::LoggedIn => go("/inside"),
+        AuthStatus::LoggedOut => go("/login"),
         AuthStatus::Checking => {}
     });
     view! { <guard::Placeholder/> }
@@ -179,6 +171,15 @@ fn NotFound() -> impl IntoView {
     }
 }
 
-pub(crate) fn replace() -> leptos_router::NavigateOptions {
-    leptos_router::NavigateOptions { replace: true, ..Default::default() }
+/// Opens `path` (a page of this site) in place of this one, as a redirect does: the Back button
+/// does not return to a page that only sent the user on. The notice on display (why the session
+/// ended) goes along.
+pub(crate) fn go(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        session::hand_off();
+        let _ = window().location().replace(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
 }

@@ -1,7 +1,8 @@
 //! The browser's side of a login: the reactive [`Auth`] state the pages read, and the session's
 //! life in the browser — log in, renew, log out — coordinated across the tabs of one browser.
-//! On the server every page sees [`AuthStatus::Checking`], and so does the browser until
-//! hydration is done: the two render the same placeholder, so hydration never mismatches.
+//! On the server every page sees [`AuthStatus::Checking`], and so does the browser until every
+//! island of the page is hydrated ([`hydrated`]): the two render the same placeholder, so
+//! hydration never mismatches.
 //!
 //! The rules, for every tab at once:
 //! - a refresh token is spent by one tab only, under a cross-tab lock ([`lock`]); a tab that
@@ -30,7 +31,8 @@ pub enum AuthStatus {
     LoggedIn,
 }
 
-/// The reactive auth state, provided as context by `App`.
+/// The reactive auth state: on the server, one per page, provided by `App`; in the browser, one
+/// for all the islands of the tab.
 #[derive(Clone, Copy)]
 pub struct Auth {
     pub status: RwSignal<AuthStatus>,
@@ -46,21 +48,40 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn provide() -> Self {
-        let auth = Self {
+    /// The state the current page's islands share.
+    pub fn get() -> Self {
+        #[cfg(feature = "hydrate")]
+        return browser::auth();
+        #[cfg(not(feature = "hydrate"))]
+        expect_context::<Auth>()
+    }
+
+    /// For the page the server renders.
+    pub fn provide() {
+        provide_context(Self::new());
+    }
+
+    fn new() -> Self {
+        Self {
             status: RwSignal::new(AuthStatus::Checking),
             user: RwSignal::new(None),
             access_expires_at: RwSignal::new(None),
             notice: RwSignal::new(None),
             storage_blocked: RwSignal::new(false),
             key_bound: RwSignal::new(None),
-        };
-        provide_context(auth);
-        #[cfg(feature = "hydrate")]
-        browser::attach(auth);
-        auth
+        }
     }
 }
+
+/// Every island of the page is hydrated: show the session this tab has.
+#[cfg(feature = "hydrate")]
+pub use browser::hydrated;
+
+/// This tab is about to open another page of the site: what that page must know goes along
+/// (the notice, such as why the session ended; and the tokens, when site storage is blocked and
+/// they live in this page's memory). Its [`hydrated`] takes it.
+#[cfg(feature = "hydrate")]
+pub use browser::hand_off;
 
 /// Stores the tokens of a successful login or signup and shows the user as logged in.
 pub fn logged_in(res: TokenResponse) {
@@ -71,8 +92,7 @@ pub fn logged_in(res: TokenResponse) {
 }
 
 /// Ends this session (or, `everywhere`, all of the user's sessions) on the server, then forgets
-/// the tokens in every tab; this tab's pages learn it from [`logged_out`], called once the page
-/// has navigated away. When the server cannot be reached the tokens stay and the error is
+/// the tokens in every tab (this one then leaves the page). When the server cannot be reached the tokens stay and the error is
 /// returned: the user must not believe a session ended that did not.
 pub async fn log_out(everywhere: bool) -> Result<(), AppError> {
     #[cfg(feature = "hydrate")]
@@ -82,12 +102,6 @@ pub async fn log_out(everywhere: bool) -> Result<(), AppError> {
         let _ = everywhere;
         Ok(())
     }
-}
-
-/// Shows this tab as logged out (after [`log_out`]).
-pub fn logged_out() {
-    #[cfg(feature = "hydrate")]
-    browser::logged_out();
 }
 
 /// The server ended every session already (the account was deleted): drop the tokens without
@@ -142,13 +156,37 @@ mod browser {
         }
     }
 
-    pub fn attach(auth: Auth) {
-        AUTH.with(|a| a.set(Some(auth)));
-        // Runs after hydration: until then the page shows what the server rendered.
-        Effect::new(move |_| {
-            auth.storage_blocked.set(!store::shared());
-            auth.show(store::load().as_ref());
+    /// The tab's state, made at its first use (under the page's root, for good).
+    pub fn auth() -> Auth {
+        if let Some(auth) = AUTH.with(Cell::get) {
+            return auth;
+        }
+        let owner = Owner::current().map(|o| o.child()).unwrap_or_default();
+        let auth = owner.with(|| {
+            let auth = Auth::new();
+            attach(auth);
+            auth
         });
+        std::mem::forget(owner);
+        AUTH.with(|a| a.set(Some(auth)));
+        auth
+    }
+
+    pub fn hydrated() {
+        let auth = auth();
+        auth.storage_blocked.set(!store::shared());
+        auth.notice.set(store::take_handoff());
+        auth.show(store::load().as_ref());
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    }
+
+    pub fn hand_off() {
+        store::hand_off(AUTH.with(Cell::get).and_then(|auth| auth.notice.get_untracked()));
+    }
+
+    fn attach(auth: Auth) {
         // Another tab logged in, refreshed or logged out.
         let storage = window_event_listener(leptos::ev::storage, move |ev| {
             if ev.key().as_deref() == Some(store::STORAGE_KEY) {
@@ -201,13 +239,6 @@ mod browser {
         // From now on a refresh that answers late finds nothing to replace (`store::replace`).
         store::remove();
         Ok(())
-    }
-
-    pub fn logged_out() {
-        with_auth(|auth| {
-            auth.notice.set(None);
-            auth.show(store::load().as_ref());
-        });
     }
 
     /// An access token, and whether it is bound to this browser's DPoP key (then it is sent as

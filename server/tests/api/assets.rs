@@ -91,3 +91,46 @@ async fn plain_names_are_revalidated_by_etag() {
     // Files the build did not name stay on disk and a missing one is a 404.
     assert_eq!(get(&app, "/pkg/nothing.js", &[]).await.status(), 404);
 }
+
+/// `cargo leptos build --split`: the JS that loads the lazy islands' chunks, and the chunks, carry
+/// the same hash as the main files and name each other by it, so a page never mixes releases.
+#[tokio::test]
+async fn split_parts_share_the_hash_and_name_each_other_by_it() {
+    let root = temp_dir();
+    std::fs::create_dir_all(root.join("pkg")).unwrap();
+    let chunk: Vec<u8> = format!("\0asm chunk {} ", uuid::Uuid::new_v4()).repeat(500).into_bytes();
+    std::fs::write(root.join("pkg/baton.wasm"), b"\0asm main").unwrap();
+    std::fs::write(root.join("pkg/baton.js"), "import * as s from \"./__wasm_split.______________________.js\";\n").unwrap();
+    let loader = "import { initSync } from \"./baton.js\";\nfetch(new URL(\"./split_inside_7.wasm\", import.meta.url));\n";
+    std::fs::write(root.join("pkg/__wasm_split.______________________.js"), loader).unwrap();
+    std::fs::write(root.join("pkg/split_inside_7.wasm"), &chunk).unwrap();
+    let app = spawn_app_serving(&root).await;
+
+    let html = get(&app, "/login", &[]).await.text().await.unwrap();
+    let start = html.find("/pkg/baton.").unwrap();
+    let hash = &html[start + "/pkg/baton.".len()..][..16];
+    let js = get(&app, &format!("/pkg/baton.{hash}.js"), &[]).await.text().await.unwrap();
+    let hashed_loader = format!("__wasm_split.______________________.{hash}.js");
+    assert!(js.contains(&format!("\"./{hashed_loader}\"")), "{js}");
+
+    let res = get(&app, &format!("/pkg/{hashed_loader}"), &[]).await;
+    assert_eq!(header(&res, CACHE_CONTROL), "public, max-age=31536000, immutable");
+    assert_eq!(header(&res, CONTENT_TYPE), "text/javascript");
+    let hashed_loader = res.text().await.unwrap();
+    // The chunk joins the page's own instance of the glue, not a second one under the plain name.
+    assert!(hashed_loader.contains(&format!("from \"./baton.{hash}.js\"")), "{hashed_loader}");
+    assert!(hashed_loader.contains(&format!("\"./split_inside_7.{hash}.wasm\"")), "{hashed_loader}");
+
+    let res = get(&app, &format!("/pkg/split_inside_7.{hash}.wasm"), &[(ACCEPT_ENCODING, "br")]).await;
+    assert_eq!(header(&res, CACHE_CONTROL), "public, max-age=31536000, immutable");
+    assert_eq!(header(&res, CONTENT_TYPE), "application/wasm");
+    assert_eq!(header(&res, CONTENT_ENCODING), "br");
+    let mut decoded = Vec::new();
+    brotli::Decompressor::new(&res.bytes().await.unwrap()[..], 4096).read_to_end(&mut decoded).unwrap();
+    assert_eq!(decoded, chunk);
+
+    // The plain names: as built, revalidated.
+    let res = get(&app, "/pkg/__wasm_split.______________________.js", &[]).await;
+    assert_eq!(header(&res, CACHE_CONTROL), "no-cache");
+    assert_eq!(res.text().await.unwrap(), loader);
+}

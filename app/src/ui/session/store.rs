@@ -138,6 +138,45 @@ pub async fn replaced(stale: &str) -> Option<StoredTokens> {
     }
 }
 
+/// Marks what `window.name` holds for the next page: the name of a tab survives its navigations
+/// (within a site; browsers clear it when the tab goes to another site).
+const HANDOFF: &str = "baton.handoff:";
+
+/// What one page of the tab hands to the next.
+#[derive(Serialize, Deserialize)]
+struct Handoff {
+    notice: Option<String>,
+    /// Only when site storage is blocked: else the next page reads them from storage.
+    tokens: Option<StoredTokens>,
+}
+
+/// Written just before this tab opens another page of the site (never while a page stays: the
+/// next page clears it at once), so the tokens of a blocked-storage session are in the tab's
+/// name only for the moment of a navigation.
+pub fn hand_off(notice: Option<String>) {
+    let tokens = if shared() { None } else { MEMORY.with(|m| m.borrow().clone()) };
+    if notice.is_none() && tokens.is_none() {
+        return;
+    }
+    if let Ok(json) = serde_json::to_string(&Handoff { notice, tokens }) {
+        let _ = leptos::prelude::window().set_name(&format!("{HANDOFF}{json}"));
+    }
+}
+
+/// On a new page: takes what the previous one handed off (the tokens into this page's memory)
+/// and returns the notice.
+pub fn take_handoff() -> Option<String> {
+    let window = leptos::prelude::window();
+    let name = window.name().ok()?;
+    let json = name.strip_prefix(HANDOFF)?;
+    let _ = window.set_name("");
+    let handoff: Handoff = serde_json::from_str(json).ok()?;
+    if let Some(tokens) = handoff.tokens.filter(|_| !shared()) {
+        MEMORY.with(|m| *m.borrow_mut() = Some(tokens));
+    }
+    handoff.notice
+}
+
 pub fn remove() {
     if shared() {
         LocalStorage::delete(STORAGE_KEY);
