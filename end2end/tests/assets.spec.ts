@@ -1,4 +1,5 @@
-import { test, expect } from "./fixtures";
+import type { Request } from "@playwright/test";
+import { test, expect, gotoHydrated, signUp } from "./fixtures";
 
 // The first load: hashed names cached for a year, brotli or gzip by content negotiation, and the
 // plain names revalidated by ETag.
@@ -41,4 +42,25 @@ test("the plain names revalidate with ETag", async ({ request }) => {
   expect(again.status()).toBe(304);
   const changed = await request.get("/pkg/baton.wasm", { headers: { "if-none-match": '"0000000000000000"' } });
   expect(changed.status()).toBe(200);
+});
+
+// The budget of the first load (150 KB, compressed as sent): only the islands of the public pages
+// come with /login; the inside page's part of the WASM (a split chunk) comes with /inside.
+test("/login downloads at most 150 KB of code and style; the inside page's part comes only with it", async ({ page }) => {
+  const requests: Request[] = [];
+  page.on("requestfinished", (req) => {
+    if (new URL(req.url()).pathname.startsWith("/pkg/")) requests.push(req);
+  });
+  const sizes = async () =>
+    Promise.all(requests.splice(0).map(async (r) => ({ file: new URL(r.url()).pathname, bytes: (await r.sizes()).responseBodySize })));
+  await gotoHydrated(page, "/login");
+  const login = await sizes();
+  const total = login.reduce((sum, f) => sum + f.bytes, 0);
+  expect(total, JSON.stringify(login)).toBeLessThanOrEqual(150 * 1024);
+  expect(login.filter((f) => f.file.includes("/split_")), "a chunk of a lazy island on /login").toEqual([]);
+
+  await signUp(page);
+  await expect(page.getByTestId("load-secret")).toBeVisible();
+  const inside = await sizes();
+  expect(inside.filter((f) => f.file.includes("/split_")).length, JSON.stringify(inside)).toBe(1);
 });
