@@ -67,6 +67,7 @@ test("the password field: a show toggle, the hint in its description, no cut by 
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/inside$/);
   await page.getByTestId("logout").click();
+  await expect(page).toHaveURL(/\/login$/);
   await gotoHydrated(page, "/login");
   await page.getByLabel("Username").fill(name);
   await page.getByLabel("Password").fill(long);

@@ -52,6 +52,7 @@ test("a reload keeps the session", async ({ page }) => {
 test("signup refuses a taken name and a common password, with reasons", async ({ page }) => {
   const name = await signUp(page);
   await page.getByTestId("logout").click();
+  await expect(page).toHaveURL(/\/login$/);
   await gotoHydrated(page, "/signup");
   await page.getByLabel("Username").fill(name.toUpperCase());
   await page.getByLabel("Password").fill("password123");

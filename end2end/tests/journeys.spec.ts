@@ -73,6 +73,7 @@ test("values typed before the page is ready are still there after it hydrates", 
 test("a hostile `next` never leaves the site; a local one keeps its query", async ({ page, baseURL }) => {
   const name = await signUp(page);
   await page.getByTestId("logout").click();
+  await expect(page).toHaveURL(/\/login$/);
   for (const next of ["/%5Cevil.example", "/%09/evil.example", "//evil.example", "https://evil.example/", "/.//evil.example", "/login"]) {
     await gotoHydrated(page, `/login?next=${next}`);
     await logIn(page, name);

@@ -46,6 +46,7 @@ test.describe("injected code", () => {
 test("repeated wrong passwords make the account wait, and the form says how long", async ({ page }) => {
   const username = await signUp(page);
   await page.getByTestId("logout").click();
+  await expect(page).toHaveURL(/\/login$/);
   await gotoHydrated(page, "/login");
   await page.getByLabel("Username").fill(username);
   const error = page.getByTestId("form-error");
