@@ -10,4 +10,4 @@ pub mod server_fns;
 pub mod auth;
 
 mod ui;
-pub use ui::{shell, App, Stylesheet};
+pub use ui::{shell, App, SplitChunks, Stylesheet};

@@ -29,6 +29,8 @@ pub struct Assets {
     pub output_name: Option<String>,
     /// `/pkg/baton.<hash>.css`.
     pub stylesheet: Option<String>,
+    /// `/pkg/split_<name>.<hash>.wasm`: the lazy islands' chunks.
+    pub chunks: Vec<String>,
 }
 
 struct Asset {
@@ -95,6 +97,7 @@ impl Assets {
             assets.insert(SPLIT_LOADER.to_owned(), "text/javascript", loader.clone(), false);
         }
         for (file, chunk) in split.chunks {
+            assets.chunks.push(format!("/{}/{}", options.site_pkg_dir, hashed(&file)));
             assets.insert(hashed(&file), "application/wasm", chunk.clone(), true);
             assets.insert(file, "application/wasm", chunk, false);
         }

@@ -17,6 +17,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let auth = state.auth.clone();
     let options = state.leptos_options.clone();
     let stylesheet = stylesheet(state);
+    let chunks = app::SplitChunks(state.assets.chunks.clone());
     // `leptos_routes_with_context` also mounts every server function at its path, with the context.
     Router::new()
         .route("/api/{*rest}", any(crate::rest::not_found))
@@ -27,6 +28,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             move || {
                 provide_context(auth.clone());
                 provide_context(stylesheet.clone());
+                provide_context(chunks.clone());
             },
             move || shell(LeptosOptions::clone(&options)),
         )

@@ -15,7 +15,7 @@ mod next;
 pub mod session;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Meta, MetaTags, Title};
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 use session::{Auth, AuthStatus};
@@ -27,6 +27,11 @@ const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (
 /// Where the stylesheet is served; the server provides it (its name carries a hash of its content).
 #[derive(Clone, Debug)]
 pub struct Stylesheet(pub String);
+
+/// Where the split chunks of the WASM (the lazy islands' code) are served; the server provides
+/// them, and the inside page has the browser fetch them with the rest of its first load.
+#[derive(Clone, Debug, Default)]
+pub struct SplitChunks(pub Vec<String>);
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -102,7 +107,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=|| view! { <Home/> }/>
                     <Route path=path!("/login") view=|| view! { <Title text="Log in"/><login::LoginPage next=next_param()/> }/>
                     <Route path=path!("/signup") view=|| view! { <Title text="Create your account"/><login::SignupPage next=next_param()/> }/>
-                    <Route path=path!("/inside") view=|| view! { <Title text="Inside"/><inside::InsideIsland/> }/>
+                    <Route path=path!("/inside") view=|| view! { <Title text="Inside"/><PreloadChunks/><inside::InsideIsland/> }/>
                 </Routes>
             </main>
         </Router>
@@ -110,6 +115,18 @@ pub fn App() -> impl IntoView {
         // each lazy one, so this one comes after all of them.
         <HydrationMark/>
     }
+}
+
+/// In the head: the chunks start downloading with the page, not once the main WASM has run.
+/// `crossorigin` as the loader's own `fetch` (CORS mode, same-origin credentials), so the browser
+/// uses what it preloaded.
+#[component]
+fn PreloadChunks() -> impl IntoView {
+    let chunks = use_context::<SplitChunks>().unwrap_or_default().0;
+    chunks
+        .into_iter()
+        .map(|href| view! { <Link rel="preload" href as_="fetch" type_="application/wasm" crossorigin="anonymous"/> })
+        .collect_view()
 }
 
 /// The request's `next` parameter, handed to the form's island as a prop.

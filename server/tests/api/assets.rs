@@ -129,6 +129,16 @@ async fn split_parts_share_the_hash_and_name_each_other_by_it() {
     brotli::Decompressor::new(&res.bytes().await.unwrap()[..], 4096).read_to_end(&mut decoded).unwrap();
     assert_eq!(decoded, chunk);
 
+    // The inside page (the lazy island's) has the browser fetch the chunk with the page.
+    let inside = get(&app, "/inside", &[]).await.text().await.unwrap();
+    let at = inside.find(&format!("href=\"/pkg/split_inside_7.{hash}.wasm\"")).expect("the chunk is preloaded");
+    let (start, end) = (inside[..at].rfind('<').unwrap(), at + inside[at..].find('>').unwrap());
+    let link = &inside[start..=end];
+    for attribute in ["<link ", "rel=\"preload\"", "as=\"fetch\"", "type=\"application/wasm\"", "crossorigin=\"anonymous\""] {
+        assert!(link.contains(attribute), "{attribute} in {link}");
+    }
+    assert!(!html.contains("split_inside_7"), "not on /login");
+
     // The plain names: as built, revalidated.
     let res = get(&app, "/pkg/__wasm_split.______________________.js", &[]).await;
     assert_eq!(header(&res, CACHE_CONTROL), "no-cache");
