@@ -73,27 +73,14 @@ impl Assets {
             Some((stem, ext)) => format!("{stem}.{code_hash}.{ext}"),
             None => file.to_owned(),
         };
-        // Only where a file is fetched or imported: the WASM names its imports' modules too, by
-        // the plain names, and the glue must keep offering them under those.
-        let rewrite = |content: &[u8], names: &[(String, String)]| {
-            let mut text = String::from_utf8_lossy(content).into_owned();
-            for (from, to) in names {
-                for quote in ['"', '\'', '`'] {
-                    for before in ["from", "from ", "URL(", "import("] {
-                        text = text.replace(&format!("{before}{quote}{from}{quote}"), &format!("{before}{quote}{to}{quote}"));
-                    }
-                }
-            }
-            text.into_bytes()
-        };
-        let js_hashed = rewrite(&js, &[(format!("./{SPLIT_LOADER}"), format!("./{}", hashed(SPLIT_LOADER)))]);
+        let js_hashed = rewrite_references(&js, &[(format!("./{SPLIT_LOADER}"), format!("./{}", hashed(SPLIT_LOADER)))]);
         assets.insert(format!("{output_name}.js"), "text/javascript", js_hashed, true);
         assets.insert(format!("{name}.js"), "text/javascript", js, false);
         assets.add(name, "wasm", &output_name, "application/wasm", wasm);
         if let Some(loader) = &split.loader {
             let mut names = vec![(format!("./{name}.js"), format!("./{output_name}.js"))];
             names.extend(split.chunks.iter().map(|(file, _)| (format!("./{file}"), format!("./{}", hashed(file)))));
-            assets.insert(hashed(SPLIT_LOADER), "text/javascript", rewrite(loader, &names), true);
+            assets.insert(hashed(SPLIT_LOADER), "text/javascript", rewrite_references(loader, &names), true);
             assets.insert(SPLIT_LOADER.to_owned(), "text/javascript", loader.clone(), false);
         }
         for (file, chunk) in split.chunks {
@@ -118,7 +105,7 @@ impl Assets {
     }
 
     fn add(&mut self, plain_name: &str, ext: &str, hashed_name: &str, content_type: &'static str, content: Vec<u8>) {
-        let etag = HeaderValue::from_str(&format!("\"{}\"", short_hash(&[&content]))).expect("hex is a valid header");
+        let etag = etag_of(&content);
         let (plain, compressed) = (bytes::Bytes::from(content), Arc::new(OnceCell::new()));
         for (file, immutable) in [(format!("{hashed_name}.{ext}"), true), (format!("{plain_name}.{ext}"), false)] {
             let asset = Asset { content_type, etag: etag.clone(), immutable, plain: plain.clone(), compressed: compressed.clone() };
@@ -128,7 +115,7 @@ impl Assets {
 
     /// One file under one name.
     fn insert(&mut self, file: String, content_type: &'static str, content: Vec<u8>, immutable: bool) {
-        let etag = HeaderValue::from_str(&format!("\"{}\"", short_hash(&[&content]))).expect("hex is a valid header");
+        let etag = etag_of(&content);
         let asset = Asset { content_type, etag, immutable, plain: content.into(), compressed: Arc::new(OnceCell::new()) };
         self.files.insert(file, Arc::new(asset));
     }
@@ -156,6 +143,25 @@ impl Asset {
             })
             .await
     }
+}
+
+fn etag_of(content: &[u8]) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", short_hash(&[content]))).expect("hex is a valid header")
+}
+
+/// `content` with each file name `from` replaced by `to` where the JS imports or fetches it. Only
+/// there: the WASM names the modules of its imports by the plain names too, and the glue must keep
+/// offering them under those.
+fn rewrite_references(content: &[u8], names: &[(String, String)]) -> Vec<u8> {
+    let mut text = String::from_utf8_lossy(content).into_owned();
+    for (from, to) in names {
+        for quote in ['"', '\'', '`'] {
+            for before in ["from", "from ", "URL(", "import("] {
+                text = text.replace(&format!("{before}{quote}{from}{quote}"), &format!("{before}{quote}{to}{quote}"));
+            }
+        }
+    }
+    text.into_bytes()
 }
 
 /// The JS that loads the split parts; the main JS imports it under this name.
