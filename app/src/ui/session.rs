@@ -92,8 +92,8 @@ pub fn logged_in(res: TokenResponse) {
 }
 
 /// Ends this session (or, `everywhere`, all of the user's sessions) on the server, then forgets
-/// the tokens in every tab (this one then leaves the page). When the server cannot be reached the tokens stay and the error is
-/// returned: the user must not believe a session ended that did not.
+/// the tokens in every tab (this one then leaves the page). When the server cannot be reached the
+/// tokens stay and the error is returned: the user must not believe a session ended that did not.
 pub async fn log_out(everywhere: bool) -> Result<(), AppError> {
     #[cfg(feature = "hydrate")]
     return browser::log_out(everywhere).await;
