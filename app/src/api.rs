@@ -47,6 +47,20 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// What became of a refresh token whose renewal got no answer (the request or its answer was
+/// lost): asked without spending it, so that a client never presents a spent token by mistake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshState {
+    /// Not spent: the renewal never reached the server; refreshing with it is safe.
+    Unspent,
+    /// Spent a moment ago by this very client: presenting it again returns the same new pair
+    /// (the grace window).
+    Replayable,
+    /// Spent, and its answer cannot be had again: presenting it would be reuse.
+    Spent,
+}
+
 /// `POST /api/account/password`: the current password proves it is the user; the new one must
 /// meet the signup rules.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -285,6 +285,8 @@ impl TryFrom<ErrorBody> for AppError {
     }
 }
 
+const UNREADABLE_ANSWER: &str = "Baton's answer did not arrive whole. Check your connection and try again.";
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
@@ -300,12 +302,12 @@ impl FromServerFnError for AppError {
             ServerFnErrorErr::Deserialization(_) => {
                 Self::BadRequest("The request body could not be read: send UTF-8 form data or JSON.".into())
             }
+            // What could not be parsed (a proxy's HTML error page, a cut-off answer) is no use to
+            // a person: the message says what to do.
             #[cfg(feature = "ssr")]
-            ServerFnErrorErr::Response(e) => Self::Network(format!("The server's answer could not be read: {e}")),
+            ServerFnErrorErr::Response(_) => Self::Network(UNREADABLE_ANSWER.into()),
             #[cfg(not(feature = "ssr"))]
-            ServerFnErrorErr::Response(e) | ServerFnErrorErr::Deserialization(e) => {
-                Self::Network(format!("The server's answer could not be read: {e}"))
-            }
+            ServerFnErrorErr::Response(_) | ServerFnErrorErr::Deserialization(_) => Self::Network(UNREADABLE_ANSWER.into()),
             #[cfg(feature = "ssr")]
             other => Self::internal(other),
             // The browser's own client failed before or instead of a call (`ui::client`).
@@ -327,11 +329,14 @@ mod http_response {
         fn into_response(self) -> Response {
             let status = StatusCode::from_u16(self.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let retry_after = self.retry_after();
-            // RFC 6750 §3 and RFC 9449 §7.1: tell the client which kind of credential failed.
+            // RFC 6750 §3 and RFC 9449 §7.1: tell the client which kind of credential failed. Only
+            // a refused access token says `invalid_token`: that is the one 401 a refresh cures
+            // (a wrong password or an ended session is not, and the browser must not spend a
+            // refresh token on it).
             let challenge = match &self {
                 AppError::InvalidDpopProof(_) => Some(r#"DPoP error="invalid_dpop_proof", algs="ES256""#),
                 AppError::InvalidToken => Some(r#"Bearer error="invalid_token", DPoP algs="ES256""#),
-                _ if status == StatusCode::UNAUTHORIZED => Some(r#"Bearer error="invalid_token""#),
+                _ if status == StatusCode::UNAUTHORIZED => Some(r#"Bearer realm="baton""#),
                 _ => None,
             };
             let mut res = (status, axum::Json(ErrorBody::from(self))).into_response();

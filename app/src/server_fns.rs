@@ -4,7 +4,7 @@
 
 #[cfg(feature = "ssr")]
 use crate::api::{AccountDeletion, Credentials, PasswordChange};
-use crate::api::{Secret, Sensitive, SessionInfo, TokenResponse, User};
+use crate::api::{RefreshState, Secret, Sensitive, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
 use crate::ui::client::{AuthClient, DpopClient};
 use leptos::prelude::*;
@@ -55,7 +55,13 @@ pub async fn refresh(refresh_token: Sensitive) -> Result<TokenResponse, AppError
     ssr::auth()?.refresh(&refresh_token.0, &ssr::client().await?).await
 }
 
-#[server(prefix = "/api/fn", endpoint = "logout")]
+/// What became of a refresh token whose renewal got no answer, without spending it.
+#[server(prefix = "/api/fn", endpoint = "refresh_state", client = DpopClient)]
+pub async fn refresh_token_state(refresh_token: Sensitive) -> Result<RefreshState, AppError> {
+    ssr::auth()?.refresh_state(&refresh_token.0, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "logout", client = DpopClient)]
 pub async fn logout(refresh_token: Sensitive) -> Result<(), AppError> {
     ssr::auth()?.logout(&refresh_token.0, &ssr::client().await?).await
 }
@@ -88,6 +94,20 @@ pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
 pub async fn revoke_session(id: String) -> Result<(), AppError> {
     let (auth, who) = ssr::principal().await?;
     auth.revoke_session(&who, &id, &ssr::client().await?).await
+}
+
+/// Stores this page's session for the next page of the tab (site storage blocked); the one-time
+/// code that redeems it (see `auth::handoff`). The session proves itself by its refresh token
+/// (and its key's proof, if bound), as a logout does: the page that leaves may hold an expired
+/// access token, and the refreshing client is not part of the first page's code.
+#[server(prefix = "/api/fn", endpoint = "hand_off", client = DpopClient)]
+pub async fn hand_off(refresh_token: Sensitive, payload: Sensitive) -> Result<Sensitive, AppError> {
+    ssr::auth()?.hand_off(&refresh_token.0, &payload.0, &ssr::client().await?).await.map(Sensitive)
+}
+
+#[server(prefix = "/api/fn", endpoint = "take_hand_off")]
+pub async fn take_hand_off(code: Sensitive) -> Result<Sensitive, AppError> {
+    ssr::auth()?.take_hand_off(&code.0, &ssr::client().await?).await.map(Sensitive)
 }
 
 #[server(prefix = "/api/fn", endpoint = "change_password", client = AuthClient)]

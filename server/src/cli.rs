@@ -12,7 +12,7 @@ Without a command, serves Baton on LEPTOS_SITE_ADDR. Configuration comes from th
 or a .env file (see README.md); commands use the same database and data directory.
 
 Commands:
-  check-config                 print the effective settings (database password redacted)
+  check-config                 print the effective settings (secrets redacted), and warnings
   unlock <username>            clear a username's failed-login count and lock
   sessions <username>          list the user's live sessions
   revoke-sessions <username>   end every session of the user
@@ -20,6 +20,10 @@ Commands:
   purge                        delete ended sessions and stale login counts now
   rotate-signing-key           add a JWT signing key: published now, signing on every instance
                                SIGNING_KEY_PUBLISH_DELAY later (old keys keep verifying)
+  seal-keys                    seal the keys stored in the clear under KEY_ENCRYPTION_KEY (once,
+                               after setting it: the server refuses keys in the clear beside it)
+  rotate-kek                   re-seal every key under KEY_ENCRYPTION_KEY that is sealed under
+                               KEY_ENCRYPTION_KEY_PREVIOUS (run with both set; then drop the old)
   help                         this text (also --help, -h)
 
 Exit status: 0 done; 1 failed (bad configuration, no such user or session, database
@@ -36,6 +40,13 @@ pub enum Command {
     CheckConfig,
     /// Commands that need the database.
     Db(DbCommand),
+    /// Commands on the stored keys: they run where the server would refuse to start.
+    Keys(KeyCommand),
+}
+
+pub enum KeyCommand {
+    Seal,
+    RotateKek,
 }
 
 pub enum DbCommand {
@@ -68,6 +79,8 @@ impl Invocation {
             "revoke-session" => Command::Db(DbCommand::RevokeSession(one("session-id")?)),
             "purge" => none(Command::Db(DbCommand::Purge))?,
             "rotate-signing-key" => none(Command::Db(DbCommand::RotateSigningKey))?,
+            "seal-keys" => none(Command::Keys(KeyCommand::Seal))?,
+            "rotate-kek" => none(Command::Keys(KeyCommand::RotateKek))?,
             other => return Err(format!("unknown command {other:?}")),
         };
         Ok(Self::Run(command))
@@ -85,7 +98,30 @@ impl Command {
                 for (var, value) in settings.effective() {
                     println!("{var}={value}");
                 }
+                // Where the server would listen, as it reads it (LEPTOS_SITE_ADDR).
+                let public = std::env::var("LEPTOS_SITE_ADDR")
+                    .ok()
+                    .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+                    .is_some_and(|a| !a.ip().is_loopback());
+                for warning in settings.auth.warnings(public) {
+                    eprintln!("warning: {warning}");
+                }
                 ExitCode::SUCCESS
+            }
+            Self::Keys(command) => {
+                let config = &settings.auth;
+                let db = match app::auth::db::connect_and_migrate(&config.database_url, config.db_timeout).await {
+                    Ok(db) => db,
+                    Err(e) => return failed(e),
+                };
+                let outcome = match command {
+                    KeyCommand::Seal => app::auth::keys::seal_plain_rows(&db, config).await.map(|n| format!("{n} key(s) sealed")),
+                    KeyCommand::RotateKek => {
+                        app::auth::keys::rotate_kek(&db, config).await.map(|n| format!("{n} key(s) re-sealed under the new KEY_ENCRYPTION_KEY"))
+                    }
+                };
+                db.close().await;
+                outcome.map_or_else(failed, done)
             }
             Self::Db(command) => {
                 let auth = match AuthService::start(settings.auth).await {

@@ -1,8 +1,11 @@
 //! Accepting connections, with limits on what each may cost, and a graceful shutdown.
 //! `axum::serve` offers neither a header read timeout nor a header size limit, so Baton drives
-//! hyper itself (as axum's `serve-with-hyper` example does). One address (an IPv6 /64) may hold
-//! `max_connections_per_address` of the `max_connections` (trusted proxies speak for many and are
-//! exempt), and a response the client stops reading is abandoned after `response_write_timeout`.
+//! hyper itself (as axum's `serve-with-hyper` example does). One address (an IPv6 /64, and 4× as
+//! many per /56, 16× per /48, as the rate limits count) may hold `max_connections_per_address` of
+//! the `max_connections` (trusted proxies speak for many and are exempt); a connection past that is
+//! answered 503 with `Retry-After` and closed, as nginx's `limit_conn` does, so the people behind
+//! one address see "busy, try again" instead of a network failure. A response the client stops
+//! reading is abandoned after `response_write_timeout`.
 
 use crate::settings::HttpLimits;
 use app::auth::network::{network, TrustedProxies};
@@ -35,6 +38,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    // Refused connections being answered: a small budget of their own (each holds a socket for
+    // up to two seconds); past it they are simply closed, as before.
+    let refusing = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let per_address = PerAddress::default();
     tokio::pin!(shutdown);
     loop {
@@ -59,8 +65,14 @@ pub async fn serve(
             Admission::Counted(slot) => Some(slot),
             Admission::Exempt => None,
             Admission::Refused => {
-                // Closed at once: the client learns, and the global permit is free again.
-                drop(stream);
+                // The global permit is free again at once; the answer has a budget of its own.
+                drop(permit);
+                if let Ok(refusal) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(refusal);
+                    });
+                }
                 continue;
             }
         };
@@ -94,14 +106,57 @@ pub async fn serve(
     Ok(())
 }
 
+/// What a connection over its network's share gets: a 503 that says when to come back, then the
+/// end of the connection. The request's head is read first (an HTTP client takes an answer that
+/// comes before its request for a broken connection), and whatever else it sends is read and
+/// dropped after (closing with unread data would reset the connection, and the client could lose
+/// the answer): two seconds at most in all, 64 KiB at most read.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = r#"{"error":"server_busy","message":"Too many connections from your network. Try again in 1 second.","retryAfter":1}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         cache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        // Up to the blank line that ends the head; each read scans only what it added (and the
+        // three bytes before), however the client slices it.
+        let mut seen = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            let from = seen.len().saturating_sub(3);
+            seen.extend_from_slice(&chunk[..n]);
+            if n == 0 || seen.len() >= 16 * 1024 || seen[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut drained = seen.len();
+        while drained < 64 * 1024 {
+            match stream.read(&mut chunk).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
+/// Connections past their network's share being answered 503 at once.
+const REFUSALS_AT_ONCE: usize = 256;
+
 /// Open connections per network.
 #[derive(Default, Clone)]
-struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+struct PerAddress(Arc<Mutex<HashMap<(IpAddr, u8), usize>>>);
 
-/// One connection's place in [`PerAddress`], given back when dropped.
+/// One connection's place in [`PerAddress`] (in each network it counts in), given back when dropped.
 struct Slot {
     counts: PerAddress,
-    network: IpAddr,
+    networks: Vec<(IpAddr, u8)>,
 }
 
 enum Admission {
@@ -113,29 +168,39 @@ enum Admission {
 }
 
 impl PerAddress {
-    /// Whether a connection from `ip` may be served, given `cap` per network.
+    /// Whether a connection from `ip` may be served, given `cap` per address (IPv6: per /64,
+    /// 4× per /56, 16× per /48, as the rate limits count: a host with a routed /48 has 65,536
+    /// /64s but only one /48).
     fn admit(&self, ip: IpAddr, proxies: &TrustedProxies, cap: usize) -> Admission {
         if proxies.contains(ip) {
             return Admission::Exempt;
         }
-        let network = network(Some(ip), 64);
+        let shares: &[(u8, usize)] = match ip.to_canonical() {
+            IpAddr::V6(_) => &[(64, 1), (56, 4), (48, 16)],
+            IpAddr::V4(_) => &[(32, 1)],
+        };
+        let networks: Vec<((IpAddr, u8), usize)> =
+            shares.iter().map(|&(prefix, times)| ((network(Some(ip), prefix), prefix), cap.saturating_mul(times))).collect();
         let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = counts.entry(network).or_insert(0);
-        if *count >= cap {
+        if networks.iter().any(|(net, cap)| counts.get(net).is_some_and(|count| count >= cap)) {
             return Admission::Refused;
         }
-        *count += 1;
-        Admission::Counted(Slot { counts: self.clone(), network })
+        for (net, _) in &networks {
+            *counts.entry(*net).or_insert(0) += 1;
+        }
+        Admission::Counted(Slot { counts: self.clone(), networks: networks.into_iter().map(|(net, _)| net).collect() })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.counts.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = counts.get_mut(&self.network) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.network);
+        for net in &self.networks {
+            if let Some(count) = counts.get_mut(net) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(net);
+                }
             }
         }
     }
@@ -201,5 +266,48 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many of `addresses` get a connection, each keeping it, with `cap` per address.
+    fn admitted(addresses: impl Iterator<Item = String>, cap: usize) -> (usize, Vec<Slot>) {
+        let per_address = PerAddress::default();
+        let mut held = Vec::new();
+        for address in addresses {
+            if let Admission::Counted(slot) = per_address.admit(address.parse().unwrap(), &TrustedProxies::default(), cap) {
+                held.push(slot);
+            }
+        }
+        (held.len(), held)
+    }
+
+    #[test]
+    fn an_ipv6_site_counts_by_its_64_56_and_48() {
+        // One /64: the cap.
+        assert_eq!(admitted((0..100).map(|i| format!("2001:db8:1:1::{i:x}")), 4).0, 4);
+        // A /60 spread over its 16 /64s: the /56's 4× stops it, not 16 × the cap.
+        assert_eq!(admitted((0..100).map(|i| format!("2001:db8:1:{:x}::1", i % 16)), 4).0, 16);
+        // A /48 over 256 /56s: 16×.
+        assert_eq!(admitted((0..1000).map(|i| format!("2001:db8:1:{:x}::1", (i % 256) << 8)), 4).0, 64);
+        // IPv4: per address.
+        assert_eq!(admitted((0..100).map(|i| format!("10.0.{}.1", i % 50)), 4).0, 100);
+    }
+
+    #[test]
+    fn places_are_given_back_in_every_network() {
+        let per_address = PerAddress::default();
+        let ip: IpAddr = "2001:db8:1:1::1".parse().unwrap();
+        let slot = match per_address.admit(ip, &TrustedProxies::default(), 1) {
+            Admission::Counted(slot) => slot,
+            _ => panic!("the first is admitted"),
+        };
+        assert!(matches!(per_address.admit(ip, &TrustedProxies::default(), 1), Admission::Refused));
+        drop(slot);
+        assert!(per_address.0.lock().unwrap().is_empty(), "every count was given back");
+        assert!(matches!(per_address.admit(ip, &TrustedProxies::default(), 1), Admission::Counted(_)));
     }
 }

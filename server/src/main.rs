@@ -62,6 +62,9 @@ async fn main() -> ExitCode {
         },
     };
     let addr = leptos.site_addr;
+    for warning in settings.auth.warnings(!addr.ip().is_loopback()) {
+        tracing::warn!("{warning}");
+    }
     let state = match app::auth::AuthService::start(settings.auth).await {
         Ok(auth) => server::AppState::new(auth, settings.http, leptos),
         Err(e) => {

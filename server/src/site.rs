@@ -19,8 +19,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let stylesheet = stylesheet(state);
     let chunks = app::SplitChunks(state.assets.chunks.clone());
     // `leptos_routes_with_context` also mounts every server function at its path, with the context.
+    let no_script = no_script_page(&stylesheet.0);
     Router::new()
         .route("/api/{*rest}", any(crate::rest::not_found))
+        // The login and signup forms post here only when the page's code did not run.
+        .route("/login", axum::routing::post(no_script.clone()))
+        .route("/signup", axum::routing::post(no_script))
         .route(&format!("/{}/{{file}}", options.site_pkg_dir), get(crate::assets::handler))
         .leptos_routes_with_context(
             state,
@@ -42,6 +46,32 @@ fn stylesheet(state: &AppState) -> app::Stylesheet {
     let options = &state.leptos_options;
     let plain = || format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     app::Stylesheet(state.assets.stylesheet.clone().unwrap_or_else(plain))
+}
+
+/// What a login or signup form posted without JavaScript gets: the tokens live in the browser's
+/// storage, so without the page's code there is nothing to keep them in. Said plainly, with the
+/// way back, instead of an empty 405. Nothing of what was posted is read.
+fn no_script_page(stylesheet: &str) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    let page = format!(
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>JavaScript needed · Baton</title><link rel="stylesheet" href="{stylesheet}"></head>
+<body><header class="topbar"><a href="/" class="brand"><span class="brand-mark" aria-hidden="true"></span>Baton</a></header>
+<main id="main" class="page"><section class="card narrow"><h1>JavaScript needed</h1>
+<p>Baton logs you in with code that runs in this page (JavaScript and WebAssembly), which keeps your session safe in this browser. This browser did not run it, so you were not logged in, and nothing you typed was kept.</p>
+<p class="muted">Turn on JavaScript for this site, or leave a mode that blocks WebAssembly (such as iOS Lockdown Mode for this site), then try again.</p>
+<a class="button" href="/login">Back to log in</a></section></main></body></html>"#
+    );
+    let page: std::sync::Arc<str> = page.into();
+    move || {
+        let mut res = axum::response::Html(page.to_string()).into_response();
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static("default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+        );
+        std::future::ready(res)
+    }
 }
 
 /// Files on disk, else the "page not found" page (which links the stylesheet too).

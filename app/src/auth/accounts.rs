@@ -21,6 +21,7 @@ struct UserWithHash {
     #[sqlx(flatten)]
     user: UserRow,
     password_hash: String,
+    password_version: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +29,7 @@ struct AccountRow {
     id: String,
     username_key: String,
     password_hash: String,
+    password_version: i64,
 }
 
 impl From<&UserRow> for User {
@@ -55,7 +57,7 @@ impl AuthService {
         self.execute_write(insert)
             .await
             .map_err(|e| if is_unique_violation(&e) { AppError::UsernameTaken } else { AppError::from(e) })?;
-        let response = self.start_session(&user, client, key).await?;
+        let response = self.start_session(&user, 0, client, key).await?;
         self.record(Event::Signup, Some(&user.id), None, client).await;
         Ok(response)
     }
@@ -70,7 +72,7 @@ impl AuthService {
         let key = username.key();
         let failures_before = self.claim_login_attempt(&key, client).await?;
         let found = sqlx::query_as::<_, UserWithHash>(
-            "SELECT id, username, created_at, password_hash FROM users WHERE username_key = $1",
+            "SELECT id, username, created_at, password_hash, password_version FROM users WHERE username_key = $1",
         )
         .bind(&key)
         .fetch_optional(self.db())
@@ -80,7 +82,7 @@ impl AuthService {
             _ => Lane::Other,
         };
         let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str()), lane).await?;
-        let Some(UserWithHash { user, .. }) = found.as_ref().filter(|_| verified.ok) else {
+        let Some(UserWithHash { user, password_hash, password_version }) = found.as_ref().filter(|_| verified.ok) else {
             // The log may say whose account is under attack; the answer may not.
             self.record(Event::LoginFailed, found.as_ref().map(|f| f.user.id.as_str()), None, client).await;
             return Err(AppError::InvalidCredentials);
@@ -88,10 +90,17 @@ impl AuthService {
         self.clear_login_attempts(&key).await?;
         if verified.needs_rehash {
             let hash = self.inner.hasher.hash(&password, Lane::Known).await?;
-            self.execute_write(sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(&user.id))
-                .await?;
+            // Only over the hash that was verified, of the same version: a password changed
+            // meanwhile stays changed (and another login's rehash of it is as good as this one).
+            let rehash = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3 AND password_version = $4")
+                .bind(&hash)
+                .bind(&user.id)
+                .bind(password_hash)
+                .bind(password_version);
+            self.execute_write(rehash).await?;
         }
-        let response = self.start_session(user, client, dpop_key).await?;
+        // Fails if the password changed since it was read (see `start_session`).
+        let response = self.start_session(user, *password_version, client, dpop_key).await?;
         self.record(Event::Login, Some(&user.id), None, client).await;
         Ok(response)
     }
@@ -117,16 +126,30 @@ impl AuthService {
     /// (whoever else knew the old password is out), this one stays.
     #[tracing::instrument(skip_all)]
     pub async fn change_password(&self, principal: &Principal, input: &PasswordChange, client: &ClientInfo) -> Result<(), AppError> {
-        // The current password first: who does not know it learns nothing about the new one.
-        let user = self.confirm_password(principal, &input.current_password, client).await?;
+        // The new password's rules first: a change that cannot succeed costs no hash at all (the
+        // rules are public, so checking them first tells nobody anything).
         let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
         if input.new_password == input.current_password {
             return Err(AppError::invalid_field("newPassword", "The new password must differ from the current one."));
         }
-        let hash = self.inner.hasher.hash(&new, Lane::Known).await?;
+        let (user, _confirming) = self.confirm_password(principal, &input.current_password, client).await?;
+        let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(&hash).bind(&user.id).execute(&mut *tx).await?;
+        // Over the version just confirmed: of two changes racing, the second finds it gone (a
+        // login's rehash meanwhile keeps the version, and is simply replaced).
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $1, password_version = password_version + 1 WHERE id = $2 AND password_version = $3",
+        )
+        .bind(&hash)
+        .bind(&user.id)
+        .bind(user.password_version)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(AppError::InvalidCredentials);
+        }
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = 'password_changed' \
              WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
@@ -146,7 +169,7 @@ impl AuthService {
     /// token, the login count. The security log keeps its rows (ids and addresses only).
     #[tracing::instrument(skip_all)]
     pub async fn delete_account(&self, principal: &Principal, input: &AccountDeletion, client: &ClientInfo) -> Result<(), AppError> {
-        let user = self.confirm_password(principal, &input.password, client).await?;
+        let (user, _confirming) = self.confirm_password(principal, &input.password, client).await?;
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)")
             .bind(&user.id)
@@ -163,9 +186,19 @@ impl AuthService {
     }
 
     /// The caller's password, checked like a login: counted against the username's backoff
-    /// first, so a stolen access token does not make guessing it any cheaper.
-    async fn confirm_password(&self, principal: &Principal, password: &str, client: &ClientInfo) -> Result<AccountRow, AppError> {
-        let user = sqlx::query_as::<_, AccountRow>("SELECT id, username_key, password_hash FROM users WHERE id = $1")
+    /// first, so a stolen access token does not make guessing it any cheaper; limited per address
+    /// and per account, one at a time (the guard returned), in the ordinary hashing lane: a right
+    /// password clears the backoff, and must not buy a place ahead of other people's logins.
+    async fn confirm_password(
+        &self,
+        principal: &Principal,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(AccountRow, super::throttle::Confirming), AppError> {
+        let confirming = self.limit_confirmation(&principal.user_id, client).await?;
+        let user = sqlx::query_as::<_, AccountRow>(
+            "SELECT id, username_key, password_hash, password_version FROM users WHERE id = $1",
+        )
             .bind(&principal.user_id)
             .fetch_optional(self.db())
             .await?
@@ -173,7 +206,7 @@ impl AuthService {
         self.claim_login_attempt(&user.username_key, client).await?;
         // A password outside the length rules is simply not this one.
         let ok = match Password::parse(password) {
-            Ok(password) => self.inner.hasher.verify(&password, Some(&user.password_hash), Lane::Known).await?.ok,
+            Ok(password) => self.inner.hasher.verify(&password, Some(&user.password_hash), Lane::Other).await?.ok,
             Err(_) => false,
         };
         if !ok {
@@ -181,7 +214,7 @@ impl AuthService {
             return Err(AppError::InvalidCredentials);
         }
         self.clear_login_attempts(&user.username_key).await?;
-        Ok(user)
+        Ok((user, confirming))
     }
 
     /// The caller, as read with the session's liveness: no further query.

@@ -3,7 +3,7 @@
 //! helpers. Every variable is listed in README.md; a bad value stops the server naming it.
 
 use super::access_token::MAX_LEEWAY_SECS;
-use super::network::{IpNet, TrustedProxies, PRIVATE_NETWORKS};
+use super::network::{IpNet, TrustedProxies, LOOPBACK};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub struct RateLimits {
     pub refresh: u32,
     /// `GET /api/auth/sessions`: the list tells when each session was last used.
     pub sessions: u32,
+    /// Per account, not per address: checks of a logged-in user's password (change password,
+    /// delete account). Per address they share the login's allowance, in a bucket of their own.
+    pub password_confirmations: u32,
 }
 
 /// Per-account throttling of password guesses (see `throttle`).
@@ -82,6 +85,9 @@ pub struct Config {
     /// Whose `X-Forwarded-For` counts. Empty (the default) ignores the header: a client could
     /// write anything there.
     pub trusted_proxies: TrustedProxies,
+    /// `PUBLIC_URL`: the origins people reach Baton at (`https://baton.example.com`), the first
+    /// the one put in links. DPoP proofs must name one of them; empty, the request's own `Host`.
+    pub public_urls: Vec<String>,
     /// The longest a database call may take (statement, lock wait, SQLite busy wait, taking a
     /// connection from the pool) before the request gets a 503.
     pub db_timeout: Duration,
@@ -94,6 +100,9 @@ pub struct Config {
 pub struct KeySettings {
     /// `KEY_ENCRYPTION_KEY`: seals private keys in the database; `None` stores them in the clear.
     pub encryption_key: Option<KeyEncryptionKey>,
+    /// `KEY_ENCRYPTION_KEY_PREVIOUS`: while `server rotate-kek` re-seals, keys sealed under the
+    /// old key-encryption key are still read.
+    pub previous_encryption_key: Option<KeyEncryptionKey>,
     /// `SIGNING_KEY_PUBLISH_DELAY`: a rotated-in key is published this long before it signs.
     pub publish_delay: Duration,
     /// `KEY_POLL_INTERVAL`: how often an instance reads the keys; shorter than the publish delay.
@@ -185,6 +194,7 @@ impl Config {
                 login: number(&get, "RATE_LIMIT_LOGIN", 30, 0, 1_000_000)?,
                 refresh: number(&get, "RATE_LIMIT_REFRESH", 120, 0, 1_000_000)?,
                 sessions: number(&get, "RATE_LIMIT_SESSIONS", 60, 0, 1_000_000)?,
+                password_confirmations: number(&get, "RATE_LIMIT_PASSWORD_CONFIRM", 10, 0, 1_000_000)?,
             },
             login_backoff: LoginBackoff {
                 free_attempts: number(&get, "LOGIN_FREE_ATTEMPTS", 5, 1, 99)?,
@@ -193,6 +203,7 @@ impl Config {
                 lock_duration: secs(&get, "LOGIN_LOCK_DURATION", 86_400, 1)?,
             },
             trusted_proxies: trusted_proxies(&get)?,
+            public_urls: public_urls(&get)?,
             db_timeout: secs(&get, "DB_TIMEOUT", 10, 1)?,
             retention: Retention {
                 sessions: secs(&get, "SESSION_RETENTION", 7 * 86_400, 0)?,
@@ -200,13 +211,8 @@ impl Config {
                 interval: secs(&get, "PURGE_INTERVAL", 300, 1)?,
             },
             keys: KeySettings {
-                encryption_key: match get("KEY_ENCRYPTION_KEY") {
-                    None => None,
-                    Some(text) => Some(KeyEncryptionKey::parse(&text).ok_or(ConfigError {
-                        var: "KEY_ENCRYPTION_KEY",
-                        reason: "must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)".into(),
-                    })?),
-                },
+                encryption_key: kek(&get, "KEY_ENCRYPTION_KEY")?,
+                previous_encryption_key: kek(&get, "KEY_ENCRYPTION_KEY_PREVIOUS")?,
                 publish_delay: secs(&get, "SIGNING_KEY_PUBLISH_DELAY", 120, 1)?,
                 poll_interval: secs(&get, "KEY_POLL_INTERVAL", 5, 1)?,
             },
@@ -240,6 +246,11 @@ impl Config {
                 "REFRESH_IDLE_TTL",
                 config.refresh_idle_ttl > config.refresh_absolute_ttl,
                 "must not exceed REFRESH_ABSOLUTE_TTL".into(),
+            ),
+            (
+                "KEY_ENCRYPTION_KEY_PREVIOUS",
+                config.keys.previous_encryption_key.is_some() && config.keys.encryption_key.is_none(),
+                "needs KEY_ENCRYPTION_KEY (the new key) beside it".into(),
             ),
         ];
         if let Some((var, _, reason)) = limits.into_iter().find(|(_, broken, _)| *broken) {
@@ -277,47 +288,88 @@ impl Config {
             ("RATE_LIMIT_LOGIN", self.rate_limits.login.to_string()),
             ("RATE_LIMIT_REFRESH", self.rate_limits.refresh.to_string()),
             ("RATE_LIMIT_SESSIONS", self.rate_limits.sessions.to_string()),
+            ("RATE_LIMIT_PASSWORD_CONFIRM", self.rate_limits.password_confirmations.to_string()),
             ("LOGIN_FREE_ATTEMPTS", self.login_backoff.free_attempts.to_string()),
             ("LOGIN_BACKOFF_MAX", secs(self.login_backoff.max_delay)),
             ("LOGIN_LOCK_AFTER", self.login_backoff.lock_after.to_string()),
             ("LOGIN_LOCK_DURATION", secs(self.login_backoff.lock_duration)),
             ("TRUSTED_PROXIES", list(self.trusted_proxies.nets.iter().map(ToString::to_string).collect())),
             ("TRUSTED_PROXY_HOPS", self.trusted_proxies.max_hops.to_string()),
+            ("PUBLIC_URL", list(self.public_urls.clone())),
             ("DB_TIMEOUT", secs(self.db_timeout)),
             ("SESSION_RETENTION", secs(self.retention.sessions)),
             ("SECURITY_EVENT_RETENTION", secs(self.retention.security_events)),
             ("PURGE_INTERVAL", secs(self.retention.interval)),
             ("KEY_ENCRYPTION_KEY", if self.keys.encryption_key.is_some() { "(set)" } else { "(none)" }.into()),
+            ("KEY_ENCRYPTION_KEY_PREVIOUS", if self.keys.previous_encryption_key.is_some() { "(set)" } else { "(none)" }.into()),
             ("SIGNING_KEY_PUBLISH_DELAY", secs(self.keys.publish_delay)),
             ("KEY_POLL_INTERVAL", secs(self.keys.poll_interval)),
         ]
     }
 }
 
-/// `DATABASE_URL`: used as a `&str`; `Debug` and [`DatabaseUrl::redacted`] hide its password.
+impl Config {
+    /// What an operator should hear about at start and from `check-config`: settings that are
+    /// valid but weaker than they look. `public` says Baton listens on a non-loopback address.
+    pub fn warnings(&self, public: bool) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.public_urls.is_empty() && public {
+            warnings.push(
+                "PUBLIC_URL is unset: DPoP proofs are checked against the Host each client sends, so a proof made \
+                 for another server that trusts Baton's keys could be replayed here; set PUBLIC_URL to the origin \
+                 people reach Baton at"
+                    .into(),
+            );
+        }
+        if self.trusted_proxies.max_hops > 0 && self.trusted_proxies.nets == loopback() {
+            warnings.push(
+                "TRUSTED_PROXY_HOPS is set without TRUSTED_PROXIES: only proxies on loopback are trusted; list \
+                 yours in TRUSTED_PROXIES"
+                    .into(),
+            );
+        }
+        warnings
+    }
+}
+
+/// `DATABASE_URL`: used as a `&str`; `Debug` and [`DatabaseUrl::redacted`] hide its secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
 
 impl DatabaseUrl {
-    /// `postgres://baton:***@db/baton`: the password (and a `password=` parameter) replaced.
+    /// See [`redact_url`].
     pub fn redacted(&self) -> String {
-        let url = &self.0;
-        let mut shown = match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                let userinfo = &url[scheme_end + 3..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                    None => url.clone(),
-                }
-            }
-            _ => url.clone(),
-        };
-        if let Some(start) = shown.find("password=") {
-            let end = shown[start..].find('&').map_or(shown.len(), |i| start + i);
-            shown.replace_range(start + "password=".len()..end, "***");
-        }
-        shown
+        redact_url(&self.0)
     }
+}
+
+/// `postgres://baton:***@db/baton?sslmode=require&sslpassword=***`: the userinfo's password and
+/// every query parameter whose name says it is a secret (`password`, `sslpassword`, `token`,
+/// `secret`, `…key`, …), each occurrence, replaced.
+pub fn redact_url(url: &str) -> String {
+    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
+    let mut shown = match (head.find("://"), head.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => match head[scheme_end + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &head[..scheme_end + 3], &head[at..]),
+            None => head.to_owned(),
+        },
+        _ => head.to_owned(),
+    };
+    if let Some(query) = query {
+        let secret = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            ["pass", "pwd", "secret", "token", "key", "auth", "credential"].iter().any(|s| name.contains(s))
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if secret(name) => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        shown = format!("{shown}?{}", params.join("&"));
+    }
+    shown
 }
 
 impl From<String> for DatabaseUrl {
@@ -340,7 +392,8 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 /// `TRUSTED_PROXIES` (addresses and CIDR blocks, comma-separated) and `TRUSTED_PROXY_HOPS`. The
-/// hop count alone, as before `TRUSTED_PROXIES` existed, trusts loopback and private networks.
+/// hop count alone, as before `TRUSTED_PROXIES` existed, trusts loopback only: trusting the
+/// private ranges let any client on a LAN, VPC or pod network write its own `X-Forwarded-For`.
 fn trusted_proxies(get: &impl Fn(&str) -> Option<String>) -> Result<TrustedProxies, ConfigError> {
     let max_hops = number(get, "TRUSTED_PROXY_HOPS", 0, 0, 16)? as usize;
     let nets = match get("TRUSTED_PROXIES") {
@@ -350,10 +403,40 @@ fn trusted_proxies(get: &impl Fn(&str) -> Option<String>) -> Result<TrustedProxi
             .filter(|n| !n.is_empty())
             .map(|n| n.parse::<IpNet>().map_err(|reason| ConfigError { var: "TRUSTED_PROXIES", reason }))
             .collect::<Result<_, _>>()?,
-        None if max_hops > 0 => PRIVATE_NETWORKS.iter().map(|n| n.parse().expect("valid block")).collect(),
+        None if max_hops > 0 => loopback(),
         None => Vec::new(),
     };
     Ok(TrustedProxies { nets, max_hops })
+}
+
+fn loopback() -> Vec<IpNet> {
+    LOOPBACK.iter().map(|n| n.parse().expect("valid block")).collect()
+}
+
+/// `PUBLIC_URL`: origins, comma-separated, each kept as `scheme://host[:port]` (lowercase, no
+/// default port).
+fn public_urls(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = get("PUBLIC_URL") else { return Ok(Vec::new()) };
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            super::dpop::origin(u).ok_or_else(|| ConfigError {
+                var: "PUBLIC_URL",
+                reason: format!("{:?} is not an origin like https://baton.example.com (no path, query or user)", redact_url(u)),
+            })
+        })
+        .collect()
+}
+
+/// A key-encryption key: 32 bytes, base64.
+fn kek(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<Option<KeyEncryptionKey>, ConfigError> {
+    get(var)
+        .map(|text| {
+            KeyEncryptionKey::parse(&text)
+                .ok_or(ConfigError { var, reason: "must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)".into() })
+        })
+        .transpose()
 }
 
 pub fn on_off(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -434,6 +517,7 @@ mod tests {
             ("REFRESH_ROTATION", "sometimes"),
             ("DPOP_REQUIRED", "maybe"),
             ("KEY_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("KEY_ENCRYPTION_KEY_PREVIOUS", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
             ("KEY_POLL_INTERVAL", "120"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
@@ -479,9 +563,39 @@ mod tests {
         let c = config(&[("TRUSTED_PROXIES", "10.1.0.0/16, 2001:db8::1")]).unwrap();
         assert_eq!(c.trusted_proxies.nets.len(), 2);
         assert_eq!(c.trusted_proxies.max_hops, 0);
+        assert!(c.warnings(true).iter().all(|w| !w.contains("TRUSTED_PROXY_HOPS")));
         let legacy = config(&[("TRUSTED_PROXY_HOPS", "1")]).unwrap();
         assert_eq!(legacy.trusted_proxies.max_hops, 1);
-        assert!(legacy.trusted_proxies.contains("192.168.1.1".parse().unwrap()));
-        assert!(!legacy.trusted_proxies.contains("203.0.113.1".parse().unwrap()), "public addresses are clients");
+        assert!(legacy.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(legacy.trusted_proxies.contains("::1".parse().unwrap()));
+        for lan in ["192.168.1.1", "10.1.2.3", "172.16.0.9", "fd00::1", "203.0.113.1"] {
+            assert!(!legacy.trusted_proxies.contains(lan.parse().unwrap()), "{lan} is a client, not a proxy");
+        }
+        assert!(legacy.warnings(false).iter().any(|w| w.contains("TRUSTED_PROXY_HOPS is set without TRUSTED_PROXIES")));
+    }
+
+    #[test]
+    fn public_urls_are_origins() {
+        let c = config(&[("PUBLIC_URL", "HTTPS://Baton.Example.com:443/, http://localhost:3000")]).unwrap();
+        assert_eq!(c.public_urls, ["https://baton.example.com", "http://localhost:3000"]);
+        assert!(c.warnings(true).is_empty());
+        for bad in ["baton.example.com", "https://baton.example.com/app", "https://a@b.example", "ftp://x", "https://x?y=1"] {
+            assert_eq!(config(&[("PUBLIC_URL", bad)]).unwrap_err().var, "PUBLIC_URL", "{bad}");
+        }
+        let unset = config(&[]).unwrap();
+        assert!(unset.warnings(false).is_empty(), "on loopback, the Host is fine");
+        assert!(unset.warnings(true)[0].contains("PUBLIC_URL is unset"));
+    }
+
+    #[test]
+    fn every_secret_in_a_url_is_redacted() {
+        let url = "postgres://baton:p%40ss@db/baton?sslmode=require&password=one&application_name=x&sslpassword=two&password=three&PassWord=four";
+        let shown = redact_url(url);
+        assert_eq!(
+            shown,
+            "postgres://baton:***@db/baton?sslmode=require&password=***&application_name=x&sslpassword=***&password=***&PassWord=***"
+        );
+        assert_eq!(redact_url("postgres://db/baton?options=a@b"), "postgres://db/baton?options=a@b", "an @ in the query is no userinfo");
+        assert_eq!(redact_url("sqlite://data/baton.db"), "sqlite://data/baton.db");
     }
 }

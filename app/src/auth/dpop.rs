@@ -7,8 +7,10 @@
 //! (`typ: dpop+jwt`, ES256, the public key in `jwk`) naming this request's method (`htm`) and URL
 //! (`htu`, without query or fragment), made within the last minute (`iat`), and used once (`jti`:
 //! remembered for the proof's lifetime, in memory on SQLite and in the database on PostgreSQL, so
-//! no instance accepts it twice). Sessions started without a proof stay bearer sessions unless
-//! `DPOP_REQUIRED` is on.
+//! no instance accepts it twice). The URL is checked against `PUBLIC_URL` where it is set (the
+//! `Host` a client sends is its own choice: a proof made for another server that trusts Baton's
+//! keys must not work here); unset, against the request's `Host`. Sessions started without a
+//! proof stay bearer sessions unless `DPOP_REQUIRED` is on.
 
 use super::db::{now_ms, Db};
 use super::{AuthService, ClientInfo};
@@ -18,7 +20,8 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::BuildHasher as _;
 use std::sync::Mutex;
 
 /// How old a proof may be; a proof is also refused from more than [`FUTURE_SECS`] ahead.
@@ -35,6 +38,8 @@ pub struct ProofRequest {
     pub method: String,
     /// `scheme://host[:port]/path` of this request, as the client addressed it.
     pub htu: String,
+    /// The path alone, for the URLs under `PUBLIC_URL`.
+    pub path: String,
 }
 
 #[derive(Deserialize)]
@@ -88,8 +93,14 @@ pub(super) fn foreign_key() -> AppError {
     AppError::InvalidDpopProof("The DPoP proof is signed by another key than the session's.".into())
 }
 
-/// Checks `request`'s proof: form, signature, method, URL, age and, with an access token, `ath`.
-pub(super) fn verify(request: &ProofRequest, access_token: Option<&str>, now_ms: i64) -> Result<Verified, AppError> {
+/// Checks `request`'s proof: form, signature, method, URL (under one of `origins`, or the
+/// request's own where none are given), age and, with an access token, `ath`.
+pub(super) fn verify(
+    request: &ProofRequest,
+    origins: &[String],
+    access_token: Option<&str>,
+    now_ms: i64,
+) -> Result<Verified, AppError> {
     let proof = request.proof.trim();
     if proof.len() > 4096 || proof.split('.').count() != 3 {
         return Err(refuse("it is not a compact JWT"));
@@ -129,7 +140,12 @@ pub(super) fn verify(request: &ProofRequest, access_token: Option<&str>, now_ms:
     if claims.htm != request.method {
         return Err(refuse("htm is not this request's method"));
     }
-    if normalize(&claims.htu).as_deref() != Some(normalize(&request.htu).unwrap_or_default().as_str()) {
+    let named = normalize(&claims.htu).ok_or_else(|| refuse("htu is not this request's URL"))?;
+    let matches = match origins {
+        [] => normalize(&request.htu).is_some_and(|own| own == named),
+        origins => named.strip_suffix(request.path.as_str()).is_some_and(|origin| origins.iter().any(|o| o == origin)),
+    };
+    if !matches {
         return Err(refuse("htu is not this request's URL"));
     }
     let now = now_ms.div_euclid(1000);
@@ -155,7 +171,7 @@ impl AuthService {
     pub(super) async fn check_proof(&self, client: &ClientInfo, access_token: Option<&str>, expected: Option<&str>) -> Result<String, AppError> {
         let request = client.dpop.as_ref().ok_or_else(missing)?;
         let now = now_ms();
-        let verified = verify(request, access_token, now)?;
+        let verified = verify(request, &self.config().public_urls, access_token, now)?;
         if expected.is_some_and(|jkt| jkt != verified.jkt) {
             return Err(foreign_key());
         }
@@ -184,6 +200,18 @@ pub fn thumbprint(x: &str, y: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// `scheme://host[:port]` of an origin such as `PUBLIC_URL`'s (normalized as [`normalize`]);
+/// `None` for a URL with a path, query, fragment or user.
+pub fn origin(url: &str) -> Option<String> {
+    if url.contains(['?', '#']) {
+        return None;
+    }
+    let normalized = normalize(url)?;
+    let origin = normalized.strip_suffix('/')?;
+    let authority = &origin[origin.find("://")? + 3..];
+    (!authority.contains('/')).then(|| origin.to_owned())
+}
+
 /// `scheme://host[:port]/path`, lowercased scheme and host, default port dropped, query and
 /// fragment removed (RFC 9449 §4.3 and RFC 3986 §6). `None` for anything else.
 fn normalize(url: &str) -> Option<String> {
@@ -208,8 +236,9 @@ fn normalize(url: &str) -> Option<String> {
 
 /// Proofs seen, until they are too old to be accepted anyway.
 pub(super) enum Replays {
-    /// SQLite: one instance, so memory will do.
-    Memory(Mutex<HashMap<String, i64>>),
+    /// SQLite: one instance, so memory will do. (Boxed: sixteen shards are large, and the
+    /// service holds one of the two.)
+    Memory(Box<MemoryReplays>),
     /// PostgreSQL: every instance checks the same table.
     Shared(Db),
 }
@@ -218,13 +247,7 @@ impl Replays {
     /// Records the proof; `false` if it was seen before (a replay).
     pub async fn first_use(&self, proof: &Verified, now_ms: i64) -> Result<bool, AppError> {
         match self {
-            Self::Memory(seen) => {
-                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                if seen.len() >= 100_000 {
-                    seen.retain(|_, until| *until > now_ms);
-                }
-                Ok(seen.insert(proof.replay_id.clone(), proof.remember_until).is_none_or(|until| until <= now_ms))
-            }
+            Self::Memory(seen) => Ok(seen.first_use(&proof.replay_id, now_ms)),
             Self::Shared(db) => {
                 let inserted = sqlx::query(
                     "INSERT INTO dpop_proofs (id, expires_at) VALUES ($1, $2) \
@@ -241,6 +264,55 @@ impl Replays {
     }
 }
 
+/// How long a proof must be remembered after it is first seen: its `iat` may be up to
+/// [`FUTURE_SECS`] ahead and it is accepted until [`MAX_AGE_SECS`] after.
+const REMEMBER_MS: i64 = (MAX_AGE_SECS + FUTURE_SECS + 1) * 1000;
+const SHARDS: usize = 16;
+
+/// The proofs of the last one or two [`REMEMBER_MS`], in shards chosen by a keyed hash of the
+/// proof's id, each with two generations: a proof goes into the current one, and a generation
+/// older than `REMEMBER_MS` is dropped whole. Each insert touches one shard, does constant work
+/// and takes no lock that the other shards' callers wait for; memory is at most twice the
+/// proofs of one lifetime (the request rate times about two minutes), whatever the rate.
+pub(super) struct MemoryReplays {
+    hasher: std::collections::hash_map::RandomState,
+    shards: [Mutex<Generations>; SHARDS],
+}
+
+#[derive(Default)]
+struct Generations {
+    current: HashSet<String>,
+    previous: HashSet<String>,
+    /// When `current` began (ms).
+    started_at: i64,
+}
+
+impl Default for MemoryReplays {
+    fn default() -> Self {
+        Self { hasher: Default::default(), shards: std::array::from_fn(|_| Mutex::default()) }
+    }
+}
+
+impl MemoryReplays {
+    fn first_use(&self, id: &str, now_ms: i64) -> bool {
+        let shard = self.hasher.hash_one(id) as usize % SHARDS;
+        let mut seen = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        if now_ms - seen.started_at >= REMEMBER_MS {
+            // Everything in `previous` went in over REMEMBER_MS ago: no longer needed. Two
+            // lifetimes without a proof here: `current` is old enough to go too.
+            let stale = std::mem::take(&mut seen.current);
+            seen.previous = if now_ms - seen.started_at >= 2 * REMEMBER_MS { HashSet::new() } else { stale };
+            seen.started_at = now_ms;
+        }
+        !seen.previous.contains(id) && seen.current.insert(id.to_owned())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map(|g| g.current.len() + g.previous.len()).unwrap_or(0)).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +325,39 @@ mod tests {
         for bad in ["/api/x", "ftp://h/x", "http://user@h/x", "http:///x"] {
             assert_eq!(normalize(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(origin("HTTPS://Baton.Example.com:443").as_deref(), Some("https://baton.example.com"));
+        assert_eq!(origin("http://localhost:3000/").as_deref(), Some("http://localhost:3000"));
+        for bad in ["https://x.example/app", "https://x.example?q", "https://u@x.example", "x.example", "https://"] {
+            assert_eq!(origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn replays_are_caught_for_a_whole_lifetime_and_memory_follows_the_rate() {
+        let seen = MemoryReplays::default();
+        let t0 = 1_000_000_000;
+        assert!(seen.first_use("a", t0));
+        assert!(!seen.first_use("a", t0), "a replay");
+        // Until its last accepted moment, across a generation change of its shard.
+        for later in [1, REMEMBER_MS / 2, REMEMBER_MS, REMEMBER_MS + 1, 2 * REMEMBER_MS - 1] {
+            assert!(seen.first_use(&format!("other-{later}"), t0 + later));
+            assert!(!seen.first_use("a", t0 + later), "still a replay {later} ms on");
+        }
+        // 1,000 proofs a second for ten lifetimes: no more than two lifetimes' worth are kept.
+        let seen = MemoryReplays::default();
+        let per_ms = 1;
+        for ms in 0..10 * REMEMBER_MS {
+            for i in 0..per_ms {
+                assert!(seen.first_use(&format!("{ms}-{i}"), t0 + ms));
+            }
+        }
+        let kept = seen.len() as i64;
+        assert!(kept <= 2 * REMEMBER_MS * per_ms + SHARDS as i64, "{kept} proofs kept");
+        assert!(kept >= REMEMBER_MS * per_ms, "{kept}: at least one lifetime's");
     }
 
     #[test]

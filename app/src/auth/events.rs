@@ -13,6 +13,9 @@ pub enum Event {
     Refresh,
     RefreshTokenReuse,
     RefreshGraceReplay,
+    /// A spent refresh token's fate was asked after its answer was lost (or by a thief): the
+    /// session ends, as reuse would end it, without calling it theft.
+    RefreshLost,
     Logout,
     LogoutAll,
     SessionRevoked,
@@ -31,6 +34,7 @@ impl Event {
             Self::Refresh => "refresh",
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::RefreshGraceReplay => "refresh_grace_replay",
+            Self::RefreshLost => "refresh_lost",
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
             Self::SessionRevoked => "session_revoked",

@@ -13,9 +13,13 @@
 //!   `activates_at = 0` and the first rotation key the id `primary`, both unique; an instance that
 //!   loses the race reads the winner's.
 //! - With `KEY_ENCRYPTION_KEY`, private material is stored sealed (XChaCha20-Poly1305, the row's
-//!   name as associated data, so a sealed value cannot be moved to another row); keys stored in
-//!   the clear before are sealed at start. Without it they are stored in the clear and protected
-//!   only by the database's access control.
+//!   name as associated data, so a sealed value cannot be moved to another row), and a row in the
+//!   clear is refused, at start and at every poll: whoever can write to the database could
+//!   otherwise add a signing key of their own. `server seal-keys` seals, once, the rows an
+//!   upgrade finds in the clear. `server rotate-kek` re-seals every row under a new key while
+//!   `KEY_ENCRYPTION_KEY_PREVIOUS` (the old one) is still accepted for reading. Without a
+//!   key-encryption key, keys are stored in the clear and protected only by the database's
+//!   access control.
 
 use super::access_token::Key;
 use super::AuthService;
@@ -55,10 +59,24 @@ impl RotationKeys {
     }
 }
 
-/// Imports the data directory's key files (once), creates the first keys if there are none, seals
-/// what is in the clear when a key-encryption key is given, and reads the keys.
+/// The key-encryption keys in effect: `current` seals; both open.
+#[derive(Clone, Copy)]
+struct Keks<'a> {
+    current: Option<&'a KeyEncryptionKey>,
+    previous: Option<&'a KeyEncryptionKey>,
+}
+
+impl<'a> Keks<'a> {
+    fn of(config: &'a Config) -> Self {
+        Self { current: config.keys.encryption_key.as_ref(), previous: config.keys.previous_encryption_key.as_ref() }
+    }
+}
+
+/// Imports the data directory's key files (once), creates the first keys if there are none, and
+/// reads the keys.
 pub async fn prepare(db: &Db, config: &Config) -> Result<Loaded, String> {
-    let kek = config.keys.encryption_key.as_ref();
+    let keks = Keks::of(config);
+    let kek = keks.current;
     import_files(db, &config.data_dir, kek).await?;
     let now = now_ms();
     let first = Key::generate();
@@ -82,15 +100,13 @@ pub async fn prepare(db: &Db, config: &Config) -> Result<Loaded, String> {
         .execute(db)
         .await
         .map_err(db_error)?;
-    if let Some(kek) = kek {
-        seal_plain_rows(db, kek).await?;
-    }
-    load(db, kek).await
+    load(db, keks).await
 }
 
-/// Reads every key. A sealed key without the key-encryption key (or with another) is an error
-/// that names the key: the server must not start half-blind.
-async fn load(db: &Db, kek: Option<&KeyEncryptionKey>) -> Result<Loaded, String> {
+/// Reads every key. A sealed key without the key-encryption key (or with another), or with one a
+/// key in the clear, is an error that names the key: the server must not start half-blind, and
+/// a poll keeps the keys it had.
+async fn load(db: &Db, kek: Keks<'_>) -> Result<Loaded, String> {
     let rows: Vec<(String, i64, String)> =
         sqlx::query_as("SELECT kid, activates_at, private_key FROM signing_keys").fetch_all(db).await.map_err(db_error)?;
     let signing = rows
@@ -159,7 +175,7 @@ pub(super) fn spawn_polling(service: &AuthService) {
             let Some(interval) = service.upgrade().map(|inner| inner.config.keys.poll_interval) else { return };
             tokio::time::sleep(interval).await;
             let Some(inner) = service.upgrade() else { return };
-            match load(&inner.db, inner.config.keys.encryption_key.as_ref()).await {
+            match load(&inner.db, Keks::of(&inner.config)).await {
                 Ok(loaded) => {
                     inner.signer.set_keys(loaded.signing);
                     inner.rotation.set(loaded.rotation);
@@ -244,26 +260,57 @@ fn mark_imported(path: &Path) -> Result<(), String> {
     std::fs::rename(path, &done).map_err(|e| format!("cannot rename {}: {e}", path.display()))
 }
 
-/// Seals every row still stored in the clear. Each update is conditional on the row being
-/// unchanged, so two instances sealing at once do not overwrite each other.
-async fn seal_plain_rows(db: &Db, kek: &KeyEncryptionKey) -> Result<(), String> {
+/// `server seal-keys`: seals every row stored in the clear under `KEY_ENCRYPTION_KEY`; how many.
+pub async fn seal_plain_rows(db: &Db, config: &Config) -> Result<u64, String> {
+    let kek = config.keys.encryption_key.as_ref().ok_or("set KEY_ENCRYPTION_KEY to the key to seal with")?;
+    reseal(db, |id, stored| match stored.strip_prefix("plain:") {
+        Some(_) => Ok(Some(seal(Some(kek), id, &open_plain(id, stored)?))),
+        None => Ok(None),
+    })
+    .await
+}
+
+/// `server rotate-kek`: re-seals under `KEY_ENCRYPTION_KEY` every row sealed under
+/// `KEY_ENCRYPTION_KEY_PREVIOUS`; how many. Instances running meanwhile open either.
+pub async fn rotate_kek(db: &Db, config: &Config) -> Result<u64, String> {
+    let keks = Keks::of(config);
+    let (Some(current), Some(previous)) = (keks.current, keks.previous) else {
+        return Err("set KEY_ENCRYPTION_KEY to the new key and KEY_ENCRYPTION_KEY_PREVIOUS to the old one".into());
+    };
+    reseal(db, |id, stored| {
+        if stored.starts_with("plain:") {
+            return Err(format!("key {id} is stored in the clear: run `server seal-keys` first"));
+        }
+        match open_with(current, id, stored) {
+            Ok(_) => Ok(None),
+            Err(_) => Ok(Some(seal(Some(current), id, &open_with(previous, id, stored)?))),
+        }
+    })
+    .await
+}
+
+/// Rewrites each key row that `change` gives a new stored form. Each update is conditional on the
+/// row being unchanged, so two commands (or instances) at once do not overwrite each other.
+async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, String>) -> Result<u64, String> {
+    let mut changed = 0;
     for (table, id_column, column) in [("signing_keys", "kid", "private_key"), ("rotation_keys", "id", "secret")] {
-        let rows: Vec<(String, String)> = sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table} WHERE {column} LIKE 'plain:%'"))
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table}"))
             .fetch_all(db)
             .await
             .map_err(db_error)?;
-        for (id, plain) in rows {
-            let sealed = seal(Some(kek), &id, &open(None, &id, &plain)?);
-            sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
-                .bind(sealed)
+        for (id, stored) in rows {
+            let Some(new) = change(&id, &stored)? else { continue };
+            changed += sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
+                .bind(new)
                 .bind(&id)
-                .bind(&plain)
+                .bind(&stored)
                 .execute(db)
                 .await
-                .map_err(db_error)?;
+                .map_err(db_error)?
+                .rows_affected();
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// `plain:<base64>` without a key-encryption key; `sealed:<base64 of nonce ‖ ciphertext>` with.
@@ -276,12 +323,28 @@ fn seal(kek: Option<&KeyEncryptionKey>, name: &str, secret: &[u8]) -> String {
     format!("sealed:{}", STANDARD.encode([nonce.as_slice(), &sealed].concat()))
 }
 
-fn open(kek: Option<&KeyEncryptionKey>, name: &str, stored: &str) -> Result<Vec<u8>, String> {
-    if let Some(plain) = stored.strip_prefix("plain:") {
-        return STANDARD.decode(plain).map_err(|_| format!("key {name} is not valid base64"));
+/// A stored key's bytes: in the clear only where no key-encryption key is set; sealed, under the
+/// current key-encryption key or the previous one.
+fn open(keks: Keks<'_>, name: &str, stored: &str) -> Result<Vec<u8>, String> {
+    if stored.starts_with("plain:") {
+        return match keks.current {
+            None => open_plain(name, stored),
+            Some(_) => Err(format!(
+                "key {name} is stored in the clear although KEY_ENCRYPTION_KEY is set: refused (run `server seal-keys` once after an upgrade)"
+            )),
+        };
     }
+    let kek = keks.current.ok_or_else(|| format!("key {name} is sealed: set KEY_ENCRYPTION_KEY"))?;
+    open_with(kek, name, stored).or_else(|e| keks.previous.map_or(Err(e), |previous| open_with(previous, name, stored)))
+}
+
+fn open_plain(name: &str, stored: &str) -> Result<Vec<u8>, String> {
+    let plain = stored.strip_prefix("plain:").ok_or_else(|| format!("key {name} is not stored in the clear"))?;
+    STANDARD.decode(plain).map_err(|_| format!("key {name} is not valid base64"))
+}
+
+fn open_with(kek: &KeyEncryptionKey, name: &str, stored: &str) -> Result<Vec<u8>, String> {
     let sealed = stored.strip_prefix("sealed:").ok_or_else(|| format!("key {name} is stored in an unknown form"))?;
-    let kek = kek.ok_or_else(|| format!("key {name} is sealed: set KEY_ENCRYPTION_KEY"))?;
     let bytes = STANDARD.decode(sealed).map_err(|_| format!("key {name} is not valid base64"))?;
     if bytes.len() < 24 {
         return Err(format!("key {name} is truncated"));
@@ -305,15 +368,23 @@ fn db_error(e: sqlx::Error) -> String {
 mod tests {
     use super::*;
 
+    fn keks<'a>(current: Option<&'a KeyEncryptionKey>, previous: Option<&'a KeyEncryptionKey>) -> Keks<'a> {
+        Keks { current, previous }
+    }
+
     #[test]
     fn sealed_keys_open_only_with_their_kek_and_row() {
         let kek = KeyEncryptionKey::from_bytes([7; 32]);
+        let other = KeyEncryptionKey::from_bytes([8; 32]);
         let sealed = seal(Some(&kek), "k1", b"secret");
         assert!(sealed.starts_with("sealed:") && !sealed.contains("c2VjcmV0"), "no plain text: {sealed}");
-        assert_eq!(open(Some(&kek), "k1", &sealed).unwrap(), b"secret");
-        assert!(open(Some(&kek), "k2", &sealed).is_err(), "moved to another row");
-        assert!(open(Some(&KeyEncryptionKey::from_bytes([8; 32])), "k1", &sealed).is_err(), "another KEK");
-        assert!(open(None, "k1", &sealed).unwrap_err().contains("KEY_ENCRYPTION_KEY"));
-        assert_eq!(open(None, "k1", &seal(None, "k1", b"secret")).unwrap(), b"secret");
+        assert_eq!(open(keks(Some(&kek), None), "k1", &sealed).unwrap(), b"secret");
+        assert!(open(keks(Some(&kek), None), "k2", &sealed).is_err(), "moved to another row");
+        assert!(open(keks(Some(&other), None), "k1", &sealed).is_err(), "another KEK");
+        assert_eq!(open(keks(Some(&other), Some(&kek)), "k1", &sealed).unwrap(), b"secret", "the previous KEK reads");
+        assert!(open(keks(None, None), "k1", &sealed).unwrap_err().contains("KEY_ENCRYPTION_KEY"));
+        let plain = seal(None, "k1", b"secret");
+        assert_eq!(open(keks(None, None), "k1", &plain).unwrap(), b"secret");
+        assert!(open(keks(Some(&kek), None), "k1", &plain).unwrap_err().contains("seal-keys"), "in the clear beside a KEK");
     }
 }

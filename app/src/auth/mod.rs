@@ -21,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod dpop;
 mod events;
+mod handoff;
 pub mod keys;
 pub mod network;
 pub mod password;
@@ -49,16 +50,20 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub dpop: Option<dpop::ProofRequest>,
+    /// The request does not say it comes from a page of another origin (`Sec-Fetch-Site`, else
+    /// `Origin`); a client that is no browser says nothing and counts as same-origin.
+    pub same_origin: bool,
 }
 
 impl ClientInfo {
     pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
-        Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip, dpop: None }
+        Self { user_agent: user_agent.map(|ua| ua.chars().take(256).collect()), ip, dpop: None, same_origin: false }
     }
 
     /// From a request (its peer address is present when served with connect info); see
     /// [`network::TrustedProxies::client_address`]. The URL a DPoP proof must name is this
-    /// request's as the client addressed it: its `Host`, and the scheme a trusted proxy reports.
+    /// request's path under `PUBLIC_URL`, or where that is unset, as the client addressed it: its
+    /// `Host`, and the scheme a trusted proxy reports (see `dpop::verify`).
     pub fn from_request(
         method: &http::Method,
         uri: &http::Uri,
@@ -68,21 +73,28 @@ impl ClientInfo {
     ) -> Self {
         let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
         let mut client = Self::new(user_agent, proxies.client_address(headers, peer).map(|ip| ip.to_string()));
+        let from_proxy = peer.is_some_and(|p| proxies.contains(p.ip().to_canonical()));
+        let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).filter(|_| from_proxy);
+        let scheme = match forwarded {
+            Some("https") => "https",
+            Some(_) | None => uri.scheme_str().unwrap_or("http"),
+        };
+        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or(uri.host()).unwrap_or_default();
+        let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+        client.same_origin = match (text("sec-fetch-site"), text("origin")) {
+            (Some(site), _) => site == "same-origin",
+            (None, Some(origin)) => dpop::origin(origin).is_some_and(|o| Some(o) == dpop::origin(&format!("{scheme}://{host}"))),
+            (None, None) => true,
+        };
         let mut proofs = headers.get_all("dpop").iter();
         if let Some(first) = proofs.next() {
             // RFC 9449 §4.3: exactly one proof; two (or one that is not text) is none valid.
             let proof = if proofs.next().is_some() { "" } else { first.to_str().unwrap_or_default() };
-            let from_proxy = peer.is_some_and(|p| proxies.contains(p.ip().to_canonical()));
-            let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).filter(|_| from_proxy);
-            let scheme = match forwarded {
-                Some("https") => "https",
-                Some(_) | None => uri.scheme_str().unwrap_or("http"),
-            };
-            let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).or(uri.host()).unwrap_or_default();
             client.dpop = Some(dpop::ProofRequest {
                 proof: proof.to_owned(),
                 method: method.as_str().to_owned(),
                 htu: format!("{scheme}://{host}{}", uri.path()),
+                path: uri.path().to_owned(),
             });
         }
         client
@@ -112,6 +124,8 @@ struct Inner {
     rotation: keys::RotationKeys,
     writer: writer::Writer,
     rate_limiter: throttle::RateLimiter,
+    /// Accounts whose password is being confirmed now (see `throttle::Confirming`).
+    confirming: throttle::InFlight,
     /// PostgreSQL: where the shared rate limits are counted (see `db::connect_unsynced`).
     limits_db: Option<Db>,
     /// DPoP proofs already used.
@@ -163,6 +177,7 @@ impl AuthService {
             rotation,
             writer,
             rate_limiter,
+            confirming: Default::default(),
             dpop_replays: match &limits_db {
                 Some(db) => dpop::Replays::Shared(db.clone()),
                 None => dpop::Replays::Memory(Default::default()),

@@ -62,9 +62,9 @@ pub struct TrustedProxies {
     pub max_hops: usize,
 }
 
-/// Where proxies usually stand: loopback and the private ranges. The trusted set when only
-/// `TRUSTED_PROXY_HOPS` is given, so a client on the internet cannot pick its own address.
-pub const PRIVATE_NETWORKS: [&str; 6] = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1", "fc00::/7"];
+/// The trusted set when only `TRUSTED_PROXY_HOPS` is given: a proxy on this host. Not the private
+/// ranges: any client on a LAN, VPC or pod network could then pick its own address.
+pub const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1"];
 
 impl TrustedProxies {
     pub fn is_empty(&self) -> bool {

@@ -4,7 +4,8 @@
 //!   after they ended, with the refresh-token rows of sessions from before generations;
 //! - security events older than `SECURITY_EVENT_RETENTION`;
 //! - failed-login counts untouched for 30 days (names that never existed pile up otherwise);
-//! - rate-limit buckets that are empty again (PostgreSQL);
+//! - rate-limit buckets that are empty again (PostgreSQL); DPoP proofs and hand-offs past their
+//!   lifetimes;
 //! - signing keys retired long enough that no token they signed can still be valid.
 //!
 //! Rows go in batches, each its own short write transaction: a request waits for one batch at most.
@@ -108,6 +109,9 @@ impl AuthService {
         .await?;
         // DPoP proofs too old to be accepted anyway (PostgreSQL's; SQLite's live in memory).
         self.delete_in_batches("DELETE FROM dpop_proofs WHERE id IN (SELECT id FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)", now)
+            .await?;
+        // Hand-offs nobody redeemed.
+        self.delete_in_batches("DELETE FROM handoffs WHERE id IN (SELECT id FROM handoffs WHERE expires_at < $1 LIMIT $2)", now)
             .await?;
         // A retired key may still sign on an instance that has not read the keys since, for one
         // poll interval; its tokens then live one token lifetime, verified with the leeway.

@@ -17,7 +17,7 @@ use super::network::network;
 use super::refresh_token::{self, agent_hash, Presented};
 use super::throttle::Action;
 use super::{AccessClaims, AuthService, ClientInfo, Principal};
-use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
+use crate::api::{rfc3339, RefreshState, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
 use sqlx::Row as _;
 use std::sync::Arc;
@@ -43,6 +43,11 @@ struct SessionState {
 }
 
 impl SessionState {
+    /// Not revoked, not past its absolute lifetime, not idle for `idle_ms`.
+    fn is_live(&self, now: i64, idle_ms: i64) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at && now - self.last_used_at < idle_ms
+    }
+
     fn user(&self) -> User {
         User { id: self.user_id.clone(), username: self.username.clone(), created_at: rfc3339(self.user_created_at) }
     }
@@ -199,8 +204,18 @@ const SESSION_STATE: &str = "SELECT s.id, s.user_id, u.username, u.created_at AS
 
 impl AuthService {
     /// A new session at generation 1, bound to DPoP key `jkt` if given; the caller has proven
-    /// who `user` is.
-    pub(super) async fn start_session(&self, user: &UserRow, client: &ClientInfo, jkt: Option<String>) -> Result<TokenResponse, AppError> {
+    /// who `user` is with the password of version `proven_by`. The session is created only if
+    /// that is still the user's password: a login that verified the old password while a password
+    /// change committed gets no session (`invalid_credentials`). The user's row is locked first
+    /// (a write that changes nothing), so on PostgreSQL a change cannot commit between this check
+    /// and the group's commit unseen: it waits, and then its revocation sees this session.
+    pub(super) async fn start_session(
+        &self,
+        user: &UserRow,
+        proven_by: i64,
+        client: &ClientInfo,
+        jkt: Option<String>,
+    ) -> Result<TokenResponse, AppError> {
         let user = User::from(user);
         let now = now_ms();
         let session_id = uuid::Uuid::new_v4().to_string();
@@ -208,14 +223,26 @@ impl AuthService {
         let kid = self.inner.signer.current_kid();
         let expires_at = now + self.config().refresh_absolute_ttl.as_millis() as i64;
         let to = IssuedTo::of(client);
-        let (sid, user_id, agent, ip, j, k, key) =
-            (session_id.clone(), user.id.clone(), client.user_agent.clone(), client.ip.clone(), jti.clone(), kid.clone(), jkt.clone());
-        self.writer()
+        let (sid, user_id, agent, ip, j, k, key) = (
+            session_id.clone(),
+            user.id.clone(),
+            client.user_agent.clone(),
+            client.ip.clone(),
+            jti.clone(),
+            kid.clone(),
+            jkt.clone(),
+        );
+        let returned = self
+            .writer()
             .execute_grouped(move || {
-                vec![sqlx::query(
+                let lock = sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1 AND password_version = $2")
+                    .bind(user_id.clone())
+                    .bind(proven_by);
+                let insert = sqlx::query(
                     "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
                      generation, rotated_at, access_jti, access_kid, issued_to_ip, issued_to_agent, dpop_jkt) \
-                     VALUES ($1, $2, $3, $3, $4, $5, $6, 1, $3, $7, $8, $9, $10, $11)",
+                     SELECT $1, id, $3, $3, $4, $5, $6, 1, $3, $7, $8, $9, $10, $11 FROM users \
+                     WHERE id = $2 AND password_version = $12 RETURNING id",
                 )
                 .bind(sid.clone())
                 .bind(user_id.clone())
@@ -227,9 +254,14 @@ impl AuthService {
                 .bind(k.clone())
                 .bind(to.issued_to_ip.clone())
                 .bind(to.issued_to_agent.clone())
-                .bind(key.clone())]
+                .bind(key.clone())
+                .bind(proven_by);
+                vec![lock, insert]
             })
             .await?;
+        if returned.get(1).is_none_or(|rows| rows.is_empty()) {
+            return Err(AppError::InvalidCredentials);
+        }
         let claims = self.inner.signer.claims(&user.id, &session_id, &jti, now, jkt.as_deref());
         let refresh_token = self.token_of(&session_id, 1)?;
         self.token_response(user, IssuedPair { claims, kid, refresh_token, answered_at: now })
@@ -253,8 +285,7 @@ impl AuthService {
         // Otherwise the session says why. Its user is read with it: a session whose user is gone
         // is gone too.
         let state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
-        let idle = self.config().refresh_idle_ttl.as_millis() as i64;
-        if state.revoked_at.is_some() || now >= state.expires_at || now - state.last_used_at >= idle {
+        if !state.is_live(now, self.config().refresh_idle_ttl.as_millis() as i64) {
             return Err(AppError::InvalidRefreshToken);
         }
         // Without the session's key, a token of a bound session is worth nothing, not even the
@@ -285,6 +316,53 @@ impl AuthService {
         };
         self.revoke_for_reuse(&state, client, detail.as_deref()).await?;
         Err(AppError::InvalidRefreshToken)
+    }
+
+    /// What became of `refresh_token`, without spending it (see [`RefreshState`]): for a client
+    /// whose renewal got no answer. Limited and key-bound as a refresh is; an unknown or ended
+    /// session is `invalid_refresh_token`. A token spent for good ends its session (`refresh_lost`)
+    /// as presenting it would: the question must not let a thief find out, at no cost, which
+    /// stolen tokens are still worth presenting.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh_state(&self, refresh_token: &str, client: &ClientInfo) -> Result<RefreshState, AppError> {
+        self.limit_rate(Action::Refresh, client).await?;
+        let (state, generation) = self.live_state(refresh_token, client).await?;
+        Ok(match generation.cmp(&state.generation) {
+            std::cmp::Ordering::Equal => RefreshState::Unspent,
+            std::cmp::Ordering::Greater => return Err(AppError::InvalidRefreshToken),
+            std::cmp::Ordering::Less => match self.spent(&state, generation, now_ms(), client)? {
+                Spent::GraceReplay(_) => RefreshState::Replayable,
+                Spent::OtherClient | Spent::Reuse => {
+                    self.revoke_sessions(Scope::Session(&state.id), "refresh_lost").await?;
+                    self.record(Event::RefreshLost, Some(&state.user_id), Some(&state.id), client).await;
+                    RefreshState::Spent
+                }
+            },
+        })
+    }
+
+    /// The live session whose *current* refresh token this is (with a proof of its key, if bound):
+    /// what may act for the session without an access token. `invalid_refresh_token` otherwise.
+    pub(super) async fn current_session(&self, refresh_token: &str, client: &ClientInfo) -> Result<String, AppError> {
+        let (state, generation) = self.live_state(refresh_token, client).await?;
+        if generation != state.generation {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        Ok(state.id)
+    }
+
+    /// The live session `refresh_token` names (of any generation) and that generation, after the
+    /// proof of the session's key if it is bound; `invalid_refresh_token` for an unknown or ended one.
+    async fn live_state(&self, refresh_token: &str, client: &ClientInfo) -> Result<(SessionState, i64), AppError> {
+        let (session_id, generation) = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
+        let state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
+        if !state.is_live(now_ms(), self.config().refresh_idle_ttl.as_millis() as i64) {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        if let Some(jkt) = &state.dpop_jkt {
+            self.check_proof(client, None, Some(jkt)).await?;
+        }
+        Ok((state, generation))
     }
 
     /// A user for a refresh answer: from memory (names never change), else from the database.
@@ -415,15 +493,20 @@ impl AuthService {
     }
 
     /// Revokes the session of `refresh_token` (of any generation). Unknown or already revoked
-    /// tokens are fine: logging out twice is not an error.
+    /// tokens are fine: logging out twice is not an error. A session bound to a DPoP key is ended
+    /// only with a proof by that key, as it is refreshed: a copied token cannot even end it.
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str, client: &ClientInfo) -> Result<(), AppError> {
         let Some((session_id, _)) = self.locate(refresh_token).await? else { return Ok(()) };
-        let user_id: Option<String> = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
-            .bind(&session_id)
-            .fetch_optional(self.db())
-            .await?;
-        if let Some(user_id) = user_id {
+        let live: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT user_id, dpop_jkt FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&session_id)
+                .fetch_optional(self.db())
+                .await?;
+        if let Some((user_id, bound)) = live {
+            if let Some(jkt) = bound {
+                self.check_proof(client, None, Some(&jkt)).await?;
+            }
             self.revoke_sessions(Scope::Session(&session_id), "logout").await?;
             self.record(Event::Logout, Some(&user_id), Some(&session_id), client).await;
         }

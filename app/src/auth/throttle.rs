@@ -6,7 +6,10 @@
 //!   with a routed /48 has 65,536 /64s but only one /48;
 //! - per account, a wait that doubles with every consecutive failed login after the first few,
 //!   and a lock after `lock_after` failures. Kept in the database, so a restart forgives nothing
-//!   and every instance sees the same count.
+//!   and every instance sees the same count;
+//! - password confirmations (change password, delete account) also count per account, at most
+//!   one at a time: a right password clears the backoff, so without this an account holder could
+//!   loop them and keep the hashing threads busy for everyone else.
 
 use super::config::{LoginBackoff, RateLimits};
 use super::db::now_ms;
@@ -14,7 +17,7 @@ use super::events::Event;
 use super::{AuthService, ClientInfo};
 use crate::error::AppError;
 use super::network::network;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,6 +28,10 @@ pub enum Action {
     Login,
     Refresh,
     ListSessions,
+    /// Checking a logged-in user's password again (change password, delete account).
+    ConfirmPassword,
+    /// Storing or redeeming a hand-off between two pages (see `handoff`).
+    HandOff,
 }
 
 impl Action {
@@ -34,6 +41,8 @@ impl Action {
             Self::Login => "login",
             Self::Refresh => "refresh",
             Self::ListSessions => "list_sessions",
+            Self::ConfirmPassword => "confirm_password",
+            Self::HandOff => "hand_off",
         }
     }
 }
@@ -43,8 +52,25 @@ pub struct RateLimiter {
     buckets: Mutex<Buckets>,
 }
 
-/// The action, and the network: an address or a prefix, of the length given.
-type BucketKey = (Action, IpAddr, u8);
+/// The action, and whom it is counted against.
+type BucketKey = (Action, Subject);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    /// An address or a prefix, of the length given.
+    Network(IpAddr, u8),
+    /// An account, by its id.
+    Account(String),
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Network(net, prefix) => write!(f, "{net}/{prefix}"),
+            Self::Account(id) => write!(f, "user:{id}"),
+        }
+    }
+}
 
 struct Buckets {
     /// Keyed by the network (an address, or an IPv6 prefix of the length in the key).
@@ -75,8 +101,10 @@ impl RateLimiter {
     fn buckets_for(&self, action: Action, ip: Option<&str>) -> Vec<(BucketKey, Pace)> {
         let per_minute = match action {
             Action::Signup => self.limits.signup,
-            Action::Login => self.limits.login,
-            Action::Refresh => self.limits.refresh,
+            // A confirmation costs what a login costs: the login's allowance, in a bucket of its own.
+            Action::Login | Action::ConfirmPassword => self.limits.login,
+            // A hand-off happens at most once per page the user opens: fewer than refreshes.
+            Action::Refresh | Action::HandOff => self.limits.refresh,
             Action::ListSessions => self.limits.sessions,
         };
         if per_minute == 0 {
@@ -91,13 +119,28 @@ impl RateLimiter {
         };
         networks
             .iter()
-            .map(|&(prefix, multiple)| ((action, network(ip, prefix), prefix), pace(per_minute.saturating_mul(multiple))))
+            .map(|&(prefix, multiple)| {
+                ((action, Subject::Network(network(ip, prefix), prefix)), pace(per_minute.saturating_mul(multiple)))
+            })
             .collect()
     }
 
+    /// The bucket of `user_id`'s password confirmations; none when that limit is off.
+    fn account_bucket(&self, user_id: &str) -> Vec<(BucketKey, Pace)> {
+        match self.limits.password_confirmations {
+            0 => Vec::new(),
+            per_minute => vec![((Action::ConfirmPassword, Subject::Account(user_id.to_owned())), pace(per_minute))],
+        }
+    }
+
+    /// [`Self::check_buckets`] for `action` from `ip`: the unit tests' shorthand.
+    #[cfg(test)]
+    fn check(&self, action: Action, ip: Option<&str>) -> Result<(), Limited> {
+        self.check_buckets(self.buckets_for(action, ip))
+    }
+
     /// In memory, for this process alone.
-    pub fn check(&self, action: Action, ip: Option<&str>) -> Result<(), Limited> {
-        let limits = self.buckets_for(action, ip);
+    fn check_buckets(&self, limits: Vec<(BucketKey, Pace)>) -> Result<(), Limited> {
         if limits.is_empty() {
             return Ok(());
         }
@@ -113,7 +156,7 @@ impl RateLimiter {
         }
         if let Some(retry_after) = refused {
             drop(buckets);
-            return Err(self.refused(limits[0].0, retry_after));
+            return Err(self.refused(limits[0].0.clone(), retry_after));
         }
         for (key, pace) in limits {
             let bucket = buckets.by_client.entry(key).or_insert(Bucket { tat: now, logged_at: None });
@@ -125,13 +168,11 @@ impl RateLimiter {
     /// In the database, shared by every instance: one statement that charges every bucket only
     /// if all have room. A conflicting row is re-checked against its latest value, so two
     /// instances racing for a bucket's last slot cannot both have it.
-    pub async fn check_shared(&self, db: &super::Db, action: Action, ip: Option<&str>) -> Result<(), SharedCheck> {
-        let limits = self.buckets_for(action, ip);
+    async fn check_shared(&self, db: &super::Db, limits: Vec<(BucketKey, Pace)>) -> Result<(), SharedCheck> {
         if limits.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> =
-            limits.iter().map(|((action, net, prefix), _)| format!("{}:{net}/{prefix}", action.name())).collect();
+        let names: Vec<String> = limits.iter().map(|((action, subject), _)| format!("{}:{subject}", action.name())).collect();
         let (mut values, mut steps, mut bursts) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..limits.len() {
             let p = 1 + 3 * i;
@@ -169,7 +210,7 @@ impl RateLimiter {
         }
         // A lost race has no wait of its own to tell: a second is the least a 429 asks.
         let retry_after = Duration::from_millis(wait.unwrap_or(0).max(1) as u64);
-        Err(SharedCheck::Limited(self.refused(limits[0].0, retry_after)))
+        Err(SharedCheck::Limited(self.refused(limits[0].0.clone(), retry_after)))
     }
 
     /// A refusal, noted on the narrowest bucket so that a flood is logged once a minute.
@@ -197,7 +238,7 @@ impl RateLimiter {
 }
 
 /// The outcome of a shared check that did not let the request through.
-pub enum SharedCheck {
+enum SharedCheck {
     Limited(Limited),
     Db(sqlx::Error),
 }
@@ -226,6 +267,28 @@ impl LoginBackoff {
     }
 }
 
+/// The accounts whose password is being checked again right now.
+pub(super) type InFlight = std::sync::Arc<Mutex<HashSet<String>>>;
+
+/// An account's one place among [`InFlight`], given back when dropped.
+pub(super) struct Confirming {
+    set: InFlight,
+    user_id: String,
+}
+
+impl Confirming {
+    fn claim(set: &InFlight, user_id: &str) -> Option<Self> {
+        let fresh = set.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id.to_owned());
+        fresh.then(|| Self { set: set.clone(), user_id: user_id.to_owned() })
+    }
+}
+
+impl Drop for Confirming {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.user_id);
+    }
+}
+
 fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
@@ -233,10 +296,24 @@ fn retry_after_secs(wait: Duration) -> u64 {
 impl AuthService {
     /// The per-address limit for `action`: shared by all instances on PostgreSQL.
     pub(super) async fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
-        let ip = client.ip.as_deref();
+        let limits = self.inner.rate_limiter.buckets_for(action, client.ip.as_deref());
+        self.enforce(action, limits, client).await
+    }
+
+    /// A password confirmation of `user_id` from `client`: limited per address (as logins are)
+    /// and per account, and at most one of the account's at a time (on this instance). The
+    /// returned guard holds that place until dropped.
+    pub(super) async fn limit_confirmation(&self, user_id: &str, client: &ClientInfo) -> Result<Confirming, AppError> {
+        self.limit_rate(Action::ConfirmPassword, client).await?;
+        let limits = self.inner.rate_limiter.account_bucket(user_id);
+        self.enforce(Action::ConfirmPassword, limits, client).await?;
+        Confirming::claim(&self.inner.confirming, user_id).ok_or(AppError::TooManyRequests { retry_after: 1 })
+    }
+
+    async fn enforce(&self, action: Action, limits: Vec<(BucketKey, Pace)>, client: &ClientInfo) -> Result<(), AppError> {
         let outcome = match &self.inner.limits_db {
-            None => self.inner.rate_limiter.check(action, ip),
-            Some(db) => match self.inner.rate_limiter.check_shared(db, action, ip).await {
+            None => self.inner.rate_limiter.check_buckets(limits),
+            Some(db) => match self.inner.rate_limiter.check_shared(db, limits).await {
                 Ok(()) => Ok(()),
                 Err(SharedCheck::Limited(limited)) => Err(limited),
                 Err(SharedCheck::Db(e)) => return Err(e.into()),
@@ -281,7 +358,12 @@ impl AuthService {
                 None => 0,
             };
             let counted = u32::try_from(failures + 1).unwrap_or(u32::MAX);
-            let blocked_until = now.saturating_add(policy.wait_after(counted).as_millis() as i64);
+            // No wait due is no block at all: `now` would block a concurrent attempt whose clock
+            // was read a millisecond earlier (seen on PostgreSQL as a 429 for a right password).
+            let blocked_until = match policy.wait_after(counted) {
+                wait if wait.is_zero() => 0,
+                wait => now.saturating_add(wait.as_millis() as i64),
+            };
             let claimed = if row.is_some() {
                 sqlx::query(
                     "UPDATE login_attempts SET failures = $2, blocked_until = $3, updated_at = $4 \
@@ -334,7 +416,13 @@ mod tests {
     use super::*;
 
     fn limiter(per_minute: u32) -> RateLimiter {
-        RateLimiter::new(RateLimits { signup: per_minute, login: per_minute, refresh: 0, sessions: per_minute })
+        RateLimiter::new(RateLimits {
+            signup: per_minute,
+            login: per_minute,
+            refresh: 0,
+            sessions: per_minute,
+            password_confirmations: per_minute,
+        })
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     tower_http::cors::CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // `DPoP`: a browser app on another origin binds its sessions to its key, as Baton's own does.
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static("dpop")])
+        // What a client must read to recover: the challenge of a 401, and a server nonce (RFC 9449 §8).
+        .expose_headers([header::WWW_AUTHENTICATE, header::HeaderName::from_static("dpop-nonce"), header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -78,7 +78,8 @@ async fn a_failed_login_does_not_reveal_whether_the_account_exists() {
         h
     };
     assert_eq!(strip(wrong_password.headers()), strip(unknown_user.headers()));
-    assert_eq!(wrong_password.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    // Not `invalid_token`: a refresh would not cure it (the browser refreshes only on that).
+    assert_eq!(wrong_password.headers()["www-authenticate"], r#"Bearer realm="baton""#);
     assert_eq!(wrong_password.text().await.unwrap(), unknown_user.text().await.unwrap());
 }
 

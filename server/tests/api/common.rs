@@ -173,12 +173,17 @@ pub async fn start_binary(data_dir: &std::path::Path, database_url: &str, env: &
 /// Runs `server <args>` (an operator's command) on `app`'s database and data directory, with the
 /// test settings plus `env`.
 pub async fn run_cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    run_cli_on(&app.config, args, env).await
+}
+
+/// [`run_cli`] on a configuration's database and data directory, with no server running.
+pub async fn run_cli_on(config: &Config, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BATON_DATA_DIR", app.data_dir())
-        .env("DATABASE_URL", &*app.config.database_url)
+        .env("BATON_DATA_DIR", &config.data_dir)
+        .env("DATABASE_URL", &*config.database_url)
         .envs(TEST_SETTINGS)
         .envs(env.iter().copied())
         .args(args);

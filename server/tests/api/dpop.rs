@@ -140,6 +140,98 @@ async fn tokens_copied_without_the_key_are_refused_and_cannot_end_the_session() 
 }
 
 #[tokio::test]
+async fn a_copied_refresh_token_cannot_log_a_bound_session_out() {
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let key = DpopKey::generate();
+    let tokens = app.login_bound("alice", &key).await;
+    let logout_url = app.url("/api/auth/logout");
+    let thief = DpopKey::generate();
+    let logout = |proof: Option<String>| {
+        let mut req = app.http.post(&logout_url).json(&json!({"refreshToken": token(&tokens, "refreshToken")}));
+        if let Some(proof) = proof {
+            req = req.header("DPoP", proof);
+        }
+        req.send()
+    };
+    // REST, and the server function the browser uses: without a proof, or with another key's.
+    assert_error(logout(None).await.unwrap(), 401, "invalid_dpop_proof").await;
+    assert_error(logout(Some(thief.proof("POST", &logout_url, None))).await.unwrap(), 401, "invalid_dpop_proof").await;
+    let res = app
+        .http
+        .post(app.url("/api/fn/logout"))
+        .form(&[("refresh_token", token(&tokens, "refreshToken"))])
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "invalid_dpop_proof").await;
+    let next = app.refresh_bound(&tokens, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
+    assert_eq!(next.status(), 200, "the session lives on");
+    let next: Value = next.json().await.unwrap();
+    // Even the spent token, with the owner's key, still names the session: the owner logs out.
+    assert_eq!(logout(Some(key.proof("POST", &logout_url, None))).await.unwrap().status(), 204);
+    assert_error(app.refresh_bound(&next, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await, 401, "invalid_refresh_token").await;
+    // A bearer session still logs out with its token alone.
+    let bearer = app.login("alice").await;
+    assert_eq!(app.post("/api/auth/logout", json!({"refreshToken": token(&bearer, "refreshToken")})).await.status(), 204);
+    assert_eq!(app.refresh(&token(&bearer, "refreshToken")).await.status(), 401);
+}
+
+#[tokio::test]
+async fn with_public_url_a_proof_must_name_it_whatever_host_is_sent() {
+    // Another resource server trusts Baton's keys; a proof its client made for it is replayed to
+    // Baton with that server's Host.
+    let foreign = "https://rs.example.org/api/users/secret";
+    let replay = |app: &TestApp, key: &DpopKey, access: &str| {
+        let proof = key.proof("GET", foreign, Some(access));
+        app.http
+            .get(app.url("/api/users/secret"))
+            .header("host", "rs.example.org")
+            .header("x-forwarded-proto", "https")
+            .header("authorization", format!("DPoP {access}"))
+            .header("DPoP", proof)
+            .send()
+    };
+    // Unset (development on loopback): the Host decides, as before.
+    let app = spawn_app_with(trust_local_proxy).await;
+    app.signup("alice").await;
+    let key = DpopKey::generate();
+    let access = token(&app.login_bound("alice", &key).await, "accessToken");
+    assert_eq!(replay(&app, &key, &access).await.unwrap().status(), 200);
+
+    let app = spawn_app_with(|c| {
+        trust_local_proxy(c);
+        c.public_urls = vec!["https://baton.example.com".into(), "https://auth.example.com".into()];
+    })
+    .await;
+    app.signup("alice").await;
+    // Logging in: the proof names the public URL, not the address the test reaches.
+    let login = |htu: String| {
+        let key = DpopKey::generate();
+        let proof = key.proof("POST", &htu, None);
+        let req = app.http.post(app.url("/api/auth/login")).header("DPoP", proof);
+        (key, req.json(&json!({"username": "alice", "password": PASSWORD})).send())
+    };
+    let (_, res) = login(app.url("/api/auth/login"));
+    assert_error(res.await.unwrap(), 401, "invalid_dpop_proof").await;
+    let (key, res) = login("https://baton.example.com/api/auth/login".into());
+    let res = res.await.unwrap();
+    assert_eq!(res.status(), 200);
+    let access = token(&res.json::<Value>().await.unwrap(), "accessToken");
+    assert_error(replay(&app, &key, &access).await.unwrap(), 401, "invalid_dpop_proof").await;
+    // Every name in the list works, the path must still be this request's.
+    for (htu, status) in [
+        ("https://auth.example.com/api/users/secret", 200),
+        ("https://BATON.example.com:443/api/users/secret", 200),
+        ("https://baton.example.com/api/users/me", 401),
+        ("http://baton.example.com/api/users/secret", 401),
+    ] {
+        let res = app.secret_with("DPoP", &access, Some(key.proof("GET", htu, Some(&access)))).await;
+        assert_eq!(res.status(), status, "{htu}");
+    }
+}
+
+#[tokio::test]
 async fn bad_proofs_are_refused() {
     let app = spawn_app().await;
     app.signup("alice").await;

@@ -106,6 +106,26 @@ async fn cors_is_off_by_default_and_opens_to_configured_origins_only() {
     assert_eq!(res.headers()["access-control-allow-origin"], "http://localhost:8100");
     let res = preflight(&app, "https://evil.example").await.unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
+
+    // A browser app on another origin binds its sessions with DPoP: the proof's header may be
+    // sent, and a 401's challenge (which says whether to refresh) read.
+    let res = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/api/users/secret"))
+        .header("origin", "http://localhost:8100")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization,dpop")
+        .send()
+        .await
+        .unwrap();
+    let allowed = res.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("dpop") && allowed.contains("authorization"), "{allowed}");
+    let res = app.http.get(app.url("/api/users/secret")).header("origin", "http://localhost:8100").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["www-authenticate", "dpop-nonce", "retry-after"] {
+        assert!(exposed.contains(header), "{header} in {exposed}");
+    }
 }
 
 #[tokio::test]

@@ -45,14 +45,27 @@ async fn an_upgrade_imports_the_data_directorys_key_files_and_logs_nobody_out() 
     assert_eq!(app.refresh(&token(&next, "refreshToken")).await.status(), 200);
 }
 
+fn kek_env(bytes: [u8; 32]) -> String {
+    STANDARD.encode(bytes)
+}
+
 #[tokio::test]
 async fn with_a_key_encryption_key_no_private_key_is_stored_in_the_clear() {
-    // Keys made before the operator set a KEK are sealed when it is set.
+    // Keys made before the operator set a KEK: the server refuses them beside it, until
+    // `server seal-keys` has sealed them once.
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
     assert!(stored_private_values(&app).await.iter().all(|v| v.starts_with("plain:")));
     let mut config = app.stop().await;
     config.keys.encryption_key = Some(KeyEncryptionKey::from_bytes(KEK));
+    let error = match app::auth::AuthService::start(config.clone()).await {
+        Ok(_) => panic!("started with keys in the clear beside a KEY_ENCRYPTION_KEY"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("stored in the clear") && error.contains("seal-keys"), "{error}");
+    let sealing = run_cli_on(&config, &["seal-keys"], &[("KEY_ENCRYPTION_KEY", &kek_env(KEK))]).await;
+    assert!(sealing.status.success(), "{}", String::from_utf8_lossy(&sealing.stderr));
+    assert!(String::from_utf8_lossy(&sealing.stdout).contains("2 key(s) sealed"));
     let app = start(config).await;
     let values = stored_private_values(&app).await;
     assert_eq!(values.len(), 2);
@@ -72,4 +85,58 @@ async fn with_a_key_encryption_key_no_private_key_is_stored_in_the_clear() {
     }
     let app = start(config).await;
     assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_key_written_in_the_clear_beside_a_kek_is_never_used() {
+    // Someone who can write to the database adds a signing key of their own, in the clear.
+    let app = spawn_app_with(|c| {
+        c.keys.encryption_key = Some(KeyEncryptionKey::from_bytes(KEK));
+        c.keys.poll_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let forged = app::auth::access_token::Key::generate();
+    sqlx::query("INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, 1, 1, $2, $3)")
+        .bind(&forged.kid)
+        .bind(&forged.public_x)
+        .bind(format!("plain:{}", STANDARD.encode(&forged.pkcs8)))
+        .execute(app.auth.db())
+        .await
+        .unwrap();
+    // Several polls later, the instance still has only its own key.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let jwks: serde_json::Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    assert!(!kids.contains(&forged.kid.as_str()), "the key in the clear was taken in: {kids:?}");
+    assert_eq!(app.secret_status(&token(&app.signup("alice").await, "accessToken")).await, 200, "the own key still signs");
+}
+
+#[tokio::test]
+async fn the_kek_rotates_while_the_old_one_still_reads() {
+    let app = spawn_app_with(|c| c.keys.encryption_key = Some(KeyEncryptionKey::from_bytes(KEK))).await;
+    let tokens = app.signup("alice").await;
+    let before = stored_private_values(&app).await;
+    // The operator starts every instance with the new key and the old one beside it...
+    let mut config = app.stop().await;
+    config.keys.encryption_key = Some(KeyEncryptionKey::from_bytes([9; 32]));
+    config.keys.previous_encryption_key = Some(KeyEncryptionKey::from_bytes(KEK));
+    let app = start(config.clone()).await;
+    let tokens = app.refreshed(&tokens).await;
+    // ...re-seals...
+    let env = [("KEY_ENCRYPTION_KEY", kek_env([9; 32])), ("KEY_ENCRYPTION_KEY_PREVIOUS", kek_env(KEK))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run_cli(&app, &["rotate-kek"], &env).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 key(s) re-sealed"));
+    let after = stored_private_values(&app).await;
+    assert!(after.iter().all(|v| v.starts_with("sealed:") && !before.contains(v)), "{after:?}");
+    // ...and drops the old key: everything opens with the new one alone.
+    let mut config = app.stop().await;
+    config.keys.previous_encryption_key = None;
+    let app = start(config).await;
+    assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+    // A second run has nothing left to do.
+    let again = run_cli(&app, &["rotate-kek"], &env).await;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 key(s) re-sealed"));
 }

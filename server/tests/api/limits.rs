@@ -89,7 +89,7 @@ async fn one_address_cannot_hold_every_connection() {
     let app = spawn_app().await;
     let cap = app.http_settings.limits.max_connections_per_address;
     assert!(app.http_settings.limits.max_connections < 1100, "the global cap is what the flood would fill");
-    // 1,100 idle sockets from one address: past its cap they are closed at once.
+    // 1,100 idle sockets from one address: past its cap they are closed.
     let mut idle = Vec::new();
     for _ in 0..1100 {
         match connect_from(&app, "127.0.0.2").await {
@@ -97,7 +97,9 @@ async fn one_address_cannot_hold_every_connection() {
             Err(e) => panic!("socket {}: {e} (raise `ulimit -n`; scripts/test.sh does)", idle.len()),
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Past the cap, a connection has two seconds to send its request (it would get a 503); these
+    // send nothing, and are closed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     // Another address is served at once.
     let res = tokio::time::timeout(Duration::from_secs(3), app.http.get(app.url("/healthz")).send()).await;
     assert_eq!(res.expect("answered within 3 s").unwrap().status(), 200);
@@ -110,6 +112,35 @@ async fn one_address_cannot_hold_every_connection() {
         }
     }
     assert_eq!(open, cap, "{cap} held open, the rest closed");
+}
+
+#[tokio::test]
+async fn a_connection_past_the_cap_is_told_to_come_back_not_reset() {
+    let app = spawn_app_with_http(|c| c.limits.max_connections_per_address = 8).await;
+    // An office behind one address: its first 8 connections are held open by other people.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(connect_from(&app, "127.0.0.4").await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Everyone else there gets an answer an HTTP library can read: 503, when to come back, JSON.
+    let client = client_from("127.0.0.4", "baton-tests");
+    for _ in 0..20 {
+        let res = client.get(app.url("/healthz")).send().await.expect("an answer, not a reset connection");
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert_error(res, 503, "server_busy").await;
+    }
+    // A request written whole before the answer is read is answered too.
+    let mut raw = connect_from(&app, "127.0.0.4").await.unwrap();
+    raw.write_all(b"POST /api/auth/login HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n").await.unwrap();
+    raw.write_all(&[b'x'; 2000]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer)).await.expect("closed in time").expect("no reset");
+    assert_eq!(status_of(&String::from_utf8_lossy(&answer)), 503);
+    // Once a place is free, the address is served again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -136,8 +167,11 @@ async fn a_client_that_stops_reading_loses_its_connection() {
     let started = std::time::Instant::now();
     let res = tokio::time::timeout(Duration::from_secs(6), async {
         loop {
+            // Until then the address is told it holds its share (503).
             if let Ok(res) = client.get(app.url("/healthz")).timeout(Duration::from_millis(500)).send().await {
-                return res;
+                if res.status() != 503 {
+                    return res;
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

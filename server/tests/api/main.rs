@@ -5,6 +5,7 @@ mod accounts;
 mod assets;
 mod cli;
 mod common;
+mod confirmations;
 mod dpop;
 mod http;
 mod instances;

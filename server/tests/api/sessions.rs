@@ -225,3 +225,56 @@ async fn a_session_ended_by_another_process_is_refused_within_a_second() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// `/api/fn/hand_off` and `/api/fn/take_hand_off`, as the pages of a tab whose browser blocks
+/// site storage call them.
+#[tokio::test]
+async fn a_hand_off_code_is_redeemed_once_by_the_same_client_from_the_same_origin() {
+    let app = spawn_app().await;
+    let tokens = app.signup("alice").await;
+    let refresh_token = token(&tokens, "refreshToken");
+    let hand_off = |client: &reqwest::Client, refresh_token: &str, site: &str| {
+        client
+            .post(app.url("/api/fn/hand_off"))
+            .header("sec-fetch-site", site)
+            .form(&[("refresh_token", refresh_token), ("payload", "{\"what\":\"the page's tokens\"}")])
+            .send()
+    };
+    let take = |client: &reqwest::Client, code: &str, site: &str| {
+        client.post(app.url("/api/fn/take_hand_off")).header("sec-fetch-site", site).form(&[("code", code)]).send()
+    };
+    let code = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 200);
+        res.json::<String>().await.unwrap()
+    };
+    // Made by a page of another site: refused, nothing stored.
+    let res = hand_off(&app.http, &refresh_token, "cross-site").await.unwrap();
+    assert_error(res, 400, "bad_request").await;
+    // Only the session's current refresh token makes one: not a made-up one, not a spent one.
+    assert_error(hand_off(&app.http, "brt_nonsense", "same-origin").await.unwrap(), 401, "invalid_refresh_token").await;
+    let tokens = app.refreshed(&tokens).await;
+    assert_error(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap(), 401, "invalid_refresh_token").await;
+    let refresh_token = token(&tokens, "refreshToken");
+
+    let first = code(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap()).await;
+    // Another machine, or a page of another site, gets nothing, and does not use the code up.
+    let elsewhere = client_from("127.0.0.2", "baton-tests");
+    assert_error(take(&elsewhere, &first, "same-origin").await.unwrap(), 404, "not_found").await;
+    let res = take(&app.http, &first, "cross-site").await.unwrap();
+    assert_error(res, 404, "not_found").await;
+    let res = take(&app.http, &first, "same-origin").await.unwrap();
+    assert_eq!(res.json::<String>().await.unwrap(), "{\"what\":\"the page's tokens\"}");
+    // Once.
+    assert_error(take(&app.http, &first, "same-origin").await.unwrap(), 404, "not_found").await;
+    // Nothing readable is stored: the table holds neither the code nor the payload; and one per
+    // session: a newer hand-off voids the one before.
+    let replaced = code(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap()).await;
+    let second = code(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap()).await;
+    let stored: Vec<(String, String)> = sqlx::query_as("SELECT id, sealed FROM handoffs").fetch_all(app.auth.db()).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored.iter().all(|(id, sealed)| !id.contains(&second) && !sealed.contains("tokens")), "{stored:?}");
+    assert_error(take(&app.http, &replaced, "same-origin").await.unwrap(), 404, "not_found").await;
+    // A session that ended takes its hand-offs with it.
+    app.post("/api/auth/logout", json!({"refreshToken": refresh_token})).await;
+    assert_error(take(&app.http, &second, "same-origin").await.unwrap(), 404, "not_found").await;
+}

@@ -389,3 +389,67 @@ async fn a_rotated_signing_key_is_published_first_then_signs_while_the_old_one_s
 fn kid_of(tokens: &Value) -> String {
     jsonwebtoken::decode_header(token(tokens, "accessToken")).unwrap().kid.unwrap()
 }
+
+/// `/api/fn/refresh_state`, as the browser calls it after a renewal that got no answer.
+async fn refresh_state(app: &TestApp, client: &reqwest::Client, refresh_token: &str) -> reqwest::Response {
+    client.post(app.url("/api/fn/refresh_state")).form(&[("refresh_token", refresh_token)]).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_whose_renewal_got_no_answer_learns_its_tokens_fate_without_spending_it() {
+    async fn state(app: &TestApp, client: &reqwest::Client, tokens: &Value) -> String {
+        let res = refresh_state(app, client, &token(tokens, "refreshToken")).await;
+        assert_eq!(res.status(), 200);
+        res.json::<String>().await.unwrap()
+    }
+    let app = spawn_app().await;
+    let first = app.signup("alice").await;
+    // Unspent, and asking twice spends nothing.
+    assert_eq!(state(&app, &app.http, &first).await, "unspent");
+    assert_eq!(state(&app, &app.http, &first).await, "unspent");
+    let second = app.refreshed(&first).await;
+    // Spent by this client a moment ago: the grace window would answer it again.
+    assert_eq!(state(&app, &app.http, &first).await, "replayable");
+    assert_eq!(state(&app, &app.http, &second).await, "unspent");
+    // None of that spent or revoked anything.
+    let third = app.refreshed(&second).await;
+    assert_eq!(app.secret_status(&token(&third, "accessToken")).await, 200);
+    // From elsewhere, presenting it would be reuse: the answer is "spent", and the session ends
+    // as reuse would end it, so the question is no free way to test stolen tokens.
+    assert_eq!(state(&app, &client_from("127.0.0.2", "another browser"), &first).await, "spent");
+    assert_eq!(app.secret_status(&token(&third, "accessToken")).await, 401);
+    let res = refresh_state(&app, &app.http, &token(&third, "refreshToken")).await;
+    assert_error(res, 401, "invalid_refresh_token").await;
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
+        .fetch_all(app.auth.db())
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["refresh_lost"], "not called reuse");
+
+    // Without a grace window, a spent token is spent for everyone.
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = std::time::Duration::ZERO).await;
+    let first = app.signup("bob").await;
+    app.refreshed(&first).await;
+    assert_eq!(state(&app, &app.http, &first).await, "spent");
+}
+
+#[tokio::test]
+async fn the_fate_of_a_bound_sessions_token_is_told_only_to_its_key() {
+    use crate::dpop::DpopKey;
+    let app = spawn_app().await;
+    app.signup("alice").await;
+    let key = DpopKey::generate();
+    let tokens = app.login_bound("alice", &key).await;
+    let url = app.url("/api/fn/refresh_state");
+    let ask = |proof: Option<String>| {
+        let mut req = app.http.post(&url).form(&[("refresh_token", token(&tokens, "refreshToken"))]);
+        if let Some(proof) = proof {
+            req = req.header("DPoP", proof);
+        }
+        req.send()
+    };
+    assert_error(ask(None).await.unwrap(), 401, "invalid_dpop_proof").await;
+    assert_error(ask(Some(DpopKey::generate().proof("POST", &url, None))).await.unwrap(), 401, "invalid_dpop_proof").await;
+    let res = ask(Some(key.proof("POST", &url, None))).await.unwrap();
+    assert_eq!(res.json::<String>().await.unwrap(), "unspent");
+}
