@@ -31,5 +31,10 @@ export default defineConfig({
       ],
     },
   },
-  projects: [{ name: "chromium" }],
+  projects: [
+    { name: "chromium", testIgnore: /dev-build\.spec\.ts/ },
+    // The dev build (debug WASM): scripts/test.sh serves one as DEV_URL; under `cargo leptos
+    // end-to-end` everything is the dev build on port 3000.
+    { name: "dev-build", testMatch: /dev-build\.spec\.ts/, use: { baseURL: process.env.DEV_URL ?? baseURL } },
+  ],
 });

@@ -25,6 +25,18 @@ for (const colorScheme of ["light", "dark"] as const) {
   });
 }
 
+// A first visit in dark mode, scanned as soon as the page is live, with nothing clicked or hovered
+// (the scans above click first, and so hover the form's button).
+test("axe finds no serious or critical violation on a fresh /login and /signup in dark mode", async ({ browser }) => {
+  const context = await browser.newContext({ colorScheme: "dark", ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  for (const path of ["/login", "/signup"]) {
+    await gotoHydrated(page, path);
+    expect(await seriousViolations(page), path).toEqual([]);
+  }
+  await context.close();
+});
+
 test("a failed submit moves focus to what needs fixing", async ({ page }) => {
   await gotoHydrated(page, "/login");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -105,4 +117,27 @@ test("log out everywhere asks first; revoke buttons name the device", async ({ p
   await phone.getByTestId("load-secret").click();
   await expect(phone).toHaveURL(/\/login/);
   await other.close();
+});
+
+test("on a touch screen the login page opens no keyboard by itself", async ({ browser }) => {
+  const phone = await browser.newContext({ viewport: { width: 390, height: 800 }, hasTouch: true, isMobile: true, ignoreHTTPSErrors: true });
+  const page = await phone.newPage();
+  await gotoHydrated(page, "/login");
+  await expect(page.getByLabel("Username")).not.toBeFocused();
+  expect(await page.evaluate(() => document.activeElement?.tagName)).toBe("BODY");
+  await phone.close();
+});
+
+test("a long username fits the top bar of a phone", async ({ browser }) => {
+  const phone = await browser.newContext({ viewport: { width: 360, height: 740 }, hasTouch: true, isMobile: true, ignoreHTTPSErrors: true });
+  const page = await phone.newPage();
+  const name = uniqueName("w").padEnd(32, "w");
+  await signUp(page, name);
+  await expect(page.getByTestId("nav-user")).toHaveText(name);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overflow, "the page scrolls sideways").toBeLessThanOrEqual(0);
+  const bar = await page.locator("header.topbar").boundingBox();
+  const user = await page.getByTestId("nav-user").boundingBox();
+  expect(user!.x + user!.width).toBeLessThanOrEqual(bar!.x + bar!.width);
+  await phone.close();
 });

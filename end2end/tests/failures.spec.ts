@@ -1,3 +1,4 @@
+import { Page } from "@playwright/test";
 import { test, expect, gotoHydrated, signUp, setStoredExpiry, storedTokens, REFRESH, uniqueName, PASSWORD, logInElsewhere } from "./fixtures";
 
 // Only the server saying the session ended ends it. Everything else is shown for what it is, and
@@ -16,14 +17,25 @@ test("a refresh that cannot reach the server says so and keeps the session", asy
   const before = await storedTokens(page);
   await setStoredExpiry(page, -1000);
   await page.route(REFRESH, (route) => route.abort("internetdisconnected"));
+  const asked: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().endsWith("/api/fn/refresh_state")) asked.push(r.url());
+  });
   await page.getByTestId("load-secret").click();
-  await expect(page.getByTestId("secret")).toContainText("Could not reach Baton");
+  await expect(page.getByTestId("secret-error")).toContainText("Could not reach Baton");
   await expect(page).toHaveURL(/\/inside$/);
-  expect((await storedTokens(page))?.refresh_token).toBe(before?.refresh_token);
-  // Back online: the same session carries on.
+  // The request may have reached the server: the token is kept, marked until the server says
+  // what became of it (here: it never arrived, so it was tried once more).
+  const kept = (await storedTokens(page)) as unknown as { refresh_token: string; unsettled: boolean };
+  expect(kept.refresh_token).toBe(before?.refresh_token);
+  expect(kept.unsettled).toBe(true);
+  expect(asked.length).toBe(1);
+  // Back online: the server says the token is unspent, and the same session carries on.
   await page.unroute(REFRESH);
   await page.getByTestId("load-secret").click();
   await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
+  expect(asked.length).toBe(2);
+  expect(((await storedTokens(page)) as unknown as { unsettled: boolean }).unsettled).toBe(false);
 });
 
 test("a busy server is waited out once, then reported, and the session stays", async ({ page }) => {
@@ -35,7 +47,7 @@ test("a busy server is waited out once, then reported, and the session stays", a
     return route.fulfill(busy);
   });
   await page.getByTestId("load-secret").click();
-  await expect(page.getByTestId("secret")).toContainText("The server is busy");
+  await expect(page.getByTestId("secret-error")).toContainText("The server is busy");
   expect(attempts).toBe(2);
   await expect(page).toHaveURL(/\/inside$/);
   await page.unroute(REFRESH);
@@ -75,19 +87,36 @@ test("a failed log out everywhere and a failed revoke are shown", async ({ page,
   await other.close();
 });
 
-test("with site storage blocked the app works in the tab and says so", async ({ context }) => {
+test("with site storage blocked the app works in the tab, says what ends it, and no token crosses in the tab's name", async ({
+  context,
+}) => {
   await context.addInitScript(() => {
     Object.defineProperty(window, "localStorage", {
       get() {
         throw new DOMException("The operation is insecure.", "SecurityError");
       },
     });
+    // What the previous page left in the tab's name, as the next page finds it.
+    (window as unknown as { __nameOnArrival: string }).__nameOnArrival = window.name;
   });
+  const nameOnArrival = (page: Page) => page.evaluate(() => (window as unknown as { __nameOnArrival: string }).__nameOnArrival);
   const page = await context.newPage();
   const name = await signUp(page, uniqueName());
-  await expect(page.getByTestId("storage-blocked")).toContainText("blocks site storage");
+  await expect(page.getByTestId("storage-blocked")).toContainText("reloading the page");
+  // The signup handed the session to /inside by a one-time code: never the tokens themselves.
+  const handed = await nameOnArrival(page);
+  expect(handed).toContain('"code":');
+  expect(handed).not.toMatch(/brt_|eyJ|access_token|refresh_token/);
   await page.getByTestId("load-secret").click();
   await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
+  // A plain link of the site (the logo) keeps the session too: / sends it inside.
+  await page.getByRole("link", { name: "Baton" }).first().click();
+  await expect(page).toHaveURL(/\/inside$/);
+  await expect(page.getByTestId("username")).toHaveText(name);
+  // A reload ends it, as the page said.
+  await page.reload();
+  await expect(page).toHaveURL(/\/login/);
+  await signUp(page, uniqueName());
   await page.getByTestId("logout").click();
   await expect(page).toHaveURL(/\/login$/);
 });
@@ -111,4 +140,22 @@ test("while the server asks to wait, the login button counts down", async ({ pag
   await expect(button).toBeDisabled();
   await expect(button).toBeEnabled({ timeout: 5000 });
   await expect(page.getByTestId("countdown")).toHaveCount(0);
+});
+
+test("a failed Load secret is an alert of its own, in words a person can act on", async ({ page }) => {
+  await signUp(page);
+  // A proxy's error page where Baton's answer should be.
+  await page.route("**/api/fn/get_secret", (route) =>
+    route.fulfill({ status: 200, contentType: "text/html", body: "<html><body>Bad gateway</body></html>" }),
+  );
+  await page.getByTestId("load-secret").click();
+  const error = page.getByTestId("secret-error");
+  await expect(error).toContainText("did not arrive whole");
+  await expect(error).toHaveAttribute("role", "alert");
+  await expect(error).not.toContainText(/could not be read|expected|serde|line \d/i);
+  await expect(page.getByTestId("secret")).toBeEmpty();
+  await page.unroute("**/api/fn/get_secret");
+  await page.getByTestId("load-secret").click();
+  await expect(page.getByTestId("secret")).toContainText("Only a logged-in user");
+  await expect(error).toBeEmpty();
 });

@@ -74,7 +74,9 @@ test("a hostile `next` never leaves the site; a local one keeps its query", asyn
   const name = await signUp(page);
   await page.getByTestId("logout").click();
   await expect(page).toHaveURL(/\/login$/);
-  for (const next of ["/%5Cevil.example", "/%09/evil.example", "//evil.example", "https://evil.example/", "/.//evil.example", "/login"]) {
+  // Nor to a page of the site that runs none of the app's code.
+  for (const next of ["/%5Cevil.example", "/%09/evil.example", "//evil.example", "https://evil.example/", "/.//evil.example", "/login",
+    "/healthz", "/api/openapi.json", "/pkg/baton.js", "/.well-known/jwks.json"]) {
     await gotoHydrated(page, `/login?next=${next}`);
     await logIn(page, name);
     await expect(page, `next=${next}`).toHaveURL(`${baseURL}/inside`);
@@ -95,4 +97,21 @@ test("a server-function body that is not UTF-8 gets a 400, not a 500", async ({ 
   });
   expect(res.status()).toBe(400);
   expect((await res.json()).error).toBe("bad_request");
+});
+
+test("what another page of the site writes into the tab's name is not shown and logs nobody in", async ({ page }) => {
+  await gotoHydrated(page, "/login");
+  // A same-site page planted a notice text, and tokens, in the old hand-off's form.
+  await page.evaluate(() => {
+    window.name = "baton.handoff:" + JSON.stringify({ notice: "Your account is locked: call +1 555 0100", tokens: { access_token: "x" } });
+  });
+  await gotoHydrated(page, "/inside");
+  await expect(page).toHaveURL(/\/login/);
+  await expect(page.getByText("call +1 555")).toHaveCount(0);
+  // Only Baton's own notices, by their code.
+  await page.evaluate(() => {
+    window.name = "baton.handoff:" + JSON.stringify({ notice: "SessionEnded" });
+  });
+  await gotoHydrated(page, "/login");
+  await expect(page.getByTestId("notice")).toHaveText("Your session has ended. Please log in again.");
 });

@@ -106,3 +106,34 @@ for (const where of ["this tab", "another tab"]) {
     }
   });
 }
+
+test.describe("a renewal whose answer is lost", () => {
+test.use({ provokesNetworkFailures: true });
+test("an answer cut off after the server acted: no tab presents the token again; the session ends as a logout", async ({
+  context,
+}) => {
+  const [first, second] = await twoTabs(context);
+  await expireInBoth(first, second);
+  const calls: string[] = [];
+  for (const tab of [first, second]) {
+    tab.on("request", (r) => {
+      const m = r.url().match(/\/api\/fn\/(refresh|refresh_state|logout)$/);
+      if (m) calls.push(m[1]);
+    });
+  }
+  // The server rotates the token; its answer never reaches the page.
+  await first.route(REFRESH, async (route) => {
+    await route.fetch();
+    await route.abort("connectionreset");
+  });
+  await first.getByTestId("load-secret").click();
+  // Without a grace window (the test servers), what the lost answer carried cannot be had again:
+  // the tab asks what became of the token, and ends the session cleanly instead of reusing it.
+  await expect(first).toHaveURL(/\/login/);
+  await expect(first.getByTestId("notice")).toContainText("connection dropped while your session was being renewed");
+  await expect(second).toHaveURL(/\/login/);
+  await expect(second.getByTestId("notice")).toContainText("logged out in another tab");
+  // One refresh, by the first tab; the other tab never presented the token.
+  expect(calls).toEqual(["refresh", "refresh_state", "logout"]);
+});
+});

@@ -39,7 +39,9 @@ fn ChangePassword() -> impl IntoView {
         <form class="stack" data-testid="change-password"
             on:submit=move |ev| {
                 ev.prevent_default();
-                change.dispatch((current.get_untracked(), new.get_untracked()));
+                if !change.pending().get_untracked() {
+                    change.dispatch((current.get_untracked(), new.get_untracked()));
+                }
             }>
             <h3>"Change password"</h3>
             <div class="field">
@@ -58,7 +60,11 @@ fn ChangePassword() -> impl IntoView {
             <p class="result" role="status" data-testid="password-changed">
                 {move || matches!(change.value().get(), Some(Ok(()))).then_some("Password changed. Your other sessions were logged out.")}
             </p>
-            <button class="button" type="submit" disabled=move || change.pending().get()>"Change password"</button>
+            <button class="button" type="submit" disabled=move || change.pending().get()
+                aria-busy=move || change.pending().get().to_string()>
+                <Show when=move || change.pending().get()><span class="spinner" aria-hidden="true"></span></Show>
+                "Change password"
+            </button>
         </form>
     }
 }
@@ -87,7 +93,9 @@ fn DeleteAccount() -> impl IntoView {
             <form id="confirm-delete" class="confirm stack" hidden=move || !confirming.get()
                 on:submit=move |ev| {
                     ev.prevent_default();
-                    delete.dispatch(password.get_untracked());
+                    if !delete.pending().get_untracked() {
+                        delete.dispatch(password.get_untracked());
+                    }
                 }>
                 <p>"This deletes your account, logs out every device and frees your username. It cannot be undone."</p>
                 <div class="field">
@@ -97,7 +105,11 @@ fn DeleteAccount() -> impl IntoView {
                 </div>
                 <p class="form-error" role="alert" data-testid="delete-error">{error}</p>
                 <div class="actions">
-                    <button class="button button-danger" type="submit" disabled=move || delete.pending().get()>"Delete my account"</button>
+                    <button class="button button-danger" type="submit" disabled=move || delete.pending().get()
+                        aria-busy=move || delete.pending().get().to_string()>
+                        <Show when=move || delete.pending().get()><span class="spinner" aria-hidden="true"></span></Show>
+                        "Delete my account"
+                    </button>
                     <button class="button button-secondary" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
                 </div>
             </form>

@@ -1,7 +1,8 @@
 //! The server-function clients of the browser — the Leptos counterpart of HTTP interceptors.
 //! - [`AuthClient`], for calls that need a logged-in user: attaches the access token (as
 //!   `Authorization: Bearer`, or `DPoP` with a proof for a session bound to this browser's key),
-//!   refreshes shortly before the token expires, and on a 401 refreshes once and retries once.
+//!   refreshes shortly before the token expires, and on a 401 that refuses the access token
+//!   (`error="invalid_token"`) refreshes once and retries once.
 //! - [`DpopClient`], for login, signup and refresh: attaches a DPoP proof of this browser's key
 //!   (see `session::dpop`), which binds a new session to it; none where the browser has no key.
 
@@ -90,7 +91,9 @@ where
     *req = Request::from(original);
     let res = <BrowserClient as Client<E, IS, OS>>::send(req).await?;
     let (Some(spare), Some(rejected)) = (spare, token) else { return Ok(res) };
-    if ClientRes::<E>::status(&res) != 401 {
+    // Only a refused access token is worth a refresh: the server says so in its challenge. A
+    // wrong password (also a 401) is answered once, and spends no refresh token.
+    if ClientRes::<E>::status(&res) != 401 || !refused_access_token(&res) {
         return Ok(res);
     }
     let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected.token).await.map_err(into_client_error)? else {
@@ -100,6 +103,16 @@ where
     let mut retry = <BrowserRequest as ClientReq<E>>::try_new_req_query("/", "", "", "", http::Method::GET)?;
     *retry = Request::from(spare);
     <BrowserClient as Client<E, IS, OS>>::send(retry).await
+}
+
+/// The 401's challenge names the access token (`error="invalid_token"`, see `AppError`'s response).
+#[cfg(feature = "hydrate")]
+fn refused_access_token(res: &BrowserResponse) -> bool {
+    // An answer with no readable challenge is not Baton's: it says nothing about the token.
+    res.generate_headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|challenge| challenge.contains(r#"error="invalid_token""#))
 }
 
 /// Carries an [`AppError`] through the client's generic error type: the server-function error

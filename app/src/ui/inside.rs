@@ -25,7 +25,16 @@ fn InsidePage() -> impl IntoView {
     };
     Effect::new(move |_| load_sessions());
 
-    let revoke = Action::new(|id: &String| server_fns::revoke_session(id.clone()));
+    // A session that is already gone (revoked twice, or it ended meanwhile) is what was asked for.
+    let revoke = Action::new(|id: &String| {
+        let id = id.clone();
+        async move {
+            match server_fns::revoke_session(id).await {
+                Err(AppError::NotFound) => Ok(()),
+                other => other,
+            }
+        }
+    });
     Effect::new(move |_| {
         if let Some(Ok(())) = revoke.value().get() {
             load_sessions();
@@ -55,7 +64,8 @@ fn InsidePage() -> impl IntoView {
                     the next thing you do renews it first, so you stay signed in while you use Baton."</p>
                 <Show when=move || auth.storage_blocked.get()>
                     <p class="notice" role="status" data-testid="storage-blocked">"Your browser blocks site storage, so this \
-                        login lasts only while this tab is open, and other tabs do not share it."</p>
+                        login lives in this tab only: moving between Baton's pages keeps it; reloading the page, \
+                        closing the tab or opening Baton in another tab logs you out there."</p>
                 </Show>
                 <Show when=move || auth.key_bound.get() == Some(false)>
                     <p class="notice" role="status" data-testid="bearer-session">"This session is not bound to a key of \
@@ -72,15 +82,17 @@ fn InsidePage() -> impl IntoView {
                     <h2>"Protected resource"</h2>
                     <p class="muted">"Fetched with your access token, refreshed first if it has expired."</p>
                     <button class="button" data-testid="load-secret" disabled=move || secret.pending().get()
+                        aria-busy=move || secret.pending().get().to_string()
                         on:click=move |_| { secret.dispatch(()); }>
                         <Show when=move || secret.pending().get()><span class="spinner" aria-hidden="true"></span></Show>
                         "Load secret"
                     </button>
+                    // The answer and a failure apart: a failure is announced as one (an alert).
                     <p class="result" role="status" data-testid="secret">
-                        {move || secret.value().get().map(|r| match r {
-                            Ok(s) => s.message,
-                            Err(e) => e.to_string(),
-                        })}
+                        {move || secret.value().get().and_then(Result::ok).map(|s| s.message)}
+                    </p>
+                    <p class="form-error" role="alert" data-testid="secret-error">
+                        {move || secret.value().get().and_then(Result::err).map(|e| format!("Could not load the secret: {e}"))}
                     </p>
                 </article>
             </div>
@@ -136,7 +148,12 @@ fn session_row(s: SessionInfo, revoke: Action<String, Result<(), AppError>>) -> 
             </div>
             {(!s.current).then(|| view! {
                 <button class="button button-small button-secondary" aria-label=format!("Revoke {label}")
-                    on:click=move |_| { revoke.dispatch(id.clone()); }>"Revoke"</button>
+                    disabled=move || revoke.pending().get() aria-busy=move || revoke.pending().get().to_string()
+                    on:click=move |_| {
+                        if !revoke.pending().get_untracked() {
+                            revoke.dispatch(id.clone());
+                        }
+                    }>"Revoke"</button>
             })}
         </li>
     }

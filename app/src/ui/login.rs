@@ -110,6 +110,18 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
         ev.prevent_default();
         submit();
     };
+    // Focus starts at the first field where a keyboard is at hand; not with a touch screen, where
+    // it would open the on-screen keyboard over the page before the user chose to type (which
+    // `autofocus` did). Not if the user is in a field already.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let Some(input) = user_input.get() else { return };
+        let fine_pointer = window().match_media("(pointer: fine)").ok().flatten().is_some_and(|m| m.matches());
+        let nothing_focused = document().active_element().is_none_or(|el| el.tag_name() == "BODY");
+        if fine_pointer && nothing_focused {
+            let _ = input.focus();
+        }
+    });
     // Submitted before the WASM was ready: the page's first script held the submit back (see
     // `ui::shell`), and it goes out now.
     Effect::new(move |_| {
@@ -138,14 +150,14 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
         <section class="card narrow auth-card">
             <h1>{title}</h1>
             <Show when=move || auth.notice.get().is_some()>
-                <p class="notice" role="status" data-testid="notice">{move || auth.notice.get()}</p>
+                <p class="notice" role="status" data-testid="notice">{move || auth.notice.get().map(|n| n.text())}</p>
             </Show>
             // POST, so that a submit the page could not hold back never puts the password in a URL.
             <form node_ref=form method="post" on:submit=on_submit novalidate=true aria-describedby="form-error">
                 <div class="field" class:invalid=move || user_error().is_some()>
                     <label for="username">"Username"</label>
                     <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none"
-                        spellcheck="false" autofocus=true required=true
+                        spellcheck="false" required=true
                         aria-invalid=move || user_error().is_some().to_string()
                         aria-describedby="username-error"
                         node_ref=user_input bind:value=username on:blur=move |_| user_touched.set(true)/>

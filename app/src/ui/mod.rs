@@ -24,6 +24,21 @@ const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (
     if (!document.body.hasAttribute('data-hydrated')) { e.preventDefault(); e.target.setAttribute('data-submit-pending', ''); } \
 }, true);";
 
+/// When the page's code cannot run (WebAssembly refused, as in iOS Lockdown Mode or by a filter;
+/// the code failed to download) the page says so instead of spinning: at once where WebAssembly
+/// is missing or the code's loading fails, else if the page is not live a minute after it loaded
+/// (a slow network takes long, not that long). A page that goes live hides it again.
+const REPORT_LOAD_FAILURE: &str = "(function () { \
+    function failed() { \
+        if (!document.body || document.body.hasAttribute('data-hydrated')) return; \
+        var m = document.getElementById('load-failed'); if (m) m.hidden = false; \
+        document.querySelectorAll('.placeholder').forEach(function (p) { p.hidden = true; }); \
+    } \
+    if (typeof WebAssembly !== 'object') document.addEventListener('DOMContentLoaded', failed); \
+    window.addEventListener('unhandledrejection', failed); \
+    window.addEventListener('load', function () { setTimeout(failed, 60000); }); \
+})();";
+
 /// Where the stylesheet is served; the server provides it (its name carries a hash of its content).
 #[derive(Clone, Debug)]
 pub struct Stylesheet(pub String);
@@ -49,6 +64,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // First, before any other script: a form submitted before the WASM is ready is
                 // held back and marked, and the page sends it once hydrated (`ui::login`).
                 <script nonce=leptos::nonce::use_nonce() inner_html=HOLD_EARLY_SUBMITS></script>
+                <script nonce=leptos::nonce::use_nonce() inner_html=REPORT_LOAD_FAILURE></script>
                 <link rel="stylesheet" href=stylesheet/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options islands=true/>
@@ -103,6 +119,15 @@ pub fn App() -> impl IntoView {
                 <AccountNav/>
             </header>
             <main id="main" class="page">
+                <noscript>
+                    <p class="notice" data-testid="needs-script">"Baton needs JavaScript and WebAssembly to log you in \
+                        and keep your session safe. Turn on JavaScript for this site to continue."</p>
+                </noscript>
+                <p id="load-failed" class="notice" role="alert" hidden=true data-testid="load-failed">
+                    "This page could not start: its code did not load, or this browser does not run WebAssembly \
+                    (iOS Lockdown Mode and some filters block it). Reload the page; if this stays, allow \
+                    WebAssembly for this site or use another browser."
+                </p>
                 <Routes fallback=|| view! { <NotFound/> }>
                     <Route path=path!("") view=|| view! { <Home/> }/>
                     <Route path=path!("/login") view=|| view! { <Title text="Log in"/><login::LoginPage next=next_param()/> }/>
@@ -192,11 +217,38 @@ fn NotFound() -> impl IntoView {
 /// does not return to a page that only sent the user on. The notice on display (why the session
 /// ended) goes along.
 pub(crate) fn go(path: &str) {
+    leave(path, true);
+}
+
+/// Opens `path` (a page of this site) as a link does, through the same hand-off as [`go`].
+#[cfg(feature = "hydrate")]
+pub(crate) fn follow(path: &str) {
+    leave(path, false);
+}
+
+fn leave(path: &str, replace: bool) {
     #[cfg(feature = "hydrate")]
     {
-        session::hand_off();
-        let _ = window().location().replace(path);
+        // Once: an effect that runs again meanwhile (the session shown twice) must not start a
+        // second hand-off and a second navigation behind the first.
+        thread_local!(static LEAVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if LEAVING.with(|leaving| leaving.replace(true)) {
+            return;
+        }
+        // Unless the page is shown again from the back/forward cache: then it may leave again.
+        // (Not at its first showing, which can come after this.)
+        let _ = window_event_listener(leptos::ev::pageshow, |ev| {
+            if ev.persisted() {
+                LEAVING.with(|leaving| leaving.set(false));
+            }
+        });
+        let path = path.to_owned();
+        leptos::task::spawn_local(async move {
+            session::hand_off().await;
+            let location = window().location();
+            let _ = if replace { location.replace(&path) } else { location.assign(&path) };
+        });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = path;
+    let _ = (path, replace);
 }

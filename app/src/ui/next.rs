@@ -4,6 +4,10 @@
 /// Where a login without a (usable) `next` goes.
 pub const DEFAULT: &str = "/inside";
 
+/// The pages a login may lead to.
+#[cfg(feature = "hydrate")]
+const APP_PAGES: [&str; 2] = ["/", "/inside"];
+
 /// Percent-encodes a path (with its query) as the value of a query parameter.
 pub fn encode(path: &str) -> String {
     path.bytes()
@@ -32,10 +36,12 @@ fn same_origin_path(next: &str) -> Option<String> {
     let origin = leptos::prelude::window().location().origin().ok()?;
     let url = web_sys::Url::new_with_base(next, &origin).ok()?;
     let path = format!("{}{}{}", url.pathname(), url.search(), url.hash());
-    // A path that starts with `//` is read as another host by whoever resolves it next; the
-    // login pages themselves lead nowhere after a login.
-    let leads_somewhere = !matches!(url.pathname().as_str(), "/login" | "/signup");
-    (url.origin() == origin && path.starts_with('/') && !path.starts_with("//") && leads_somewhere).then_some(path)
+    // A path that starts with `//` is read as another host by whoever resolves it next. Only the
+    // app's own pages past the login: the login pages lead nowhere after a login, and a page that
+    // runs none of the app's code (`/healthz`, `/api/…`, `/pkg/…`) would leave what the tab hands
+    // to the next page in its name.
+    let app_page = APP_PAGES.contains(&url.pathname().as_str());
+    (url.origin() == origin && path.starts_with('/') && !path.starts_with("//") && app_page).then_some(path)
 }
 
 #[cfg(test)]

@@ -10,7 +10,13 @@
 //! - results are stored before the lock is released, and only over the tokens they replace, so
 //!   a logout always wins over a refresh that answers late ([`store::replace`]);
 //! - only the server saying the session ended ends it; a network error, a 429 or a 503 is
-//!   reported and leaves the tokens in place.
+//!   reported and leaves the tokens in place;
+//! - a token whose renewal got no answer (lost on the way there, or its answer lost on the way
+//!   back) is marked *unsettled* in storage, and no tab presents it again before the server has
+//!   said what became of it, without spending it (`refresh_state`): unspent, it is refreshed;
+//!   spent a moment ago by this browser, presenting it again returns the same pair (the grace
+//!   window); spent for good, presenting it would be reuse (a false alarm that revokes the
+//!   session), so the session is logged out and the user asked to log in again.
 
 #[cfg(feature = "hydrate")]
 pub mod dpop;
@@ -40,11 +46,40 @@ pub struct Auth {
     /// When the access token expires, in browser milliseconds (`Date.now()`).
     pub access_expires_at: RwSignal<Option<f64>>,
     /// A message for the login page, such as why the session ended.
-    pub notice: RwSignal<Option<String>>,
+    pub notice: RwSignal<Option<Notice>>,
     /// The browser blocks site storage: the session lives in this tab's memory only.
     pub storage_blocked: RwSignal<bool>,
     /// The session is bound to this browser's DPoP key (`None`: not logged in).
     pub key_bound: RwSignal<Option<bool>>,
+}
+
+/// Why the login page is shown, by code: it may cross to the next page in the tab's name, where
+/// any page of the site can write, so only these texts can ever be shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Notice {
+    SessionEnded,
+    EndedElsewhere,
+    /// A renewal got no answer, and what it did could not be had again.
+    RenewalInterrupted,
+    /// Site storage is blocked, and the session could not be carried over to this page.
+    HandOffLost,
+}
+
+impl Notice {
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::SessionEnded => "Your session has ended. Please log in again.",
+            Self::EndedElsewhere => "You were logged out in another tab.",
+            Self::HandOffLost => {
+                "Your browser blocks site storage, and this page could not take over your session from the last one. \
+                 Please log in again."
+            }
+            Self::RenewalInterrupted => {
+                "Your connection dropped while your session was being renewed, and it could not be resumed safely. \
+                 Please log in again."
+            }
+        }
+    }
 }
 
 impl Auth {
@@ -78,8 +113,8 @@ impl Auth {
 pub use browser::hydrated;
 
 /// This tab is about to open another page of the site: what that page must know goes along
-/// (the notice, such as why the session ended; and the tokens, when site storage is blocked and
-/// they live in this page's memory). Its [`hydrated`] takes it.
+/// (the notice, such as why the session ended; and, when site storage is blocked and the session
+/// lives in this page's memory, a one-time code that hands it on). Its [`hydrated`] takes it.
 #[cfg(feature = "hydrate")]
 pub use browser::hand_off;
 
@@ -117,17 +152,17 @@ pub use browser::{fresh_access_token, refresh_after_rejection, AccessToken};
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::store::{self, StoredTokens, Swap};
-    use super::{lock, Auth, AuthStatus};
-    use crate::api::TokenResponse;
+    use super::{lock, Auth, AuthStatus, Notice};
+    use crate::api::{RefreshState, TokenResponse};
     use crate::error::AppError;
     use futures::future::{FutureExt, LocalBoxFuture, Shared};
     use leptos::prelude::*;
     use std::cell::{Cell, RefCell};
 
-    const SESSION_ENDED: &str = "Your session has ended. Please log in again.";
-    const ENDED_ELSEWHERE: &str = "You were logged out in another tab.";
-    /// A refresh that has no answer by then is reported as failed (and the lock released).
-    const REFRESH_TIMEOUT_MS: i32 = 30_000;
+    /// All a refresh may take under the lock, retries and waits included, then it is reported as
+    /// failed and the lock released: well within the fallback lease (`lock::WAIT_MS`), so that no
+    /// other tab can take the lock while this one may still spend the token.
+    const REFRESH_BUDGET_MS: f64 = 30_000.0;
     /// Another tab's stored tokens reach this one within milliseconds; this is the limit.
     const STORAGE_CATCH_UP_MS: i32 = 3_000;
     const STILL_RENEWING: &str = "Another tab is still renewing your session. Try again in a moment.";
@@ -175,15 +210,50 @@ mod browser {
     pub fn hydrated() {
         let auth = auth();
         auth.storage_blocked.set(!store::shared());
-        auth.notice.set(store::take_handoff());
-        auth.show(store::load().as_ref());
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
+        let handoff = store::take_handoff();
+        auth.notice.set(handoff.notice);
+        let live = move || {
+            auth.show(store::load().as_ref());
+            if let Some(body) = document().body() {
+                let _ = body.set_attribute("data-hydrated", "true");
+            }
+            // Live after all (a slow network): the "could not start" message is wrong now.
+            if let Some(failed) = document().get_element_by_id("load-failed") {
+                let _ = failed.set_attribute("hidden", "");
+            }
+        };
+        match handoff.code.filter(|_| !store::shared()) {
+            // The session is still "checking" until the code is redeemed: the guard waits.
+            Some(code) => leptos::task::spawn_local(async move {
+                match lock::within(HAND_OFF_MS, crate::server_fns::take_hand_off(code.into())).await {
+                    Some(Ok(payload)) => store::adopt(&payload.0),
+                    _ => auth.notice.set(Some(Notice::HandOffLost)),
+                }
+                live();
+            }),
+            None => live(),
         }
     }
 
-    pub fn hand_off() {
-        store::hand_off(AUTH.with(Cell::get).and_then(|auth| auth.notice.get_untracked()));
+    /// How long a page waits for a hand-off call before it goes on without it.
+    const HAND_OFF_MS: i32 = 10_000;
+
+    pub async fn hand_off() {
+        let notice = AUTH.with(Cell::get).and_then(|auth| auth.notice.get_untracked());
+        let mut code = None;
+        // Only a session in this page's memory needs carrying over (else storage holds it).
+        if store::in_memory() {
+            // A refresh in flight lands first: the next page must get the tokens it leaves behind.
+            let running = IN_FLIGHT.with(|slot| slot.borrow().clone());
+            if let Some(running) = running {
+                let _ = lock::within(HAND_OFF_MS, running).await;
+            }
+            if let (Some(tokens), Some(payload)) = (store::load(), store::memory_payload()) {
+                let call = crate::server_fns::hand_off(tokens.refresh_token.into(), payload.into());
+                code = lock::within(HAND_OFF_MS, call).await.and_then(Result::ok).map(|code| code.0);
+            }
+        }
+        store::write_handoff(&store::Handoff { notice, code });
     }
 
     fn attach(auth: Auth) {
@@ -192,7 +262,7 @@ mod browser {
             if ev.key().as_deref() == Some(store::STORAGE_KEY) {
                 let tokens = store::load();
                 if tokens.is_none() && auth.status.get_untracked() == AuthStatus::LoggedIn {
-                    auth.notice.set(Some(ENDED_ELSEWHERE.into()));
+                    auth.notice.set(Some(Notice::EndedElsewhere));
                 }
                 auth.show(tokens.as_ref());
             }
@@ -205,10 +275,30 @@ mod browser {
                 auth.show(store::load().as_ref());
             }
         });
+        // With the session in this page's memory, a plain link of the site (the logo, say) goes
+        // through the hand-off too, or the next page would start logged out.
+        let links = window_event_listener(leptos::ev::click, |ev| {
+            use wasm_bindgen::JsCast;
+            if !store::in_memory() || ev.default_prevented() || ev.button() != 0 || ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key() {
+                return;
+            }
+            let link = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .and_then(|el| el.closest("a[href]").ok().flatten())
+                .and_then(|el| el.dyn_into::<web_sys::HtmlAnchorElement>().ok());
+            let Some(link) = link.filter(|a| a.target().is_empty() && !a.has_attribute("download")) else { return };
+            let Ok(origin) = window().location().origin() else { return };
+            if link.origin() == origin {
+                ev.prevent_default();
+                crate::ui::follow(&format!("{}{}{}", link.pathname(), link.search(), link.hash()));
+            }
+        });
         on_cleanup(move || {
             storage.remove();
             shown.remove();
             visible.remove();
+            links.remove();
         });
     }
 
@@ -234,6 +324,9 @@ mod browser {
             Ok(()) => {}
             // Already over: that is what the user asked for.
             Err(e) if e.ends_session() => {}
+            // A bound session whose key this browser no longer has (site data cleared): the
+            // server keeps it until it idles out, but its tokens are worth nothing without the key.
+            Err(AppError::InvalidDpopProof(_)) => {}
             Err(e) => return Err(e),
         }
         // From now on a refresh that answers late finds nothing to replace (`store::replace`).
@@ -283,6 +376,8 @@ mod browser {
         Ended,
         /// A logout (here or in another tab) came first; the answer is dropped.
         LoggedOutMeanwhile,
+        /// The token was spent by a renewal whose answer was lost, and cannot be presented again.
+        Interrupted,
         Failed(AppError),
     }
 
@@ -299,11 +394,12 @@ mod browser {
                 IN_FLIGHT.with(|slot| slot.borrow_mut().take());
                 with_auth(|auth| match &outcome {
                     Outcome::Renewed(tokens) => auth.show(Some(tokens)),
-                    Outcome::Ended => {
+                    Outcome::Ended | Outcome::Interrupted => {
                         // Unless another tab logged in again meanwhile.
                         let now = store::load();
                         if now.is_none() {
-                            auth.notice.set(Some(SESSION_ENDED.into()));
+                            let why = if matches!(outcome, Outcome::Ended) { Notice::SessionEnded } else { Notice::RenewalInterrupted };
+                            auth.notice.set(Some(why));
                         }
                         auth.show(now.as_ref());
                     }
@@ -313,7 +409,7 @@ mod browser {
                 });
                 match outcome {
                     Outcome::Renewed(tokens) => Ok(tokens),
-                    Outcome::Ended | Outcome::LoggedOutMeanwhile => Err(AppError::InvalidRefreshToken),
+                    Outcome::Ended | Outcome::Interrupted | Outcome::LoggedOutMeanwhile => Err(AppError::InvalidRefreshToken),
                     Outcome::Failed(e) => Err(e),
                 }
             }
@@ -325,13 +421,14 @@ mod browser {
     }
 
     /// Runs under the lock: spends `stale` unless another tab already did, and stores the result
-    /// before the lock is released.
+    /// before the lock is released. A token whose renewal got no answer is first settled.
     async fn spend(stale: String) -> Outcome {
-        match store::load() {
+        let deadline = js_sys::Date::now() + REFRESH_BUDGET_MS;
+        let mut unsettled = match store::load() {
             None => return Outcome::LoggedOutMeanwhile,
             Some(now) if now.refresh_token != stale => return Outcome::Renewed(now),
-            Some(_) => {}
-        }
+            Some(now) => now.unsettled,
+        };
         if lock::was_spent(&stale).await {
             // Another tab spent it and stored the result, which has yet to reach this tab.
             return match lock::within(STORAGE_CATCH_UP_MS, store::replaced(&stale)).await {
@@ -340,37 +437,91 @@ mod browser {
                 None => Outcome::Failed(AppError::Network(STILL_RENEWING.into())),
             };
         }
-        let answer = match ask(&stale).await {
-            // Refused before anything changed: the same token is still good a moment later.
-            Err(AppError::Busy { retry_after }) if retry_after <= BUSY_RETRY_MAX_SECS => {
-                lock::sleep(retry_after as i32 * 1000).await;
-                ask(&stale).await
+        // At most two tries: a renewal whose answer was lost is settled and tried once more.
+        for attempt in 0..2 {
+            if unsettled {
+                if let Err(outcome) = settle(&stale, deadline).await {
+                    return outcome;
+                }
             }
-            answer => answer,
-        };
-        match answer {
-            Ok(res) => {
-                let tokens = StoredTokens::from_response(res, js_sys::Date::now());
-                let outcome = match store::replace(&stale, Some(&tokens)) {
-                    Swap::Done => Outcome::Renewed(tokens),
-                    Swap::Moved(Some(now)) => Outcome::Renewed(now),
-                    Swap::Moved(None) => Outcome::LoggedOutMeanwhile,
-                };
-                lock::mark_spent(&stale).await;
-                outcome
+            match ask(&stale, deadline).await {
+                Ok(res) => {
+                    let tokens = StoredTokens::from_response(res, js_sys::Date::now());
+                    let outcome = match store::replace(&stale, Some(&tokens)) {
+                        Swap::Done => Outcome::Renewed(tokens),
+                        Swap::Moved(Some(now)) => Outcome::Renewed(now),
+                        Swap::Moved(None) => Outcome::LoggedOutMeanwhile,
+                    };
+                    lock::mark_spent(&stale).await;
+                    return outcome;
+                }
+                Err(e) if e.ends_session() => {
+                    // Not over a login that happened meanwhile in another tab.
+                    let _ = store::replace(&stale, None);
+                    return Outcome::Ended;
+                }
+                // The server may have spent the token: no tab presents it again unsettled.
+                Err(e) if fate_unknown(&e) => {
+                    unsettled = true;
+                    if store::mark_unsettled(&stale).is_none() {
+                        return Outcome::LoggedOutMeanwhile;
+                    }
+                    if attempt == 1 || js_sys::Date::now() >= deadline {
+                        return Outcome::Failed(e);
+                    }
+                }
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
+        Outcome::Failed(AppError::Network(TOO_LONG.into()))
+    }
+
+    const TOO_LONG: &str = "Renewing your session took too long. Check your connection and try again.";
+
+    /// Whether the server may have acted on a request that got no (readable) answer.
+    fn fate_unknown(e: &AppError) -> bool {
+        matches!(e, AppError::Network(_) | AppError::Internal)
+    }
+
+    /// Finds out, without spending it, whether `stale` may be presented: `Ok` when it is unspent
+    /// or the grace window would answer it again; else how the refresh ends.
+    async fn settle(stale: &str, deadline: f64) -> Result<(), Outcome> {
+        let state = within_budget(deadline, crate::server_fns::refresh_token_state(stale.to_owned().into())).await;
+        match state {
+            Ok(RefreshState::Unspent | RefreshState::Replayable) => Ok(()),
+            Ok(RefreshState::Spent) => {
+                // Its successor is lost: end the session cleanly (a logout, not reuse) and ask
+                // for a new login. Best effort: nobody holds the successor anyway.
+                let _ = within_budget(deadline, crate::server_fns::logout(stale.to_owned().into())).await;
+                let _ = store::replace(stale, None);
+                Err(Outcome::Interrupted)
             }
             Err(e) if e.ends_session() => {
-                // Not over a login that happened meanwhile in another tab.
-                let _ = store::replace(&stale, None);
-                Outcome::Ended
+                let _ = store::replace(stale, None);
+                Err(Outcome::Ended)
             }
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Err(Outcome::Failed(e)),
         }
     }
 
-    async fn ask(stale: &str) -> Result<TokenResponse, AppError> {
-        lock::within(REFRESH_TIMEOUT_MS, crate::server_fns::refresh(stale.to_owned().into())).await.unwrap_or_else(|| {
-            Err(AppError::Network("Renewing your session took too long. Check your connection and try again.".into()))
-        })
+    /// One refresh call, and a 503 that asks for a short wait waited out once, within the budget.
+    async fn ask(stale: &str, deadline: f64) -> Result<TokenResponse, AppError> {
+        let call = || within_budget(deadline, crate::server_fns::refresh(stale.to_owned().into()));
+        match call().await {
+            // Refused before anything changed: the same token is still good a moment later.
+            Err(AppError::Busy { retry_after })
+                if retry_after <= BUSY_RETRY_MAX_SECS && js_sys::Date::now() + (retry_after as f64 + 1.0) * 1000.0 < deadline =>
+            {
+                lock::sleep(retry_after as i32 * 1000).await;
+                call().await
+            }
+            answer => answer,
+        }
+    }
+
+    /// `call`, given up (as a network failure) when the refresh's budget runs out.
+    async fn within_budget<T>(deadline: f64, call: impl std::future::Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
+        let left = (deadline - js_sys::Date::now()).max(0.0) as i32;
+        lock::within(left, call).await.unwrap_or_else(|| Err(AppError::Network(TOO_LONG.into())))
     }
 }

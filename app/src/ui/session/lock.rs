@@ -18,7 +18,7 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 const LOCK_NAME: &str = "baton-refresh";
 const LEASE_KEY: &str = "baton.refresh-lease";
-/// A refresh gives up after this long (`refresh::REFRESH_TIMEOUT_MS`), so a tab waits a little
+/// A refresh gives up after `session`'s `REFRESH_BUDGET_MS` (30 s), so a tab waits a little
 /// longer than that for the lock before it reports that it could not renew the session.
 pub const WAIT_MS: u32 = 40_000;
 /// A fallback lease outlives the longest refresh, so it expires only when its tab has died.

@@ -24,6 +24,10 @@ pub struct StoredTokens {
     /// Bound to this browser's DPoP key (see `dpop`): every call carries a proof.
     #[serde(default)]
     pub dpop: bool,
+    /// A renewal with this refresh token got no answer: what became of it must be asked before it
+    /// is presented again (see `session`).
+    #[serde(default)]
+    pub unsettled: bool,
 }
 
 /// The tokens are secrets: a log line or a panic message must not carry them.
@@ -35,6 +39,7 @@ impl std::fmt::Debug for StoredTokens {
             .field("refresh_token", &"<redacted>")
             .field("access_expires_at", &self.access_expires_at)
             .field("dpop", &self.dpop)
+            .field("unsettled", &self.unsettled)
             .finish()
     }
 }
@@ -49,6 +54,7 @@ impl StoredTokens {
             refresh_token: res.refresh_token,
             access_expires_at: now_ms + lifetime,
             access_lifetime_ms: lifetime,
+            unsettled: false,
         }
     }
 
@@ -127,6 +133,16 @@ pub fn replace(expected: &str, next: Option<&StoredTokens>) -> Swap {
     Swap::Done
 }
 
+/// Marks the stored tokens unsettled if they still hold `stale`; `None` when nothing is stored.
+pub fn mark_unsettled(stale: &str) -> Option<()> {
+    let mut now = load()?;
+    if now.refresh_token == stale && !now.unsettled {
+        now.unsettled = true;
+        let _ = replace(stale, Some(&now));
+    }
+    Some(())
+}
+
 /// Waits until the stored tokens are no longer the ones holding `stale` (another tab's write is
 /// on its way), checking every 20 ms; `None` if nothing is stored by then (a logout).
 pub async fn replaced(stale: &str) -> Option<StoredTokens> {
@@ -139,42 +155,55 @@ pub async fn replaced(stale: &str) -> Option<StoredTokens> {
 }
 
 /// Marks what `window.name` holds for the next page: the name of a tab survives its navigations
-/// (within a site; browsers clear it when the tab goes to another site).
+/// (within a site; browsers clear it when the tab goes to another site). Any page the tab opens
+/// on the site can read and write it, so it carries no secret that works alone and no text: a
+/// notice by its code, and a hand-off code that only this origin's pages can redeem, once, for
+/// seconds (`auth::handoff`).
 const HANDOFF: &str = "baton.handoff:";
 
 /// What one page of the tab hands to the next.
-#[derive(Serialize, Deserialize)]
-struct Handoff {
-    notice: Option<String>,
-    /// Only when site storage is blocked: else the next page reads them from storage.
-    tokens: Option<StoredTokens>,
+#[derive(Default, Serialize, Deserialize)]
+pub struct Handoff {
+    pub notice: Option<super::Notice>,
+    /// Only when site storage is blocked: redeems the session this page held in memory.
+    pub code: Option<String>,
 }
 
-/// Written just before this tab opens another page of the site (never while a page stays: the
-/// next page clears it at once), so the tokens of a blocked-storage session are in the tab's
-/// name only for the moment of a navigation.
-pub fn hand_off(notice: Option<String>) {
-    let tokens = if shared() { None } else { MEMORY.with(|m| m.borrow().clone()) };
-    if notice.is_none() && tokens.is_none() {
+/// The tokens this page holds in memory (site storage blocked), as the next page adopts them.
+pub fn memory_payload() -> Option<String> {
+    MEMORY.with(|m| m.borrow().as_ref().and_then(|t| serde_json::to_string(t).ok()))
+}
+
+/// Written just before this tab opens another page of the site (the next page clears it at once).
+pub fn write_handoff(handoff: &Handoff) {
+    if handoff.notice.is_none() && handoff.code.is_none() {
         return;
     }
-    if let Ok(json) = serde_json::to_string(&Handoff { notice, tokens }) {
+    if let Ok(json) = serde_json::to_string(handoff) {
         let _ = leptos::prelude::window().set_name(&format!("{HANDOFF}{json}"));
     }
 }
 
-/// On a new page: takes what the previous one handed off (the tokens into this page's memory)
-/// and returns the notice.
-pub fn take_handoff() -> Option<String> {
+/// On a new page: takes what the previous one handed on. Anything not of that exact form (a
+/// name some other page wrote) is dropped.
+pub fn take_handoff() -> Handoff {
     let window = leptos::prelude::window();
-    let name = window.name().ok()?;
-    let json = name.strip_prefix(HANDOFF)?;
+    let Ok(name) = window.name() else { return Handoff::default() };
+    let Some(json) = name.strip_prefix(HANDOFF) else { return Handoff::default() };
     let _ = window.set_name("");
-    let handoff: Handoff = serde_json::from_str(json).ok()?;
-    if let Some(tokens) = handoff.tokens.filter(|_| !shared()) {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// Takes into this page's memory what the previous page handed on (site storage blocked).
+pub fn adopt(payload: &str) {
+    if let Ok(tokens) = serde_json::from_str::<StoredTokens>(payload) {
         MEMORY.with(|m| *m.borrow_mut() = Some(tokens));
     }
-    handoff.notice
+}
+
+/// Whether this page's session lives in its memory only (site storage blocked).
+pub fn in_memory() -> bool {
+    !shared() && MEMORY.with(|m| m.borrow().is_some())
 }
 
 pub fn remove() {

@@ -1,0 +1,18 @@
+import { test, expect, gotoHydrated, signUp } from "./fixtures";
+
+// The build a developer runs (`cargo leptos watch --split`, `cargo leptos end-to-end --split`):
+// debug WASM, `erase_components` as cargo-leptos sets it, the inside island split off.
+// scripts/test.sh serves one as DEV_URL and runs this project against it.
+
+test("a dev build serves and hydrates /login, and the split inside page loads", async ({ page }) => {
+  const wasm: string[] = [];
+  page.on("response", (r) => {
+    if (r.url().includes("/pkg/") && r.url().endsWith(".wasm")) wasm.push(r.url());
+  });
+  await gotoHydrated(page, "/login");
+  await expect(page.getByRole("button", { name: "Log in" })).toBeEnabled();
+  const name = await signUp(page);
+  await page.getByTestId("load-secret").click();
+  await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
+  expect(wasm.some((u) => u.includes("split_")), `the inside island's chunk: ${wasm}`).toBe(true);
+});
