@@ -64,12 +64,12 @@ start_server() { # $1 = variable to set to its URL; further args are VAR=value s
   done
   echo "server $name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
 }
-start_nginx() { # $1 = variable to set to its https URL; $2 = the URL of the Baton behind it
-  local name=$1 upstream=${2#http://} port; port=$(free_port)
+start_nginx() { # $1 = variable to set to its https URL; $2 = the URL of the Baton behind it; $3 = its port
+  local name=$1 upstream=${2#http://} port=$3
   local dir="$WORK/nginx-$name"; mkdir -p "$dir/tmp"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-  sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@UPSTREAM@|$upstream|" -e "s|@CERT@|$dir/cert.pem|" \
+  sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@SERVER_NAME@|127.0.0.1|" -e "s|@UPSTREAM@|$upstream|" -e "s|@CERT@|$dir/cert.pem|" \
     -e "s|@KEY@|$dir/key.pem|" deploy/nginx.conf >"$dir/site.conf"
   cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -99,12 +99,23 @@ CONF
 LIMITS=(RATE_LIMIT_SIGNUP=600 RATE_LIMIT_LOGIN=600 RATE_LIMIT_SESSIONS=600)
 # The grace window is for one client's lost answer: the browser must coordinate its tabs without it.
 SETTINGS=("${LIMITS[@]}" REFRESH_REUSE_GRACE=0)
-# The main server sits behind nginx (deploy/nginx.conf: TLS, X-Forwarded-For), as in production.
-start_server BASE_URL "${SETTINGS[@]}" TRUSTED_PROXIES=127.0.0.1 HSTS_MAX_AGE=31536000
-start_nginx BASE_URL "$BASE_URL"
+# The main server sits behind nginx (deploy/nginx.conf: TLS, X-Forwarded-For), as in production,
+# with PUBLIC_URL naming nginx's origin: the browser's DPoP proofs must name it.
+NGINX_PORT=$(free_port)
+start_server BASE_URL "${SETTINGS[@]}" TRUSTED_PROXIES=127.0.0.1 HSTS_MAX_AGE=31536000 PUBLIC_URL="https://127.0.0.1:$NGINX_PORT"
+start_nginx BASE_URL "$BASE_URL" "$NGINX_PORT"
 start_server SHORT_TTL_URL ACCESS_TOKEN_TTL=2 "${SETTINGS[@]}"
 say "Playwright (headless Chromium) against $BASE_URL and $SHORT_TTL_URL"
-(cd end2end && npx playwright test) 2>&1 | tee "$WORK/playwright.log"
+(cd end2end && npx playwright test --project=chromium) 2>&1 | tee "$WORK/playwright.log"
+
+# The build a developer runs (`cargo leptos watch --split`): server and WASM in debug, both with
+# `--cfg erase_components` as cargo-leptos sets it (its own target directory, so the test build's
+# cache stays), served and hydrated in Chromium.
+say "cargo leptos build --split (the dev build)"
+CARGO_TARGET_DIR=target/dev LEPTOS_SITE_ROOT=target/site-dev cargo leptos build --split
+SERVER_BIN=target/dev/debug/server start_server DEV_URL LEPTOS_SITE_ROOT=target/site-dev "${SETTINGS[@]}"
+say "Playwright: the dev build at $DEV_URL"
+(cd end2end && DEV_URL=$DEV_URL npx playwright test --project=dev-build) 2>&1 | tee -a "$WORK/playwright.log"
 if grep -qE '^ +[0-9]+ skipped' "$WORK/playwright.log"; then echo "Playwright skipped tests" >&2; exit 1; fi
 
 # Through the proxy, Baton sees the client's address (127.0.0.2 here), not nginx's, and not what the
@@ -145,6 +156,6 @@ if ! "$SCHEMATHESIS" --config-file scripts/schemathesis.toml run "$SCHEMA_URL/ap
 fi
 
 rust=$(grep -hoE 'test result: ok\. [0-9]+ passed' "$WORK"/cargo-*.log | awk '{s+=$4} END {print s+0}')
-e2e=$(grep -oE '^ +[0-9]+ passed' "$WORK/playwright.log" | awk '{print $1}')
+e2e=$(grep -oE '^ +[0-9]+ passed' "$WORK/playwright.log" | awk '{s+=$1} END {print s+0}')
 say "Rust tests (SQLite and PostgreSQL runs): $rust passed; Playwright: $e2e passed"
 echo "total: $((rust + e2e)) passed, 0 failed"
