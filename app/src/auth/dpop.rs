@@ -361,6 +361,30 @@ mod tests {
     }
 
     #[test]
+    fn a_proof_being_recorded_holds_up_no_other_shard() {
+        // One shard busy (its lock held, as by a caller in the middle of an insert): proofs that
+        // belong to the other shards are recorded meanwhile, not queued behind it.
+        let seen = std::sync::Arc::new(MemoryReplays::default());
+        let busy = seen.hasher.hash_one("busy") as usize % SHARDS;
+        let held = seen.shards[busy].lock().unwrap();
+        let others: Vec<String> =
+            (0..64).map(|i| format!("proof-{i}")).filter(|id| seen.hasher.hash_one(id) as usize % SHARDS != busy).collect();
+        assert!(others.len() > 32, "most proofs go elsewhere: {} of 64", others.len());
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let recorded = others.iter().all(|id| seen.first_use(id, 1_000_000_000));
+                let _ = done.send(recorded);
+            })
+        };
+        let recorded = finished.recv_timeout(std::time::Duration::from_secs(10));
+        drop(held);
+        writer.join().unwrap();
+        assert_eq!(recorded, Ok(true), "blocked behind another shard's lock");
+    }
+
+    #[test]
     fn a_thumbprint_is_the_sha_256_of_the_canonical_members() {
         // RFC 7638 §3: crv, kty, x, y in that order, no whitespace. (The integration tests and the
         // Python example compute it on their own and must agree with the server's `cnf.jkt`.)
