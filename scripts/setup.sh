@@ -88,6 +88,14 @@ if [ "$TOOLCHAIN" = web ]; then
   [ "$(rustup show active-toolchain 2>/dev/null | awk '{print $1}')" = web ] || rustup override set web >/dev/null
 fi
 say "toolchain: $TOOLCHAIN ($(rustc +"$TOOLCHAIN" --version))"
+# The test command lints and checks formatting: clippy and rustfmt of this very toolchain.
+for tool in clippy fmt; do
+  if ! cargo +"$TOOLCHAIN" "$tool" --version >/dev/null 2>&1; then
+    [ "$TOOLCHAIN" = web ] || timeout 120 rustup component add --toolchain "$TOOLCHAIN" clippy rustfmt >/dev/null 2>&1 || true
+  fi
+  cargo +"$TOOLCHAIN" "$tool" --version >/dev/null 2>&1 ||
+    { printf '\033[1;31m[setup] FAILED:\033[0m cargo %s is missing for %s (Debian: rust-web-clippy, rustfmt-web)\n' "$tool" "$TOOLCHAIN" >&2; exit 1; }
+done
 
 # --- 2. build tools: cargo-leptos, wasm-bindgen-cli (the version in Cargo.lock), wasm-opt ------------
 if [ "$(cargo-leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then

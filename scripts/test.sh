@@ -27,6 +27,14 @@ trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# --- 0. the habits: formatting, lints (server, app on the server and in the browser), no cycles --
+say "cargo fmt --check; cargo clippy -D warnings; module graph"
+cargo fmt --all --check
+cargo clippy -p server --tests -- -D warnings
+cargo clippy -p app --features ssr --tests -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+python3 scripts/module_graph.py
+
 # --- 1. Rust tests on SQLite ------------------------------------------------------------------
 say "cargo test --workspace (SQLite)"
 cargo test --workspace 2>&1 | tee "$WORK/cargo-sqlite.log"

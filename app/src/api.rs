@@ -18,11 +18,12 @@ pub struct User {
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
     pub user: User,
-    /// Send as `Authorization: Bearer …` with every protected call.
+    /// Send with every protected call as `Authorization: <tokenType> …`.
     pub access_token: String,
     /// Exchange at `/api/auth/refresh` for a new pair; it works exactly once.
     pub refresh_token: String,
-    /// Always "Bearer".
+    /// `DPoP` for a session bound to the client's key (the login sent a DPoP proof: send a proof
+    /// with every call), else `Bearer`.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -81,17 +82,7 @@ pub struct AccountDeletion {
     pub password: String,
 }
 
-impl std::fmt::Debug for PasswordChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordChange").field("current_password", &REDACTED).field("new_password", &REDACTED).finish()
-    }
-}
 
-impl std::fmt::Debug for AccountDeletion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountDeletion").field("password", &REDACTED).finish()
-    }
-}
 
 /// A password or token as a server function's argument: the `#[server]` macro derives `Debug`
 /// for its arguments, and this prints `[redacted]` in the secret's place.
@@ -115,29 +106,28 @@ impl std::fmt::Debug for Sensitive {
 // line or a panic message can leak one.
 const REDACTED: &str = "[redacted]";
 
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("user", &self.user)
-            .field("access_token", &REDACTED)
-            .field("refresh_token", &REDACTED)
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
+/// `Debug` for a wire type that shows `shown` fields and prints `[redacted]` for the `secret` ones.
+macro_rules! debug_redacting {
+    ($type:ident { shown: [$($shown:ident),*], secret: [$($secret:ident),*] }) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($shown), &self.$shown))*
+                    $(.field(stringify!($secret), &REDACTED))*
+                    .finish()
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &REDACTED).finish()
-    }
-}
+debug_redacting!(TokenResponse { shown: [user, token_type, expires_in], secret: [access_token, refresh_token] });
+debug_redacting!(Credentials { shown: [username], secret: [password] });
+debug_redacting!(RefreshRequest { shown: [], secret: [refresh_token] });
+debug_redacting!(PasswordChange { shown: [], secret: [current_password, new_password] });
+debug_redacting!(AccountDeletion { shown: [], secret: [password] });
 
-impl std::fmt::Debug for RefreshRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshRequest").field("refresh_token", &REDACTED).finish()
-    }
-}
+
+
 
 /// One logged-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ mod ssr {
     pub async fn client() -> Result<ClientInfo, AppError> {
         let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0);
         let (method, uri) = leptos_axum::extract::<(Method, OriginalUri)>().await.map_err(AppError::internal)?;
-        Ok(ClientInfo::from_request(&method, &uri.0, &headers().await?, peer, &auth()?.config().trusted_proxies))
+        Ok(ClientInfo::from_request(&method, &uri.0, &headers().await?, peer, &auth()?.settings().trusted_proxies))
     }
 
     pub async fn principal() -> Result<(AuthService, Principal), AppError> {
@@ -97,7 +97,7 @@ pub async fn revoke_session(id: String) -> Result<(), AppError> {
 }
 
 /// Stores this page's session for the next page of the tab (site storage blocked); the one-time
-/// code that redeems it (see `auth::handoff`). The session proves itself by its refresh token
+/// code that redeems it (see `auth::sessions::handoff`). The session proves itself by its refresh token
 /// (and its key's proof, if bound), as a logout does: the page that leaves may hold an expired
 /// access token, and the refreshing client is not part of the first page's code.
 #[server(prefix = "/api/fn", endpoint = "hand_off", client = DpopClient)]

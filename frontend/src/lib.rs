@@ -4,6 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 // Nothing here names the islands: without this the crate, and its exports, would not be linked.
+#[allow(unused_extern_crates)]
 extern crate app;
 
 #[wasm_bindgen::prelude::wasm_bindgen]

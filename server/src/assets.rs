@@ -9,7 +9,7 @@
 //! disk as they are, and the pages name them plainly.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -278,17 +278,4 @@ fn preferred_encoding(request: &HeaderMap) -> Encoding {
     } else {
         Encoding::Identity
     }
-}
-
-/// The route's handler: a file this holds, or the site's usual answer (disk, then 404).
-pub async fn handler(
-    State(state): State<crate::AppState>,
-    Path(file): Path<String>,
-    request: axum::extract::Request,
-) -> Response {
-    if let Some(res) = serve(&state.assets, &file, request.headers()).await {
-        return res;
-    }
-    let uri = request.uri().clone();
-    crate::site::fallback(&state)(uri, State(state), request).await
 }

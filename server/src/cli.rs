@@ -88,7 +88,7 @@ impl Invocation {
 }
 
 impl Command {
-    pub async fn run(self, settings: Result<Settings, app::auth::ConfigError>) -> ExitCode {
+    pub async fn run(self, settings: Result<Settings, app::auth::SettingError>) -> ExitCode {
         let settings = match settings {
             Ok(settings) => settings,
             Err(e) => return failed(e),
@@ -110,14 +110,14 @@ impl Command {
             }
             Self::Keys(command) => {
                 let config = &settings.auth;
-                let db = match app::auth::db::connect_and_migrate(&config.database_url, config.db_timeout).await {
+                let db = match app::auth::store::db::connect_and_migrate(&config.database_url, config.db_timeout).await {
                     Ok(db) => db,
                     Err(e) => return failed(e),
                 };
                 let outcome = match command {
-                    KeyCommand::Seal => app::auth::keys::seal_plain_rows(&db, config).await.map(|n| format!("{n} key(s) sealed")),
+                    KeyCommand::Seal => app::auth::tokens::keys::seal_plain_rows(&db, config).await.map(|n| format!("{n} key(s) sealed")),
                     KeyCommand::RotateKek => {
-                        app::auth::keys::rotate_kek(&db, config).await.map(|n| format!("{n} key(s) re-sealed under the new KEY_ENCRYPTION_KEY"))
+                        app::auth::tokens::keys::rotate_kek(&db, config).await.map(|n| format!("{n} key(s) re-sealed under the new KEY_ENCRYPTION_KEY"))
                     }
                 };
                 db.close().await;
@@ -166,9 +166,9 @@ impl DbCommand {
                     purged.sessions, purged.login_attempts, purged.signing_keys
                 ))
             }
-            Self::RotateSigningKey => match app::auth::keys::rotate(auth.db(), auth.config()).await {
+            Self::RotateSigningKey => match app::auth::tokens::keys::rotate(auth.db(), auth.settings()).await {
                 Ok((kid, activates_at)) => {
-                    let wait = (activates_at - app::auth::db::now_ms()).max(0) / 1000;
+                    let wait = (activates_at - app::auth::store::db::now_ms()).max(0) / 1000;
                     done(format!("new signing key {kid}: published now, signs on every instance in {wait} s"))
                 }
                 Err(e) => failed(e),

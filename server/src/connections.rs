@@ -8,7 +8,7 @@
 //! reading is abandoned after `response_write_timeout`.
 
 use crate::settings::HttpLimits;
-use app::auth::network::{network, TrustedProxies};
+use app::auth::limits::network::{network, TrustedProxies};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -230,7 +230,7 @@ impl<IO> WriteDeadline<IO> {
     fn progress<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match result {
             Poll::Pending => self.check_stall(cx).map(Err),
-            ready => {
+            ready @ Poll::Ready(_) => {
                 self.stalled = None;
                 ready
             }

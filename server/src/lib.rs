@@ -91,7 +91,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.http.limits;
-    let proxies = state.auth.config().trusted_proxies.clone();
+    let proxies = state.auth.settings().trusted_proxies.clone();
     connections::serve(listener, router(state), limits, proxies, shutdown).await
 }
 

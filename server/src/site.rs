@@ -4,7 +4,7 @@ use crate::AppState;
 use app::error::{AppError, ErrorBody};
 use app::{shell, App};
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         // The login and signup forms post here only when the page's code did not run.
         .route("/login", axum::routing::post(no_script.clone()))
         .route("/signup", axum::routing::post(no_script))
-        .route(&format!("/{}/{{file}}", options.site_pkg_dir), get(crate::assets::handler))
+        .route(&format!("/{}/{{file}}", options.site_pkg_dir), get(pkg_file))
         .leptos_routes_with_context(
             state,
             generate_route_list(App),
@@ -39,6 +39,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(fallback(state))
         .layer(middleware::from_fn_with_state(crate::page_cache::PageCache::default(), crate::page_cache::serve))
         .layer(middleware::from_fn(server_fn_responses))
+}
+
+/// A file of the site's build: from memory (see `assets`), else the site's usual answer (disk, then 404).
+async fn pkg_file(
+    State(state): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    if let Some(res) = crate::assets::serve(&state.assets, &file, request.headers()).await {
+        return res;
+    }
+    let uri = request.uri().clone();
+    fallback(&state)(uri, State(state), request).await
 }
 
 /// Where the pages link the stylesheet (a name with its content's hash, see `assets`).
@@ -75,7 +88,7 @@ fn no_script_page(stylesheet: &str) -> impl Fn() -> std::future::Ready<Response>
 }
 
 /// Files on disk, else the "page not found" page (which links the stylesheet too).
-pub(crate) fn fallback(
+fn fallback(
     state: &AppState,
 ) -> impl Fn(axum::http::Uri, axum::extract::State<AppState>, Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
        + Clone

@@ -1,16 +1,19 @@
 //! Accounts: signup, login and the current user.
 
-use super::db::{is_unique_violation, now_ms};
+use super::caller::{ClientInfo, Principal};
+use super::credentials::password::Lane;
 use super::events::Event;
-use super::password::Lane;
-use super::throttle::Action;
-use super::{AuthService, ClientInfo, Principal};
+use super::limits::confirmations::Confirming;
+use super::limits::rate::Action;
+use super::sessions::revocation::{Reason, Scope};
+use super::store::db::{is_unique_violation, now_ms};
+use super::AuthService;
 use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, TokenResponse, User};
 use crate::domain::{parse_credentials, parse_new_credentials, Password};
 use crate::error::AppError;
 
 #[derive(sqlx::FromRow)]
-pub(super) struct UserRow {
+pub(crate) struct UserRow {
     pub id: String,
     pub username: String,
     pub created_at: i64,
@@ -58,7 +61,7 @@ impl AuthService {
             .await
             .map_err(|e| if is_unique_violation(&e) { AppError::UsernameTaken } else { AppError::from(e) })?;
         let response = self.start_session(&user, 0, client, key).await?;
-        self.record(Event::Signup, Some(&user.id), None, client).await;
+        self.record(Event::Signup.of(Some(&user.id), None, client)).await;
         Ok(response)
     }
 
@@ -84,7 +87,7 @@ impl AuthService {
         let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str()), lane).await?;
         let Some(UserWithHash { user, password_hash, password_version }) = found.as_ref().filter(|_| verified.ok) else {
             // The log may say whose account is under attack; the answer may not.
-            self.record(Event::LoginFailed, found.as_ref().map(|f| f.user.id.as_str()), None, client).await;
+            self.record(Event::LoginFailed.of(found.as_ref().map(|f| f.user.id.as_str()), None, client)).await;
             return Err(AppError::InvalidCredentials);
         };
         self.clear_login_attempts(&key).await?;
@@ -101,7 +104,7 @@ impl AuthService {
         }
         // Fails if the password changed since it was read (see `start_session`).
         let response = self.start_session(user, *password_version, client, dpop_key).await?;
-        self.record(Event::Login, Some(&user.id), None, client).await;
+        self.record(Event::Login.of(Some(&user.id), None, client)).await;
         Ok(response)
     }
 
@@ -134,7 +137,6 @@ impl AuthService {
         }
         let (user, _confirming) = self.confirm_password(principal, &input.current_password, client).await?;
         let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
         // Over the version just confirmed: of two changes racing, the second finds it gone (a
         // login's rehash meanwhile keeps the version, and is simply replaced).
@@ -150,18 +152,11 @@ impl AuthService {
             tx.rollback().await?;
             return Err(AppError::InvalidCredentials);
         }
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'password_changed' \
-             WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&user.id)
-        .bind(&principal.session_id)
-        .execute(&mut *tx)
-        .await?;
+        let others = Scope::AllOfUserBut { user_id: user.id.clone(), keep: principal.session_id.clone() };
+        let ended = self.revoke_in(&mut tx, others, Reason::PasswordChanged).await?;
         tx.commit().await?;
-        self.sessions_ended().await;
-        self.record(Event::PasswordChanged, Some(&user.id), Some(&principal.session_id), client).await;
+        ended.announce(self).await;
+        self.record(Event::PasswordChanged.of(Some(&user.id), Some(&principal.session_id), client)).await;
         Ok(())
     }
 
@@ -181,7 +176,7 @@ impl AuthService {
         tx.commit().await?;
         self.sessions_ended().await;
         self.inner.users.forget(&user.id);
-        self.record(Event::AccountDeleted, Some(&user.id), Some(&principal.session_id), client).await;
+        self.record(Event::AccountDeleted.of(Some(&user.id), Some(&principal.session_id), client)).await;
         Ok(())
     }
 
@@ -194,7 +189,7 @@ impl AuthService {
         principal: &Principal,
         password: &str,
         client: &ClientInfo,
-    ) -> Result<(AccountRow, super::throttle::Confirming), AppError> {
+    ) -> Result<(AccountRow, Confirming), AppError> {
         let confirming = self.limit_confirmation(&principal.user_id, client).await?;
         let user = sqlx::query_as::<_, AccountRow>(
             "SELECT id, username_key, password_hash, password_version FROM users WHERE id = $1",
@@ -210,7 +205,7 @@ impl AuthService {
             Err(_) => false,
         };
         if !ok {
-            self.record(Event::LoginFailed, Some(&user.id), Some(&principal.session_id), client).await;
+            self.record(Event::LoginFailed.of(Some(&user.id), Some(&principal.session_id), client)).await;
             return Err(AppError::InvalidCredentials);
         }
         self.clear_login_attempts(&user.username_key).await?;
@@ -223,7 +218,7 @@ impl AuthService {
     }
 
     /// For the security log only: which account a username key belongs to, if any.
-    pub(super) async fn user_id_by_key(&self, username_key: &str) -> Option<String> {
+    pub(crate) async fn user_id_by_key(&self, username_key: &str) -> Option<String> {
         sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
             .bind(username_key)
             .fetch_optional(self.db())

@@ -2,9 +2,11 @@
 //! unlock a username, list and end a user's sessions, purge ended sessions. Every action that
 //! ends a session or unlocks an account goes to the security log like its online counterpart.
 
+use super::caller::ClientInfo;
 use super::events::Event;
-use super::sessions::{Scope, SessionRow};
-use super::{AuthService, ClientInfo};
+use super::sessions::revocation::{Reason, Scope};
+use super::sessions::SessionRow;
+use super::AuthService;
 use crate::api::rfc3339;
 use crate::domain::Username;
 use crate::error::AppError;
@@ -23,7 +25,7 @@ impl std::fmt::Display for SessionRow {
     }
 }
 
-pub use super::retention::Purged;
+pub use super::sessions::retention::Purged;
 
 /// Operator actions leave the log with no client address: this marks them.
 fn operator() -> ClientInfo {
@@ -39,7 +41,7 @@ impl AuthService {
             self.execute_write(sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&key)).await? > 0;
         if cleared {
             let user_id = self.user_id_by_key(&key).await;
-            self.record_with(Event::AccountUnlocked, user_id.as_deref(), None, &operator(), Some("by an operator")).await;
+            self.record(Event::AccountUnlocked.of(user_id.as_deref(), None, &operator()).with_detail(Some("by an operator"))).await;
         }
         Ok(cleared)
     }
@@ -53,8 +55,8 @@ impl AuthService {
     /// Ends every session of `username`; how many were live.
     pub async fn revoke_sessions_of(&self, username: &str) -> Result<u64, AppError> {
         let user_id = self.user_id_of(username).await?;
-        let ended = self.revoke_sessions(Scope::AllOfUser(&user_id), "operator").await?;
-        self.record_with(Event::LogoutAll, Some(&user_id), None, &operator(), Some("by an operator")).await;
+        let ended = self.revoke(Scope::AllOfUser(user_id.clone()), Reason::Operator, None).await?;
+        self.record(Event::LogoutAll.of(Some(&user_id), None, &operator()).with_detail(Some("by an operator"))).await;
         Ok(ended)
     }
 
@@ -68,10 +70,10 @@ impl AuthService {
             .fetch_optional(self.db())
             .await?;
         let Some(user_id) = user_id else { return Err(AppError::NotFound) };
-        if self.revoke_sessions(Scope::Session(session_id), "operator").await? == 0 {
+        if self.revoke(Scope::Session(session_id.to_owned()), Reason::Operator, None).await? == 0 {
             return Err(AppError::NotFound);
         }
-        self.record_with(Event::SessionRevoked, Some(&user_id), Some(session_id), &operator(), Some("by an operator")).await;
+        self.record(Event::SessionRevoked.of(Some(&user_id), Some(session_id), &operator()).with_detail(Some("by an operator"))).await;
         Ok(())
     }
 

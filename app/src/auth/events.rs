@@ -1,9 +1,9 @@
 //! The security event log: a row in `security_events` and a structured `tracing` event with
 //! target `security`. Ids, kinds and addresses only: never a password, token or hash.
 
-use super::db::now_ms;
-use super::writer::Statement;
-use super::{AuthService, ClientInfo};
+use super::caller::ClientInfo;
+use super::store::db::{now_ms, Statement};
+use super::AuthService;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -49,11 +49,33 @@ impl Event {
     fn stored(self) -> bool {
         !matches!(self, Self::Refresh)
     }
+
+    /// This event, of `user_id`'s account and `session_id`, caused by `client`.
+    pub fn of<'a>(self, user_id: Option<&'a str>, session_id: Option<&'a str>, client: &'a ClientInfo) -> Happened<'a> {
+        Happened { event: self, user_id, session_id, client, detail: None }
+    }
+}
+
+/// An event with whom and what it concerns, before it is logged and stored.
+pub(crate) struct Happened<'a> {
+    event: Event,
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    client: &'a ClientInfo,
+    detail: Option<&'a str>,
+}
+
+impl<'a> Happened<'a> {
+    /// A detail of Baton's own making (addresses, kinds; nothing the client wrote); without one,
+    /// the client's family.
+    pub fn with_detail(self, detail: Option<&'a str>) -> Self {
+        Self { detail, ..self }
+    }
 }
 
 /// A security event to be stored: owned, so that it can ride in a group commit with the change
-/// it records (see [`super::writer`]).
-pub(super) struct EventRow {
+/// it records (see `store::writer`).
+pub(crate) struct EventRow {
     id: String,
     at: i64,
     kind: &'static str,
@@ -64,7 +86,7 @@ pub(super) struct EventRow {
 }
 
 impl EventRow {
-    pub(super) fn insert(&self) -> Statement {
+    pub(crate) fn insert(&self) -> Statement {
         sqlx::query(
             "INSERT INTO security_events (id, at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -79,39 +101,21 @@ impl EventRow {
 }
 
 impl AuthService {
-    /// Records `event`; its detail is the client's family (see [`agent_family`]).
-    pub(super) async fn record(&self, event: Event, user_id: Option<&str>, session_id: Option<&str>, client: &ClientInfo) {
-        self.record_with(event, user_id, session_id, client, None).await;
-    }
-
-    /// Records `event` with a detail of Baton's own making (addresses, kinds; nothing the client
-    /// wrote), or without one the client's family.
-    pub(super) async fn record_with(
-        &self,
-        event: Event,
-        user_id: Option<&str>,
-        session_id: Option<&str>,
-        client: &ClientInfo,
-        detail: Option<&str>,
-    ) {
-        let Some(row) = self.log_event(event, user_id, session_id, client, detail) else { return };
+    /// Logs, counts and stores what happened. Losing the stored row must not fail the request
+    /// that caused it; the log line stays.
+    pub(crate) async fn record(&self, happened: Happened<'_>) {
+        let Some(row) = self.log_event(happened) else { return };
         let kind = row.kind;
         let result = self.writer().execute_grouped(move || vec![row.insert()]).await;
-        // Losing an audit row must not fail the request that caused it; the log line stays.
         if let Err(e) = result {
             tracing::error!(target: "security", event = kind, error = %e, "could not store security event");
         }
     }
 
-    /// Counts and logs `event`; the row to store, for the events the table keeps.
-    pub(super) fn log_event(
-        &self,
-        event: Event,
-        user_id: Option<&str>,
-        session_id: Option<&str>,
-        client: &ClientInfo,
-        detail: Option<&str>,
-    ) -> Option<EventRow> {
+    /// Counts and logs what happened; the row to store, for the events the table keeps (to be
+    /// committed with the change it records).
+    pub(crate) fn log_event(&self, happened: Happened<'_>) -> Option<EventRow> {
+        let Happened { event, user_id, session_id, client, detail } = happened;
         let detail = detail.or_else(|| client.user_agent.as_deref().map(agent_family));
         let kind = event.kind();
         // Logins, refreshes, grace replays, reuse, revocations …: one counter, by kind.

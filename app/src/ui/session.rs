@@ -24,6 +24,8 @@ pub mod dpop;
 mod lock;
 #[cfg(feature = "hydrate")]
 mod store;
+#[cfg(feature = "hydrate")]
+mod timer;
 
 use crate::api::{TokenResponse, User};
 use crate::error::AppError;
@@ -152,7 +154,7 @@ pub use browser::{fresh_access_token, refresh_after_rejection, AccessToken};
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::store::{self, StoredTokens, Swap};
-    use super::{lock, Auth, AuthStatus, Notice};
+    use super::{lock, timer, Auth, AuthStatus, Notice};
     use crate::api::{RefreshState, TokenResponse};
     use crate::error::AppError;
     use futures::future::{FutureExt, LocalBoxFuture, Shared};
@@ -225,7 +227,7 @@ mod browser {
         match handoff.code.filter(|_| !store::shared()) {
             // The session is still "checking" until the code is redeemed: the guard waits.
             Some(code) => leptos::task::spawn_local(async move {
-                match lock::within(HAND_OFF_MS, crate::server_fns::take_hand_off(code.into())).await {
+                match timer::within(HAND_OFF_MS, crate::server_fns::take_hand_off(code.into())).await {
                     Some(Ok(payload)) => store::adopt(&payload.0),
                     _ => auth.notice.set(Some(Notice::HandOffLost)),
                 }
@@ -246,11 +248,11 @@ mod browser {
             // A refresh in flight lands first: the next page must get the tokens it leaves behind.
             let running = IN_FLIGHT.with(|slot| slot.borrow().clone());
             if let Some(running) = running {
-                let _ = lock::within(HAND_OFF_MS, running).await;
+                let _ = timer::within(HAND_OFF_MS, running).await;
             }
             if let (Some(tokens), Some(payload)) = (store::load(), store::memory_payload()) {
                 let call = crate::server_fns::hand_off(tokens.refresh_token.into(), payload.into());
-                code = lock::within(HAND_OFF_MS, call).await.and_then(Result::ok).map(|code| code.0);
+                code = timer::within(HAND_OFF_MS, call).await.and_then(Result::ok).map(|code| code.0);
             }
         }
         store::write_handoff(&store::Handoff { notice, code });
@@ -431,7 +433,7 @@ mod browser {
         };
         if lock::was_spent(&stale).await {
             // Another tab spent it and stored the result, which has yet to reach this tab.
-            return match lock::within(STORAGE_CATCH_UP_MS, store::replaced(&stale)).await {
+            return match timer::within(STORAGE_CATCH_UP_MS, store::replaced(&stale)).await {
                 Some(Some(now)) => Outcome::Renewed(now),
                 Some(None) => Outcome::LoggedOutMeanwhile,
                 None => Outcome::Failed(AppError::Network(STILL_RENEWING.into())),
@@ -512,7 +514,7 @@ mod browser {
             Err(AppError::Busy { retry_after })
                 if retry_after <= BUSY_RETRY_MAX_SECS && js_sys::Date::now() + (retry_after as f64 + 1.0) * 1000.0 < deadline =>
             {
-                lock::sleep(retry_after as i32 * 1000).await;
+                timer::sleep(retry_after as i32 * 1000).await;
                 call().await
             }
             answer => answer,
@@ -522,6 +524,6 @@ mod browser {
     /// `call`, given up (as a network failure) when the refresh's budget runs out.
     async fn within_budget<T>(deadline: f64, call: impl std::future::Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
         let left = (deadline - js_sys::Date::now()).max(0.0) as i32;
-        lock::within(left, call).await.unwrap_or_else(|| Err(AppError::Network(TOO_LONG.into())))
+        timer::within(left, call).await.unwrap_or_else(|| Err(AppError::Network(TOO_LONG.into())))
     }
 }

@@ -87,5 +87,5 @@ impl FromRequestParts<AppState> for Client {
 
 fn client_info(parts: &Parts, state: &AppState) -> ClientInfo {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    ClientInfo::from_request(&parts.method, &parts.uri, &parts.headers, peer, &state.auth.config().trusted_proxies)
+    ClientInfo::from_request(&parts.method, &parts.uri, &parts.headers, peer, &state.auth.settings().trusted_proxies)
 }

@@ -32,7 +32,7 @@ pub async fn healthz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 pub async fn jwks(State(s): State<AppState>) -> impl axum::response::IntoResponse {
     // A copy cached this long still has every key that signs: a new key is published a publish
     // delay before it signs, and the instances learn of it within a poll interval.
-    let keys = &s.auth.config().keys;
+    let keys = &s.auth.settings().keys;
     let max_age = keys.publish_delay.saturating_sub(keys.poll_interval).as_secs();
     ([(axum::http::header::CACHE_CONTROL, format!("public, max-age={max_age}"))], Json(s.auth.jwks()))
 }

@@ -109,7 +109,7 @@ async fn login_rehashes_when_the_argon2_parameters_change() {
 
 #[tokio::test]
 async fn default_argon2_parameters_are_owasps_minimum() {
-    let app = spawn_app_with(|c| c.argon2 = Default::default()).await;
+    let app = spawn_app_with(|c| c.argon2 = default_argon2()).await;
     app.signup("alice").await;
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(app.auth.db()).await.unwrap();
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
@@ -138,7 +138,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_every_other_sessio
     let change = |current: &str, new: &str| {
         app.http
             .post(app.url("/api/account/password"))
-            .bearer_auth(token(&laptop, "accessToken"))
+            .bearer_auth(&laptop.access_token)
             .json(&json!({"currentPassword": current, "newPassword": new}))
             .send()
     };
@@ -148,10 +148,10 @@ async fn changing_the_password_needs_the_current_one_and_ends_every_other_sessio
     assert_error(change(PASSWORD, PASSWORD).await.unwrap(), 422, "invalid_input").await;
     assert_eq!(change(PASSWORD, "a brand new passphrase").await.unwrap().status(), 204);
 
-    assert_eq!(app.secret_status(&token(&phone, "accessToken")).await, 401, "the other session ended");
-    assert_eq!(app.refresh(&token(&phone, "refreshToken")).await.status(), 401);
-    assert_eq!(app.secret_status(&token(&laptop, "accessToken")).await, 200, "this one stays");
-    assert_eq!(app.refresh(&token(&laptop, "refreshToken")).await.status(), 200);
+    assert_eq!(app.secret_status(&phone.access_token).await, 401, "the other session ended");
+    assert_eq!(app.refresh(&phone.refresh_token).await.status(), 401);
+    assert_eq!(app.secret_status(&laptop.access_token).await, 200, "this one stays");
+    assert_eq!(app.refresh(&laptop.refresh_token).await.status(), 200);
     let old = app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_error(old, 401, "invalid_credentials").await;
     let new = app.post("/api/auth/login", json!({"username": "alice", "password": "a brand new passphrase"})).await;
@@ -167,7 +167,7 @@ async fn guessing_the_current_password_with_a_stolen_access_token_is_throttled()
         let res = app
             .http
             .post(app.url("/api/account/password"))
-            .bearer_auth(token(&tokens, "accessToken"))
+            .bearer_auth(&tokens.access_token)
             .json(&json!({"currentPassword": format!("guess number {i}"), "newPassword": "a brand new passphrase"}))
             .send()
             .await
@@ -185,15 +185,15 @@ async fn deleting_the_account_needs_the_password_and_leaves_nothing_behind() {
     let delete = |password: &str| {
         app.http
             .delete(app.url("/api/account"))
-            .bearer_auth(token(&laptop, "accessToken"))
+            .bearer_auth(&laptop.access_token)
             .json(&json!({ "password": password }))
             .send()
     };
     assert_error(delete("not my password").await.unwrap(), 401, "invalid_credentials").await;
     assert_eq!(delete(PASSWORD).await.unwrap().status(), 204);
     for tokens in [&phone, &laptop] {
-        assert_eq!(app.secret_status(&token(tokens, "accessToken")).await, 401);
-        assert_eq!(app.refresh(&token(tokens, "refreshToken")).await.status(), 401);
+        assert_eq!(app.secret_status(&tokens.access_token).await, 401);
+        assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 401);
     }
     for table in ["users", "sessions", "refresh_tokens", "login_attempts"] {
         let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(app.auth.db()).await.unwrap();
@@ -215,7 +215,7 @@ async fn the_server_functions_change_the_password_and_delete_the_account_too() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
     let call = |endpoint: &str, form: &[(&str, &str)]| {
-        app.http.post(app.url(&format!("/api/fn/{endpoint}"))).bearer_auth(token(&tokens, "accessToken")).form(form).send()
+        app.http.post(app.url(&format!("/api/fn/{endpoint}"))).bearer_auth(&tokens.access_token).form(form).send()
     };
     let res = call("change_password", &[("current_password", PASSWORD), ("new_password", "a brand new passphrase")]).await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());
@@ -223,5 +223,5 @@ async fn the_server_functions_change_the_password_and_delete_the_account_too() {
     assert_eq!(res.status(), 401, "the old password no longer works");
     let res = call("delete_account", &[("password", "a brand new passphrase")]).await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());
-    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
+    assert_eq!(app.secret_status(&tokens.access_token).await, 401);
 }

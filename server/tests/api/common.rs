@@ -3,7 +3,9 @@
 //! command starts a PostgreSQL cluster and sets it), a fresh PostgreSQL database per test instead.
 #![allow(dead_code)]
 
-use app::auth::{AuthService, Config};
+use app::auth::{AuthService, AuthSettings};
+/// What signup, login and refresh answer: the helpers return it, so the tests read fields, not keys.
+pub use app::api::TokenResponse;
 use leptos::prelude::LeptosOptions;
 use server::settings::{HttpSettings, Settings};
 use serde_json::{json, Value};
@@ -16,7 +18,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub auth: AuthService,
-    pub config: Config,
+    pub config: AuthSettings,
     pub http_settings: HttpSettings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -50,14 +52,14 @@ const TEST_SETTINGS: [(&str, &str); 6] = [
 ];
 
 /// `tweak` adjusts the configuration before start (short lifetimes, no grace window, …).
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut AuthSettings)) -> TestApp {
     start(fresh_config(tweak).await).await
 }
 
 /// The test settings, a fresh data directory and a fresh database, adjusted by `tweak`.
-async fn fresh_config(tweak: impl FnOnce(&mut Config)) -> Config {
+async fn fresh_config(tweak: impl FnOnce(&mut AuthSettings)) -> AuthSettings {
     let data_dir = temp_dir();
-    let mut config = Config::from_lookup(|name| match name {
+    let mut config = AuthSettings::from_lookup(|name| match name {
         "BATON_DATA_DIR" => Some(data_dir.display().to_string()),
         _ => TEST_SETTINGS.iter().find(|(var, _)| *var == name).map(|(_, value)| value.to_string()),
     })
@@ -69,9 +71,9 @@ async fn fresh_config(tweak: impl FnOnce(&mut Config)) -> Config {
 
 /// Two instances on one database, each with its own data directory, started at the same instant
 /// (on an empty database: nothing is created before both start).
-pub async fn spawn_pair(tweak: impl Fn(&mut Config)) -> (TestApp, TestApp) {
+pub async fn spawn_pair(tweak: impl Fn(&mut AuthSettings)) -> (TestApp, TestApp) {
     let a = fresh_config(&tweak).await;
-    let b = Config { data_dir: temp_dir(), ..a.clone() };
+    let b = AuthSettings { data_dir: temp_dir(), ..a.clone() };
     tokio::join!(start(a), start(b))
 }
 
@@ -81,13 +83,13 @@ pub fn client_from(local: &str, user_agent: &str) -> reqwest::Client {
 }
 
 /// The test client stands for a reverse proxy: its `X-Forwarded-For` names the client.
-pub fn trust_local_proxy(config: &mut Config) {
+pub fn trust_local_proxy(config: &mut AuthSettings) {
     config.trusted_proxies =
-        app::auth::network::TrustedProxies { nets: vec!["127.0.0.1".parse().unwrap()], max_hops: 0 };
+        app::auth::limits::network::TrustedProxies { nets: vec!["127.0.0.1".parse().unwrap()], max_hops: 0 };
 }
 
 /// Starts a server on an existing configuration (the same database and keys: a restart).
-pub async fn start(config: Config) -> TestApp {
+pub async fn start(config: AuthSettings) -> TestApp {
     start_serving(config, default_http(), "target/site").await
 }
 
@@ -96,7 +98,7 @@ pub async fn spawn_app_serving(site_root: &std::path::Path) -> TestApp {
     start_serving(fresh_config(|_| {}).await, default_http(), &site_root.display().to_string()).await
 }
 
-async fn start_serving(config: Config, http: HttpSettings, site_root: &str) -> TestApp {
+async fn start_serving(config: AuthSettings, http: HttpSettings, site_root: &str) -> TestApp {
     init_test_log();
     let options = LeptosOptions::builder().output_name("baton").site_root(site_root).build();
     let server::Spawned { addr, auth, stop, done } =
@@ -177,7 +179,7 @@ pub async fn run_cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std:
 }
 
 /// [`run_cli`] on a configuration's database and data directory, with no server running.
-pub async fn run_cli_on(config: &Config, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub async fn run_cli_on(config: &AuthSettings, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
     command
         .env_clear()
@@ -248,7 +250,7 @@ impl TestApp {
     }
 
     /// Shuts the server down gracefully: waits until the requests in flight are answered.
-    pub async fn stop(mut self) -> Config {
+    pub async fn stop(mut self) -> AuthSettings {
         drop(self.stop.take());
         if let Some(done) = self.done.take() {
             done.await.expect("the server task").expect("the server stops cleanly");
@@ -266,13 +268,13 @@ impl TestApp {
     }
 
     /// Signs `username` up (password "correct horse battery") and returns the token response.
-    pub async fn signup(&self, username: &str) -> Value {
+    pub async fn signup(&self, username: &str) -> TokenResponse {
         let res = self.post("/api/auth/signup", json!({"username": username, "password": PASSWORD})).await;
         assert_eq!(res.status(), 201, "signup of {username}");
         res.json().await.unwrap()
     }
 
-    pub async fn login(&self, username: &str) -> Value {
+    pub async fn login(&self, username: &str) -> TokenResponse {
         let res = self.post("/api/auth/login", json!({"username": username, "password": PASSWORD})).await;
         assert_eq!(res.status(), 200, "login of {username}");
         res.json().await.unwrap()
@@ -282,9 +284,9 @@ impl TestApp {
         self.post("/api/auth/refresh", json!({ "refreshToken": refresh_token })).await
     }
 
-    /// Refreshes with the refresh token of `tokens` (a token response), which must succeed.
-    pub async fn refreshed(&self, tokens: &Value) -> Value {
-        let res = self.refresh(&token(tokens, "refreshToken")).await;
+    /// Refreshes with the refresh token of `tokens`, which must succeed.
+    pub async fn refreshed(&self, tokens: &TokenResponse) -> TokenResponse {
+        let res = self.refresh(&tokens.refresh_token).await;
         assert_eq!(res.status(), 200, "refresh");
         res.json().await.unwrap()
     }
@@ -305,6 +307,8 @@ pub fn session_id(access_token: &str) -> String {
     claims["sid"].as_str().unwrap().to_owned()
 }
 
+/// A string field of a raw JSON body, for the tests that check the wire format itself; the others
+/// read the `TokenResponse` the helpers return.
 pub fn token(body: &Value, field: &str) -> String {
     body[field].as_str().unwrap_or_else(|| panic!("{field} in {body}")).to_owned()
 }
@@ -316,4 +320,9 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     assert_eq!(body["error"], code, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body
+}
+
+/// The Argon2 parameters a server gets when nothing is set (the tests run with cheaper ones).
+pub fn default_argon2() -> app::auth::settings::Argon2Settings {
+    AuthSettings::from_lookup(|_| None).expect("the defaults").argon2
 }

@@ -2,16 +2,16 @@
 //! cost, and what a password change does to logins running at the same moment.
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const NEW: &str = "a brand new passphrase";
 
 impl TestApp {
     /// `POST /api/account/password` as the holder of `tokens`.
-    async fn change_password(&self, tokens: &Value, current: &str, new: &str) -> reqwest::Response {
+    async fn change_password(&self, tokens: &TokenResponse, current: &str, new: &str) -> reqwest::Response {
         self.http
             .post(self.url("/api/account/password"))
-            .bearer_auth(token(tokens, "accessToken"))
+            .bearer_auth(&tokens.access_token)
             .json(&json!({"currentPassword": current, "newPassword": new}))
             .send()
             .await
@@ -71,7 +71,7 @@ async fn confirmations_are_limited_per_address_across_accounts() {
 #[tokio::test]
 async fn an_account_confirms_one_password_at_a_time() {
     // Real hashes, so that the requests overlap.
-    let app = spawn_app_with(|c| c.argon2 = Default::default()).await;
+    let app = spawn_app_with(|c| c.argon2 = default_argon2()).await;
     let tokens = app.signup("alice").await;
     // Four: fewer than the free attempts, so the backoff refuses none of them.
     let requests = (0..4).map(|_| app.change_password(&tokens, PASSWORD, NEW));
@@ -87,7 +87,7 @@ async fn a_login_that_checked_the_old_password_gets_no_session_once_it_changed()
     // The failures after each change must not trip the account's backoff meanwhile.
     let app = spawn_app_with(|c| c.login_backoff.free_attempts = 99).await;
     let owner = app.signup("alice").await;
-    let owner_session = session_id(&token(&owner, "accessToken"));
+    let owner_session = session_id(&owner.access_token);
     let passwords = [PASSWORD, NEW];
     for round in 0..6 {
         let (old, new) = (passwords[round % 2], passwords[(round + 1) % 2]);

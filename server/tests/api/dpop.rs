@@ -2,81 +2,10 @@
 //! key; its tokens are worth nothing without it. Bearer sessions keep working.
 
 use crate::common::*;
+use crate::dpop_client::DpopKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use sha2::Digest as _;
-
-/// A client's P-256 key pair, and the proofs it makes.
-pub struct DpopKey {
-    encoding: EncodingKey,
-    jwk: jsonwebtoken::jwk::Jwk,
-    pub jkt: String,
-}
-
-impl DpopKey {
-    pub fn generate() -> Self {
-        use p256::elliptic_curve::sec1::ToEncodedPoint;
-        use p256::pkcs8::EncodePrivateKey;
-        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-        let point = secret.public_key().to_encoded_point(false);
-        let (x, y) = (URL_SAFE_NO_PAD.encode(point.x().unwrap()), URL_SAFE_NO_PAD.encode(point.y().unwrap()));
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})).unwrap();
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let jkt = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()));
-        Self { encoding: EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes()), jwk, jkt }
-    }
-
-    /// A fresh proof for `method` `url`, with `ath` for `access_token`.
-    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
-        self.proof_with(method, url, access_token, |_, _| {})
-    }
-
-    /// A proof edited before signing.
-    pub fn proof_with(&self, method: &str, url: &str, access_token: Option<&str>, edit: impl FnOnce(&mut Header, &mut Value)) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some("dpop+jwt".into());
-        header.jwk = Some(self.jwk.clone());
-        let mut claims = json!({
-            "jti": uuid::Uuid::new_v4().to_string(), "htm": method, "htu": url,
-            "iat": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
-        });
-        if let Some(token) = access_token {
-            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes())));
-        }
-        edit(&mut header, &mut claims);
-        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
-    }
-}
-
-impl TestApp {
-    /// Logs `username` in with a proof of `key`: a DPoP-bound session.
-    pub async fn login_bound(&self, username: &str, key: &DpopKey) -> Value {
-        let url = self.url("/api/auth/login");
-        let res = self.http.post(&url).header("DPoP", key.proof("POST", &url, None)).json(&json!({"username": username, "password": PASSWORD})).send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        res.json().await.unwrap()
-    }
-
-    pub async fn refresh_bound(&self, tokens: &Value, proof: Option<String>) -> reqwest::Response {
-        let mut req = self.http.post(self.url("/api/auth/refresh")).json(&json!({"refreshToken": token(tokens, "refreshToken")}));
-        if let Some(proof) = proof {
-            req = req.header("DPoP", proof);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// `GET /api/users/secret` as `Authorization: <scheme> <access token>`, with `proof` if given.
-    pub async fn secret_with(&self, scheme: &str, access_token: &str, proof: Option<String>) -> reqwest::Response {
-        let mut req = self.http.get(self.url("/api/users/secret")).header("authorization", format!("{scheme} {access_token}"));
-        if let Some(proof) = proof {
-            req = req.header("DPoP", proof);
-        }
-        req.send().await.unwrap()
-    }
-}
 
 fn cnf_jkt(access_token: &str) -> Option<String> {
     let payload = access_token.split('.').nth(1).unwrap();
@@ -87,11 +16,9 @@ fn cnf_jkt(access_token: &str) -> Option<String> {
 #[tokio::test]
 async fn a_session_started_with_a_proof_is_bound_to_its_key_from_login_to_every_refresh() {
     let app = spawn_app().await;
-    app.signup("alice").await;
-    let key = DpopKey::generate();
-    let tokens = app.login_bound("alice", &key).await;
-    assert_eq!(tokens["tokenType"], "DPoP");
-    let access = token(&tokens, "accessToken");
+    let (key, tokens) = app.bound_session("alice").await;
+    assert_eq!(tokens.token_type, "DPoP");
+    let access = tokens.access_token.clone();
     assert_eq!(cnf_jkt(&access).as_deref(), Some(key.jkt.as_str()), "cnf.jkt is the key's thumbprint");
     let secret_url = app.url("/api/users/secret");
     let res = app.secret_with("DPoP", &access, Some(key.proof("GET", &secret_url, Some(&access)))).await;
@@ -99,9 +26,9 @@ async fn a_session_started_with_a_proof_is_bound_to_its_key_from_login_to_every_
 
     let res = app.refresh_bound(&tokens, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
     assert_eq!(res.status(), 200);
-    let next: Value = res.json().await.unwrap();
-    assert_eq!(next["tokenType"], "DPoP");
-    let access = token(&next, "accessToken");
+    let next: TokenResponse = res.json().await.unwrap();
+    assert_eq!(next.token_type, "DPoP");
+    let access = next.access_token.clone();
     assert_eq!(cnf_jkt(&access).as_deref(), Some(key.jkt.as_str()), "still bound after a refresh");
     assert_eq!(app.secret_with("DPoP", &access, Some(key.proof("GET", &secret_url, Some(&access)))).await.status(), 200);
     // The same request through a server function (what the browser calls).
@@ -113,10 +40,8 @@ async fn a_session_started_with_a_proof_is_bound_to_its_key_from_login_to_every_
 #[tokio::test]
 async fn tokens_copied_without_the_key_are_refused_and_cannot_end_the_session() {
     let app = spawn_app().await;
-    app.signup("alice").await;
-    let key = DpopKey::generate();
-    let tokens = app.login_bound("alice", &key).await;
-    let access = token(&tokens, "accessToken");
+    let (key, tokens) = app.bound_session("alice").await;
+    let access = tokens.access_token.clone();
     let secret_url = app.url("/api/users/secret");
     let refresh_url = app.url("/api/auth/refresh");
     let thief = DpopKey::generate();
@@ -133,7 +58,7 @@ async fn tokens_copied_without_the_key_are_refused_and_cannot_end_the_session() 
     assert_error(app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await, 401, "invalid_dpop_proof").await;
     let res = app.refresh_bound(&tokens, Some(key.proof("POST", &refresh_url, None))).await;
     assert_eq!(res.status(), 200, "the owner's session is untouched");
-    let next: Value = res.json().await.unwrap();
+    let next: TokenResponse = res.json().await.unwrap();
     // Even the spent token, replayed by the thief, ends nothing: it never reaches reuse detection.
     assert_error(app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await, 401, "invalid_dpop_proof").await;
     assert_eq!(app.refresh_bound(&next, Some(key.proof("POST", &refresh_url, None))).await.status(), 200);
@@ -142,13 +67,11 @@ async fn tokens_copied_without_the_key_are_refused_and_cannot_end_the_session() 
 #[tokio::test]
 async fn a_copied_refresh_token_cannot_log_a_bound_session_out() {
     let app = spawn_app().await;
-    app.signup("alice").await;
-    let key = DpopKey::generate();
-    let tokens = app.login_bound("alice", &key).await;
+    let (key, tokens) = app.bound_session("alice").await;
     let logout_url = app.url("/api/auth/logout");
     let thief = DpopKey::generate();
     let logout = |proof: Option<String>| {
-        let mut req = app.http.post(&logout_url).json(&json!({"refreshToken": token(&tokens, "refreshToken")}));
+        let mut req = app.http.post(&logout_url).json(&json!({"refreshToken": tokens.refresh_token}));
         if let Some(proof) = proof {
             req = req.header("DPoP", proof);
         }
@@ -160,21 +83,21 @@ async fn a_copied_refresh_token_cannot_log_a_bound_session_out() {
     let res = app
         .http
         .post(app.url("/api/fn/logout"))
-        .form(&[("refresh_token", token(&tokens, "refreshToken"))])
+        .form(&[("refresh_token", &tokens.refresh_token)])
         .send()
         .await
         .unwrap();
     assert_error(res, 401, "invalid_dpop_proof").await;
     let next = app.refresh_bound(&tokens, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
     assert_eq!(next.status(), 200, "the session lives on");
-    let next: Value = next.json().await.unwrap();
+    let next: TokenResponse = next.json().await.unwrap();
     // Even the spent token, with the owner's key, still names the session: the owner logs out.
     assert_eq!(logout(Some(key.proof("POST", &logout_url, None))).await.unwrap().status(), 204);
     assert_error(app.refresh_bound(&next, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await, 401, "invalid_refresh_token").await;
     // A bearer session still logs out with its token alone.
     let bearer = app.login("alice").await;
-    assert_eq!(app.post("/api/auth/logout", json!({"refreshToken": token(&bearer, "refreshToken")})).await.status(), 204);
-    assert_eq!(app.refresh(&token(&bearer, "refreshToken")).await.status(), 401);
+    assert_eq!(app.post("/api/auth/logout", json!({"refreshToken": bearer.refresh_token})).await.status(), 204);
+    assert_eq!(app.refresh(&bearer.refresh_token).await.status(), 401);
 }
 
 #[tokio::test]
@@ -194,9 +117,8 @@ async fn with_public_url_a_proof_must_name_it_whatever_host_is_sent() {
     };
     // Unset (development on loopback): the Host decides, as before.
     let app = spawn_app_with(trust_local_proxy).await;
-    app.signup("alice").await;
-    let key = DpopKey::generate();
-    let access = token(&app.login_bound("alice", &key).await, "accessToken");
+    let (key, tokens) = app.bound_session("alice").await;
+    let access = tokens.access_token;
     assert_eq!(replay(&app, &key, &access).await.unwrap().status(), 200);
 
     let app = spawn_app_with(|c| {
@@ -217,7 +139,7 @@ async fn with_public_url_a_proof_must_name_it_whatever_host_is_sent() {
     let (key, res) = login("https://baton.example.com/api/auth/login".into());
     let res = res.await.unwrap();
     assert_eq!(res.status(), 200);
-    let access = token(&res.json::<Value>().await.unwrap(), "accessToken");
+    let access = res.json::<TokenResponse>().await.unwrap().access_token;
     assert_error(replay(&app, &key, &access).await.unwrap(), 401, "invalid_dpop_proof").await;
     // Every name in the list works, the path must still be this request's.
     for (htu, status) in [
@@ -234,10 +156,8 @@ async fn with_public_url_a_proof_must_name_it_whatever_host_is_sent() {
 #[tokio::test]
 async fn bad_proofs_are_refused() {
     let app = spawn_app().await;
-    app.signup("alice").await;
-    let key = DpopKey::generate();
-    let tokens = app.login_bound("alice", &key).await;
-    let access = token(&tokens, "accessToken");
+    let (key, tokens) = app.bound_session("alice").await;
+    let access = tokens.access_token;
     let url = app.url("/api/users/secret");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let other = DpopKey::generate();
@@ -279,14 +199,14 @@ async fn bad_proofs_are_refused() {
 async fn dpop_required_refuses_bearer_sessions_and_bearer_sessions_work_without_it() {
     let app = spawn_app().await;
     let bearer = app.signup("alice").await;
-    assert_eq!(bearer["tokenType"], "Bearer");
-    assert_eq!(app.secret_status(&token(&bearer, "accessToken")).await, 200);
+    assert_eq!(bearer.token_type, "Bearer");
+    assert_eq!(app.secret_status(&bearer.access_token).await, 200);
     let config = app.stop().await;
-    let app = start(app::auth::Config { dpop_required: true, ..config }).await;
+    let app = start(app::auth::AuthSettings { dpop_required: true, ..config }).await;
     assert_error(app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await, 401, "invalid_dpop_proof").await;
-    assert_error(app.get_with("/api/users/secret", &token(&bearer, "accessToken")).await, 401, "invalid_token").await;
-    assert_error(app.refresh(&token(&bearer, "refreshToken")).await, 401, "invalid_dpop_proof").await;
+    assert_error(app.get_with("/api/users/secret", &bearer.access_token).await, 401, "invalid_token").await;
+    assert_error(app.refresh(&bearer.refresh_token).await, 401, "invalid_dpop_proof").await;
     let key = DpopKey::generate();
     let tokens = app.login_bound("alice", &key).await;
-    assert_eq!(tokens["tokenType"], "DPoP");
+    assert_eq!(tokens.token_type, "DPoP");
 }

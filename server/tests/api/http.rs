@@ -161,10 +161,10 @@ async fn server_functions_answer_with_meaningful_statuses() {
     let res = call("login", &[("username", "alice"), ("password", PASSWORD)], None).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    let tokens: Value = res.json().await.unwrap();
-    let res = call("get_secret", &[], Some(&token(&tokens, "accessToken"))).await.unwrap();
+    let tokens: TokenResponse = res.json().await.unwrap();
+    let res = call("get_secret", &[], Some(&tokens.access_token)).await.unwrap();
     assert_eq!(res.status(), 200);
-    let res = call("refresh", &[("refresh_token", &token(&tokens, "refreshToken"))], None).await.unwrap();
+    let res = call("refresh", &[("refresh_token", &tokens.refresh_token)], None).await.unwrap();
     assert_eq!(res.status(), 200);
 }
 

@@ -3,13 +3,13 @@
 //! PostgreSQL only (SQLite is one instance's database): on SQLite these tests return at once.
 
 use crate::common::*;
-use app::auth::Config;
+use app::auth::AuthSettings;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// Two instances, or `None` on SQLite.
-async fn pair(tweak: impl Fn(&mut app::auth::Config)) -> Option<(TestApp, TestApp)> {
+async fn pair(tweak: impl Fn(&mut app::auth::AuthSettings)) -> Option<(TestApp, TestApp)> {
     if !is_postgres() {
         eprintln!("several instances need PostgreSQL: skipped on SQLite");
         return None;
@@ -21,8 +21,8 @@ async fn jwks(app: &TestApp) -> Value {
     app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
 }
 
-fn kid(tokens: &Value) -> String {
-    jsonwebtoken::decode_header(token(tokens, "accessToken")).unwrap().kid.unwrap()
+fn kid(tokens: &TokenResponse) -> String {
+    jsonwebtoken::decode_header(&tokens.access_token).unwrap().kid.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -34,9 +34,9 @@ async fn two_instances_started_at_once_on_an_empty_database_agree_on_their_keys(
     assert_eq!(rotation_keys, 1);
     // Each verifies what the other signs, at once.
     let tokens = a.signup("alice").await;
-    assert_eq!(b.secret_status(&token(&tokens, "accessToken")).await, 200);
+    assert_eq!(b.secret_status(&tokens.access_token).await, 200);
     let tokens = b.refreshed(&tokens).await;
-    assert_eq!(a.secret_status(&token(&tokens, "accessToken")).await, 200);
+    assert_eq!(a.secret_status(&tokens.access_token).await, 200);
 
     // The migrations serialise first starts a little (a lock); past them, on a migrated database
     // with no keys yet, 16 starts race for the first keys at the same instant and make one of each.
@@ -50,8 +50,8 @@ async fn two_instances_started_at_once_on_an_empty_database_agree_on_their_keys(
         sqlx::query(&format!("DELETE FROM {table}")).execute(&db).await.unwrap();
     }
     let starts = (0..16).map(|_| {
-        let (db, config) = (db.clone(), Config { data_dir: temp_dir(), ..config.clone() });
-        tokio::spawn(async move { app::auth::keys::prepare(&db, &config).await.map(|_| ()) })
+        let (db, config) = (db.clone(), AuthSettings { data_dir: temp_dir(), ..config.clone() });
+        tokio::spawn(async move { app::auth::tokens::keys::prepare(&db, &config).await.map(|_| ()) })
     });
     for started in futures::future::join_all(starts).await {
         started.unwrap().unwrap();
@@ -69,7 +69,7 @@ async fn a_refresh_chain_alternates_between_instances() {
     for round in 0..6 {
         let (here, there) = if round % 2 == 0 { (&b, &a) } else { (&a, &b) };
         tokens = here.refreshed(&tokens).await;
-        assert_eq!(there.secret_status(&token(&tokens, "accessToken")).await, 200, "round {round}");
+        assert_eq!(there.secret_status(&tokens.access_token).await, 200, "round {round}");
     }
     let reuse: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM security_events WHERE kind = 'refresh_token_reuse'")
         .fetch_one(a.auth.db())
@@ -97,7 +97,7 @@ async fn twenty_simultaneous_refreshes_across_instances_give_at_most_one_success
     // Without a grace window: one wins, the others are reuse and end the session.
     let Some((a, b)) = pair(|c| c.refresh_reuse_grace = Duration::ZERO).await else { return };
     let tokens = a.signup("alice").await;
-    let answers = split_refresh_storm(&a, &b, &token(&tokens, "refreshToken")).await;
+    let answers = split_refresh_storm(&a, &b, &tokens.refresh_token).await;
     let successors: HashSet<_> = answers.iter().filter_map(|(_, t)| t.clone()).collect();
     assert!(successors.len() <= 1, "{answers:?}");
     assert!(answers.iter().all(|(status, _)| *status == 200 || *status == 401), "{answers:?}");
@@ -105,9 +105,9 @@ async fn twenty_simultaneous_refreshes_across_instances_give_at_most_one_success
     // With the grace window, the same client's duplicates get the same pair on either instance:
     // no false reuse, the session lives.
     let (a, b) = (a.stop().await, b.stop().await);
-    let (a, b) = (start(Config { refresh_reuse_grace: Duration::from_secs(10), ..a }).await, start(Config { refresh_reuse_grace: Duration::from_secs(10), ..b }).await);
+    let (a, b) = (start(AuthSettings { refresh_reuse_grace: Duration::from_secs(10), ..a }).await, start(AuthSettings { refresh_reuse_grace: Duration::from_secs(10), ..b }).await);
     let tokens = a.login("alice").await;
-    let answers = split_refresh_storm(&a, &b, &token(&tokens, "refreshToken")).await;
+    let answers = split_refresh_storm(&a, &b, &tokens.refresh_token).await;
     let successors: HashSet<_> = answers.iter().filter_map(|(_, t)| t.clone()).collect();
     assert_eq!(successors.len(), 1, "{answers:?}");
     assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
@@ -130,10 +130,11 @@ async fn refused_after(app: &TestApp, access: &str) -> Duration {
 async fn logout_on_one_instance_refuses_the_others_access_token_at_once() {
     let Some((a, b)) = pair(|_| {}).await else { return };
     let tokens = a.signup("alice").await;
-    let access = token(&tokens, "accessToken");
+    let access = tokens.access_token.clone();
     // A has verified the token and remembers that the session lives (for up to 1 s).
     assert_eq!(a.secret_status(&access).await, 200);
-    let res = b.http.post(b.url("/api/auth/logout")).json(&json!({"refreshToken": token(&tokens, "refreshToken")})).send().await.unwrap();
+    let logout = json!({"refreshToken": tokens.refresh_token});
+    let res = b.http.post(b.url("/api/auth/logout")).json(&logout).send().await.unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(b.secret_status(&access).await, 401, "at once where it was ended");
     // B's notification clears A's cache: well within the 1 s the cache would otherwise keep it.
@@ -146,14 +147,14 @@ async fn log_out_everywhere_on_one_instance_ends_the_sessions_the_other_started(
     let Some((a, b)) = pair(|_| {}).await else { return };
     a.signup("alice").await;
     let (laptop, phone) = (a.login("alice").await, a.login("alice").await);
-    assert_eq!(a.secret_status(&token(&phone, "accessToken")).await, 200);
-    let res = b.http.post(b.url("/api/auth/logout-all")).bearer_auth(token(&laptop, "accessToken")).send().await.unwrap();
+    assert_eq!(a.secret_status(&phone.access_token).await, 200);
+    let res = b.http.post(b.url("/api/auth/logout-all")).bearer_auth(&laptop.access_token).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    let waited = refused_after(&a, &token(&phone, "accessToken")).await;
+    let waited = refused_after(&a, &phone.access_token).await;
     assert!(waited < Duration::from_millis(300), "refused on the other instance after {waited:?}");
     for tokens in [&laptop, &phone] {
-        assert_eq!(a.secret_status(&token(tokens, "accessToken")).await, 401);
-        assert_eq!(a.refresh(&token(tokens, "refreshToken")).await.status(), 401);
+        assert_eq!(a.secret_status(&tokens.access_token).await, 401);
+        assert_eq!(a.refresh(&tokens.refresh_token).await.status(), 401);
     }
 }
 
@@ -182,8 +183,8 @@ async fn a_key_rotated_through_one_instance_signs_on_both_within_the_publish_del
     let (alice2, bob2) = (a.refreshed(&alice).await, b.refreshed(&bob).await);
     assert_ne!(kid(&alice2), old_kid);
     assert_eq!(kid(&alice2), kid(&bob2), "the same new key on both");
-    assert_eq!(b.secret_status(&token(&alice, "accessToken")).await, 200);
-    assert_eq!(a.secret_status(&token(&bob2, "accessToken")).await, 200);
+    assert_eq!(b.secret_status(&alice.access_token).await, 200);
+    assert_eq!(a.secret_status(&bob2.access_token).await, 200);
 }
 
 #[tokio::test]
@@ -215,7 +216,8 @@ impl Balancer {
         *self.bases.write().unwrap() = bases;
     }
 
-    async fn refresh(&self, http: &reqwest::Client, refresh_token: &str) -> (u16, Value) {
+    /// The status, and the new pair when it is a 200 (`None` for any other answer).
+    async fn refresh(&self, http: &reqwest::Client, refresh_token: &str) -> (u16, Option<TokenResponse>) {
         for _ in 0..50 {
             let bases = self.bases.read().unwrap().clone();
             let base = &bases[self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % bases.len()];
@@ -223,7 +225,7 @@ impl Balancer {
             match sent {
                 Ok(res) => {
                     let status = res.status().as_u16();
-                    return (status, res.json().await.unwrap_or(Value::Null));
+                    return (status, res.json::<TokenResponse>().await.ok());
                 }
                 // The answer may be lost after the refresh was done: the retry is the same
                 // client's duplicate, which the grace window answers with the same pair.
@@ -241,7 +243,7 @@ async fn a_rolling_restart_under_refresh_load_loses_no_session_and_answers_no_5x
     balancer.set(vec![a.base.clone(), b.base.clone()]);
     let mut chains = Vec::new();
     for i in 0..16 {
-        chains.push(token(&a.signup(&format!("user{i}")).await, "refreshToken"));
+        chains.push(a.signup(&format!("user{i}")).await.refresh_token);
     }
     let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let clients: Vec<_> = chains
@@ -252,10 +254,10 @@ async fn a_rolling_restart_under_refresh_load_loses_no_session_and_answers_no_5x
                 let http = reqwest::Client::new();
                 let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
                 while running.load(std::sync::atomic::Ordering::Relaxed) {
-                    let (status, body) = balancer.refresh(&http, &refresh_token).await;
+                    let (status, tokens) = balancer.refresh(&http, &refresh_token).await;
                     *statuses.entry(status).or_default() += 1;
                     if status == 200 {
-                        refresh_token = token(&body, "refreshToken");
+                        refresh_token = tokens.expect("a 200 carries the new pair").refresh_token;
                     }
                 }
                 (refresh_token, statuses)
@@ -292,10 +294,8 @@ async fn a_rolling_restart_under_refresh_load_loses_no_session_and_answers_no_5x
 #[tokio::test]
 async fn a_dpop_proof_used_on_one_instance_is_refused_on_the_other() {
     let Some((a, b)) = pair(|_| {}).await else { return };
-    a.signup("alice").await;
-    let key = crate::dpop::DpopKey::generate();
-    let tokens = a.login_bound("alice", &key).await;
-    let access = token(&tokens, "accessToken");
+    let (key, tokens) = a.bound_session("alice").await;
+    let access = tokens.access_token;
     // Behind a load balancer both instances answer one URL: here B's, sent to A with B's Host.
     let url = b.url("/api/users/secret");
     let proof = key.proof("GET", &url, Some(&access));

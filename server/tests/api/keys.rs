@@ -2,7 +2,7 @@
 //! imported from the key files of a data directory from before, so an upgrade logs nobody out.
 
 use crate::common::*;
-use app::auth::config::KeyEncryptionKey;
+use app::auth::settings::KeyEncryptionKey;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
@@ -32,9 +32,9 @@ async fn an_upgrade_imports_the_data_directorys_key_files_and_logs_nobody_out() 
     sqlx::query("DELETE FROM rotation_keys").execute(app.auth.db()).await.unwrap();
 
     let app = start(app.stop().await).await;
-    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 200, "the old key verifies");
+    assert_eq!(app.secret_status(&tokens.access_token).await, 200, "the old key verifies");
     let next = app.refreshed(&tokens).await;
-    let header = jsonwebtoken::decode_header(token(&next, "accessToken")).unwrap();
+    let header = jsonwebtoken::decode_header(&next.access_token).unwrap();
     assert_eq!(header.kid.as_deref(), Some(kid.as_str()), "and keeps signing");
     for file in ["signing-keys.json", "refresh-rotation.key"] {
         assert!(!app.data_dir().join(file).exists(), "{file} is read once");
@@ -42,7 +42,7 @@ async fn an_upgrade_imports_the_data_directorys_key_files_and_logs_nobody_out() 
     }
     // A second start does not import again, and still works.
     let app = start(app.stop().await).await;
-    assert_eq!(app.refresh(&token(&next, "refreshToken")).await.status(), 200);
+    assert_eq!(app.refresh(&next.refresh_token).await.status(), 200);
 }
 
 fn kek_env(bytes: [u8; 32]) -> String {
@@ -84,7 +84,7 @@ async fn with_a_key_encryption_key_no_private_key_is_stored_in_the_clear() {
         assert!(error.contains(says), "{error}");
     }
     let app = start(config).await;
-    assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+    assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 200);
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn a_key_written_in_the_clear_beside_a_kek_is_never_used() {
         c.keys.poll_interval = std::time::Duration::from_secs(1);
     })
     .await;
-    let forged = app::auth::access_token::Key::generate();
+    let forged = app::auth::tokens::access::Key::generate();
     sqlx::query("INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, 1, 1, $2, $3)")
         .bind(&forged.kid)
         .bind(&forged.public_x)
@@ -109,7 +109,7 @@ async fn a_key_written_in_the_clear_beside_a_kek_is_never_used() {
     let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids.len(), 1, "{kids:?}");
     assert!(!kids.contains(&forged.kid.as_str()), "the key in the clear was taken in: {kids:?}");
-    assert_eq!(app.secret_status(&token(&app.signup("alice").await, "accessToken")).await, 200, "the own key still signs");
+    assert_eq!(app.secret_status(&app.signup("alice").await.access_token).await, 200, "the own key still signs");
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn the_kek_rotates_while_the_old_one_still_reads() {
     let mut config = app.stop().await;
     config.keys.previous_encryption_key = None;
     let app = start(config).await;
-    assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+    assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 200);
     // A second run has nothing left to do.
     let again = run_cli(&app, &["rotate-kek"], &env).await;
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 key(s) re-sealed"));

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use futures::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -50,9 +50,9 @@ async fn a_mixed_burst_from_200_clients_gets_no_5xx() {
                     1 => Step::Login { username: name, password: "not the password" },
                     2 => Step::Login { username: format!("stranger{round}x{i}"), password: PASSWORD },
                     3 => Step::Signup(format!("newcomer{round}x{i}")),
-                    4 => Step::Secret(token(session, "accessToken")),
-                    5 => Step::Refresh(token(session, "refreshToken")),
-                    6 => Step::Logout(token(&sessions[(i / 8 + round * 7) % USERS], "refreshToken")),
+                    4 => Step::Secret(session.access_token.clone()),
+                    5 => Step::Refresh(session.refresh_token.clone()),
+                    6 => Step::Logout(sessions[(i / 8 + round * 7) % USERS].refresh_token.clone()),
                     _ => Step::FormLogin(name),
                 }
             })
@@ -82,7 +82,7 @@ fn client(n: usize) -> reqwest::Client {
     reqwest::Client::builder().local_address(IpAddr::V4(ip)).user_agent("baton-load").build().unwrap()
 }
 
-async fn signup_from(app: &TestApp, username: &str, n: usize) -> Value {
+async fn signup_from(app: &TestApp, username: &str, n: usize) -> TokenResponse {
     let res = client(n).post(app.url("/api/auth/signup")).json(&json!({"username": username, "password": PASSWORD})).send().await.unwrap();
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()

@@ -2,7 +2,7 @@
 //! hash, while it does record every security event.
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
@@ -16,16 +16,17 @@ async fn no_password_token_or_hash_reaches_the_log() {
     let wrong_password = "Tr0ub4dor&3 is not it";
     let long_password = format!("{}-too-long", "secret".repeat(30));
     let mut secrets = vec![PASSWORD.to_owned(), wrong_password.to_owned(), long_password.clone()];
-    let keep = |body: &Value, secrets: &mut Vec<String>| {
-        for field in ["accessToken", "refreshToken"] {
-            secrets.push(token(body, field));
-        }
+    let keep = |tokens: &TokenResponse, secrets: &mut Vec<String>| {
+        secrets.extend([tokens.access_token.clone(), tokens.refresh_token.clone()]);
     };
 
     // Sign up over REST and through a server function; a third signup hits the address limit.
-    let alice: Value = http.post(url("/api/auth/signup")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.unwrap().json().await.unwrap();
+    let signup = json!({"username": "alice", "password": PASSWORD});
+    let res = http.post(url("/api/auth/signup")).json(&signup).send().await.unwrap();
+    let alice: TokenResponse = res.json().await.unwrap();
     keep(&alice, &mut secrets);
-    let bob: Value = http.post(url("/api/fn/signup")).form(&[("username", "bob"), ("password", PASSWORD)]).send().await.unwrap().json().await.unwrap();
+    let form = [("username", "bob"), ("password", PASSWORD)];
+    let bob: TokenResponse = http.post(url("/api/fn/signup")).form(&form).send().await.unwrap().json().await.unwrap();
     keep(&bob, &mut secrets);
     let res = http.post(url("/api/auth/signup")).json(&json!({"username": "carol", "password": PASSWORD})).send().await.unwrap();
     assert_eq!(res.status(), 429);
@@ -42,27 +43,30 @@ async fn no_password_token_or_hash_reaches_the_log() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let res = http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let login: Value = res.json().await.unwrap();
+    let login: TokenResponse = res.json().await.unwrap();
     keep(&login, &mut secrets);
 
     // Protected calls, a tampered token, refreshes, reuse of a spent token, logouts.
-    let access = token(&login, "accessToken");
+    let access = login.access_token.clone();
     for path in ["/api/users/me", "/api/users/secret", "/api/auth/sessions"] {
         assert_eq!(http.get(url(path)).bearer_auth(&access).send().await.unwrap().status(), 200, "{path}");
     }
     let tampered = format!("{access}x");
     secrets.push(tampered.clone());
     assert_eq!(http.get(url("/api/users/me")).bearer_auth(&tampered).send().await.unwrap().status(), 401);
-    let refreshed: Value = http.post(url("/api/auth/refresh")).json(&json!({"refreshToken": token(&login, "refreshToken")})).send().await.unwrap().json().await.unwrap();
+    let refresh = json!({"refreshToken": login.refresh_token});
+    let res = http.post(url("/api/auth/refresh")).json(&refresh).send().await.unwrap();
+    let refreshed: TokenResponse = res.json().await.unwrap();
     keep(&refreshed, &mut secrets);
-    let res = http.post(url("/api/auth/refresh")).json(&json!({"refreshToken": token(&login, "refreshToken")})).send().await.unwrap();
+    let res = http.post(url("/api/auth/refresh")).json(&refresh).send().await.unwrap();
     assert_eq!(res.status(), 401, "reuse");
-    let res = http.post(url("/api/fn/refresh")).form(&[("refresh_token", token(&bob, "refreshToken"))]).send().await.unwrap();
-    let bob2: Value = res.json().await.unwrap();
+    let res = http.post(url("/api/fn/refresh")).form(&[("refresh_token", &bob.refresh_token)]).send().await.unwrap();
+    let bob2: TokenResponse = res.json().await.unwrap();
     keep(&bob2, &mut secrets);
-    let res = http.post(url("/api/auth/logout")).json(&json!({"refreshToken": token(&bob2, "refreshToken")})).send().await.unwrap();
+    let logout = json!({"refreshToken": bob2.refresh_token});
+    let res = http.post(url("/api/auth/logout")).json(&logout).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    let res = http.post(url("/api/auth/logout-all")).bearer_auth(token(&alice, "accessToken")).send().await.unwrap();
+    let res = http.post(url("/api/auth/logout-all")).bearer_auth(&alice.access_token).send().await.unwrap();
     assert_eq!(res.status(), 204);
 
     // The stored hashes are secrets too.

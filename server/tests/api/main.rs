@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod confirmations;
 mod dpop;
+mod dpop_client;
 mod http;
 mod instances;
 mod keys;

@@ -27,11 +27,12 @@ async fn metrics_are_scraped_from_their_own_address() {
     let http = reqwest::Client::new();
     let post = |path: &str, body: serde_json::Value| http.post(format!("{}{path}", server.base)).json(&body).send();
 
-    let tokens: serde_json::Value = post("/api/auth/signup", json!({"username": "alice", "password": PASSWORD})).await.unwrap().json().await.unwrap();
+    let signup = json!({"username": "alice", "password": PASSWORD});
+    let tokens: TokenResponse = post("/api/auth/signup", signup).await.unwrap().json().await.unwrap();
     assert_eq!(post("/api/auth/login", json!({"username": "alice", "password": "wrong password"})).await.unwrap().status(), 401);
     assert_eq!(post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await.unwrap().status(), 200);
     assert_eq!(post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await.unwrap().status(), 429);
-    assert_eq!(post("/api/auth/refresh", json!({"refreshToken": token(&tokens, "refreshToken")})).await.unwrap().status(), 200);
+    assert_eq!(post("/api/auth/refresh", json!({"refreshToken": tokens.refresh_token})).await.unwrap().status(), 200);
     // Not on the public address.
     assert_eq!(http.get(format!("{}/metrics", server.base)).send().await.unwrap().status(), 404);
 

@@ -1,19 +1,20 @@
 //! Logout, logout everywhere, listing and revoking sessions: access tokens die with their session.
 
 use crate::common::*;
+use app::api::SessionInfo;
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn logout_ends_the_session_at_once_and_is_idempotent() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
-    let refresh = token(&tokens, "refreshToken");
+    let refresh = tokens.refresh_token.clone();
     for _ in 0..2 {
         let res = app.post("/api/auth/logout", json!({ "refreshToken": refresh })).await;
         assert_eq!(res.status(), 204);
     }
     // Refused right away, long before the 5-minute expiry.
-    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
+    assert_eq!(app.secret_status(&tokens.access_token).await, 401);
     assert_error(app.refresh(&refresh).await, 401, "invalid_refresh_token").await;
 }
 
@@ -21,9 +22,9 @@ async fn logout_ends_the_session_at_once_and_is_idempotent() {
 async fn logout_takes_the_refresh_token_as_bearer_too() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
-    let res = app.http.post(app.url("/api/auth/logout")).bearer_auth(token(&tokens, "refreshToken")).send().await.unwrap();
+    let res = app.http.post(app.url("/api/auth/logout")).bearer_auth(&tokens.refresh_token).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 401);
+    assert_eq!(app.secret_status(&tokens.access_token).await, 401);
     let res = app.http.post(app.url("/api/auth/logout")).send().await.unwrap();
     assert_error(res, 401, "invalid_refresh_token").await;
     // The body is optional in the OpenAPI document, so a JSON `null` is no body.
@@ -31,14 +32,14 @@ async fn logout_takes_the_refresh_token_as_bearer_too() {
     let res = app
         .http
         .post(app.url("/api/auth/logout"))
-        .bearer_auth(token(&other, "refreshToken"))
+        .bearer_auth(&other.refresh_token)
         .header("content-type", "application/json")
         .body("null")
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(app.secret_status(&token(&other, "accessToken")).await, 401);
+    assert_eq!(app.secret_status(&other.access_token).await, 401);
 }
 
 #[tokio::test]
@@ -47,13 +48,13 @@ async fn logout_everywhere_ends_every_session_of_the_user_only() {
     let phone = app.signup("alice").await;
     let laptop = app.login("alice").await;
     let bob = app.signup("bob").await;
-    let res = app.http.post(app.url("/api/auth/logout-all")).bearer_auth(token(&laptop, "accessToken")).send().await.unwrap();
+    let res = app.http.post(app.url("/api/auth/logout-all")).bearer_auth(&laptop.access_token).send().await.unwrap();
     assert_eq!(res.status(), 204);
     for t in [&phone, &laptop] {
-        assert_eq!(app.secret_status(&token(t, "accessToken")).await, 401);
-        assert_eq!(app.refresh(&token(t, "refreshToken")).await.status(), 401);
+        assert_eq!(app.secret_status(&t.access_token).await, 401);
+        assert_eq!(app.refresh(&t.refresh_token).await.status(), 401);
     }
-    assert_eq!(app.secret_status(&token(&bob, "accessToken")).await, 200);
+    assert_eq!(app.secret_status(&bob.access_token).await, 200);
 }
 
 #[tokio::test]
@@ -61,7 +62,7 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
     let app = spawn_app().await;
     let phone = app.signup("alice").await;
     let laptop = app.login("alice").await;
-    let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json().await.unwrap();
+    let list: Vec<Value> = app.get_with("/api/auth/sessions", &laptop.access_token).await.json().await.unwrap();
     assert_eq!(list.len(), 2);
     let current: Vec<bool> = list.iter().map(|s| s["current"].as_bool().unwrap()).collect();
     assert_eq!(current.iter().filter(|c| **c).count(), 1);
@@ -82,13 +83,13 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
     };
     // Someone else cannot revoke it, nor learn that it exists.
     let bob = app.signup("bob").await;
-    assert_error(revoke(phone_id.clone(), token(&bob, "accessToken")).await, 404, "not_found").await;
-    assert_eq!(revoke(phone_id.clone(), token(&laptop, "accessToken")).await.status(), 204);
-    assert_eq!(app.secret_status(&token(&phone, "accessToken")).await, 401);
-    assert_eq!(app.refresh(&token(&phone, "refreshToken")).await.status(), 401);
-    assert_eq!(app.secret_status(&token(&laptop, "accessToken")).await, 200);
-    assert_error(revoke(phone_id, token(&laptop, "accessToken")).await, 404, "not_found").await;
-    let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json().await.unwrap();
+    assert_error(revoke(phone_id.clone(), bob.access_token.clone()).await, 404, "not_found").await;
+    assert_eq!(revoke(phone_id.clone(), laptop.access_token.clone()).await.status(), 204);
+    assert_eq!(app.secret_status(&phone.access_token).await, 401);
+    assert_eq!(app.refresh(&phone.refresh_token).await.status(), 401);
+    assert_eq!(app.secret_status(&laptop.access_token).await, 200);
+    assert_error(revoke(phone_id, laptop.access_token.clone()).await, 404, "not_found").await;
+    let list: Vec<Value> = app.get_with("/api/auth/sessions", &laptop.access_token).await.json().await.unwrap();
     assert_eq!(list.len(), 1);
 }
 
@@ -101,7 +102,7 @@ async fn a_session_id_that_is_no_uuid_is_not_found_on_either_database() {
         let res = app
             .http
             .delete(app.url(&format!("/api/auth/sessions/{id}")))
-            .bearer_auth(token(&tokens, "accessToken"))
+            .bearer_auth(&tokens.access_token)
             .send()
             .await
             .unwrap();
@@ -114,13 +115,13 @@ async fn the_sessions_list_is_rate_limited() {
     let app = spawn_app_with(|c| c.rate_limits.sessions = 3).await;
     let tokens = app.signup("alice").await;
     for _ in 0..3 {
-        assert_eq!(app.get_with("/api/auth/sessions", &token(&tokens, "accessToken")).await.status(), 200);
+        assert_eq!(app.get_with("/api/auth/sessions", &tokens.access_token).await.status(), 200);
     }
-    let res = app.get_with("/api/auth/sessions", &token(&tokens, "accessToken")).await;
+    let res = app.get_with("/api/auth/sessions", &tokens.access_token).await;
     assert!(res.headers().contains_key("retry-after"));
     assert_error(res, 429, "too_many_requests").await;
     // The server function shares the limit.
-    let res = app.http.post(app.url("/api/fn/sessions")).bearer_auth(token(&tokens, "accessToken")).send().await.unwrap();
+    let res = app.http.post(app.url("/api/fn/sessions")).bearer_auth(&tokens.access_token).send().await.unwrap();
     assert_eq!(res.status(), 429);
 }
 
@@ -137,8 +138,8 @@ async fn only_a_trusted_proxy_names_the_client_and_its_port_is_dropped() {
             .send()
             .await
             .unwrap();
-        let tokens: Value = res.json().await.unwrap();
-        let list: Vec<Value> = app.get_with("/api/auth/sessions", &token(&tokens, "accessToken")).await.json().await.unwrap();
+        let tokens: TokenResponse = res.json().await.unwrap();
+        let list: Vec<Value> = app.get_with("/api/auth/sessions", &tokens.access_token).await.json().await.unwrap();
         assert_eq!(list[0]["ip"], expected);
     }
 }
@@ -150,20 +151,24 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
     let app = spawn_app_with(|c| c.refresh_reuse_grace = std::time::Duration::ZERO).await;
     let alice = app.signup("alice").await;
     let access = warm(&app, &alice).await;
-    let res = app.post("/api/auth/logout", json!({"refreshToken": token(&alice, "refreshToken")})).await;
+    let res = app.post("/api/auth/logout", json!({"refreshToken": alice.refresh_token})).await;
     assert_eq!(res.status(), 204);
     assert_eq!(app.secret_status(&access).await, 401, "logout");
 
     let (phone, laptop) = (app.login("alice").await, app.login("alice").await);
     let access = warm(&app, &phone).await;
-    let id = app.get_with("/api/auth/sessions", &token(&laptop, "accessToken")).await.json::<Vec<Value>>().await.unwrap()
+    let id = app.get_with("/api/auth/sessions", &laptop.access_token).await.json::<Vec<SessionInfo>>().await.unwrap()
         .into_iter()
-        .find(|s| s["current"] == false)
-        .unwrap()["id"]
-        .as_str()
+        .find(|s| !s.current)
         .unwrap()
-        .to_owned();
-    let res = app.http.delete(app.url(&format!("/api/auth/sessions/{id}"))).bearer_auth(token(&laptop, "accessToken")).send().await.unwrap();
+        .id;
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/auth/sessions/{id}")))
+        .bearer_auth(&laptop.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(app.secret_status(&access).await, 401, "revoked from another device");
 
@@ -177,7 +182,7 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
     let res = app
         .http
         .post(app.url("/api/account/password"))
-        .bearer_auth(token(&laptop, "accessToken"))
+        .bearer_auth(&laptop.access_token)
         .json(&json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}))
         .send()
         .await
@@ -187,12 +192,12 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
 
     let access = warm(&app, &laptop).await;
     let thief = app.refreshed(&laptop).await;
-    assert_eq!(app.refresh(&token(&laptop, "refreshToken")).await.status(), 401);
+    assert_eq!(app.refresh(&laptop.refresh_token).await.status(), 401);
     assert_eq!(app.secret_status(&access).await, 401, "reuse of a spent refresh token");
-    assert_eq!(app.secret_status(&token(&thief, "accessToken")).await, 401);
+    assert_eq!(app.secret_status(&thief.access_token).await, 401);
 
     let last = app.post("/api/auth/login", json!({"username": "alice", "password": "a brand new passphrase"})).await;
-    let last: Value = last.json().await.unwrap();
+    let last: TokenResponse = last.json().await.unwrap();
     let access = warm(&app, &last).await;
     let res = app.http.delete(app.url("/api/account")).bearer_auth(&access).json(&json!({"password": "a brand new passphrase"})).send().await.unwrap();
     assert_eq!(res.status(), 204);
@@ -200,8 +205,8 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
 }
 
 /// The access token of `tokens`, used once: its session is now remembered as alive.
-async fn warm(app: &TestApp, tokens: &Value) -> String {
-    let access = token(tokens, "accessToken");
+async fn warm(app: &TestApp, tokens: &TokenResponse) -> String {
+    let access = tokens.access_token.clone();
     assert_eq!(app.secret_status(&access).await, 200);
     access
 }
@@ -232,7 +237,7 @@ async fn a_session_ended_by_another_process_is_refused_within_a_second() {
 async fn a_hand_off_code_is_redeemed_once_by_the_same_client_from_the_same_origin() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
-    let refresh_token = token(&tokens, "refreshToken");
+    let refresh_token = tokens.refresh_token.clone();
     let hand_off = |client: &reqwest::Client, refresh_token: &str, site: &str| {
         client
             .post(app.url("/api/fn/hand_off"))
@@ -254,7 +259,7 @@ async fn a_hand_off_code_is_redeemed_once_by_the_same_client_from_the_same_origi
     assert_error(hand_off(&app.http, "brt_nonsense", "same-origin").await.unwrap(), 401, "invalid_refresh_token").await;
     let tokens = app.refreshed(&tokens).await;
     assert_error(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap(), 401, "invalid_refresh_token").await;
-    let refresh_token = token(&tokens, "refreshToken");
+    let refresh_token = tokens.refresh_token.clone();
 
     let first = code(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap()).await;
     // Another machine, or a page of another site, gets nothing, and does not use the code up.

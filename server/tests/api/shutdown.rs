@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use futures::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,10 +25,10 @@ async fn sign_up_chains(http: &reqwest::Client, base: &str, count: usize) -> Vec
             .await
             .unwrap();
         assert_eq!(res.status(), 201);
-        let body: Value = res.json().await.unwrap();
+        let tokens: TokenResponse = res.json().await.unwrap();
         chains.push(Chain {
-            session_id: session_id(&token(&body, "accessToken")),
-            refresh_token: token(&body, "refreshToken"),
+            session_id: session_id(&tokens.access_token),
+            refresh_token: tokens.refresh_token,
             refreshed: 0,
         });
     }
@@ -68,8 +68,8 @@ async fn signal_during_a_refresh_burst(signal: &str) {
             loop {
                 match refresh(&http, &base, &chain.refresh_token).await {
                     Ok(res) if res.status() == 200 => {
-                        let body: Value = res.json().await.expect("a delivered answer is complete");
-                        chain.refresh_token = token(&body, "refreshToken");
+                        let tokens: TokenResponse = res.json().await.expect("a delivered answer is complete");
+                        chain.refresh_token = tokens.refresh_token;
                         chain.refreshed += 1;
                     }
                     Ok(res) => panic!("refused with {} instead of completed or not started", res.status()),
@@ -100,7 +100,7 @@ async fn signal_during_a_refresh_burst(signal: &str) {
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "the request in flight was finished: {answer}");
     let (_, json_body) = answer.split_once("\r\n\r\n").unwrap();
-    slow.refresh_token = token(&serde_json::from_str(json_body).unwrap(), "refreshToken");
+    slow.refresh_token = serde_json::from_str::<TokenResponse>(json_body).unwrap().refresh_token;
     slow.refreshed += 1;
 
     assert!(server.child.wait().unwrap().success(), "SIG{signal} ends the server cleanly");
@@ -155,8 +155,8 @@ async fn kill_9_during_a_refresh_storm_loses_no_answered_refresh() {
                     let Ok(res) = refresh(&http, &base, &chain.refresh_token).await else { return chain };
                     assert_eq!(res.status(), 200, "session {}", chain.session_id);
                     // A body cut off by the kill is an answer the client never got.
-                    let Ok(body) = res.json::<Value>().await else { return chain };
-                    chain.refresh_token = token(&body, "refreshToken");
+                    let Ok(tokens) = res.json::<TokenResponse>().await else { return chain };
+                    chain.refresh_token = tokens.refresh_token;
                     chain.refreshed += 1;
                 }
             })

@@ -6,7 +6,6 @@ use crate::common::*;
 use app::auth::ClientInfo;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ async fn a_session_refreshed_ten_thousand_times_costs_what_one_refreshed_once_co
     let once = app.signup("once").await;
     let many = app.signup("many").await;
     app.refreshed(&once).await;
-    let first = token(&many, "refreshToken");
+    let first = many.refresh_token.clone();
     let mut current = first.clone();
     let mut middle = String::new();
     for i in 0..10_000 {
@@ -42,7 +41,7 @@ async fn a_session_refreshed_ten_thousand_times_costs_what_one_refreshed_once_co
             middle = current.clone();
         }
     }
-    let (many_id, once_id) = (session_id(&token(&many, "accessToken")), session_id(&token(&once, "accessToken")));
+    let (many_id, once_id) = (session_id(&many.access_token), session_id(&once.access_token));
     assert_eq!(rows_of(&app, &many_id).await, rows_of(&app, &once_id).await);
     assert!(current.len() < 100, "a token names its place in the chain without growing: {}", current.len());
 
@@ -94,7 +93,7 @@ async fn legacy_session(app: &TestApp, user_id: &str, spent: &str, current: &str
 async fn sessions_from_before_generations_keep_working_and_keep_reuse_detection() {
     let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
     let alice = app.signup("alice").await;
-    let user_id = alice["user"]["id"].as_str().unwrap().to_owned();
+    let user_id = alice.user.id.clone();
     let old_token = |byte: u8| format!("brt_{}", URL_SAFE_NO_PAD.encode([byte; 32]));
     let (spent, current) = (old_token(1), old_token(2));
     let session = legacy_session(&app, &user_id, &spent, &current).await;
@@ -102,14 +101,14 @@ async fn sessions_from_before_generations_keep_working_and_keep_reuse_detection(
     // The upgrade logged nobody out: the current old-format token refreshes, onto generations.
     let res = app.refresh(&current).await;
     assert_eq!(res.status(), 200);
-    let next: Value = res.json().await.unwrap();
-    assert_eq!(session_id(&token(&next, "accessToken")), session);
-    assert_eq!(app.secret_status(&token(&next, "accessToken")).await, 200);
+    let next: TokenResponse = res.json().await.unwrap();
+    assert_eq!(session_id(&next.access_token), session);
+    assert_eq!(app.secret_status(&next.access_token).await, 200);
     let next = app.refreshed(&next).await;
 
     // The old token, spent now, is reuse: the session ends.
     assert_error(app.refresh(&current).await, 401, "invalid_refresh_token").await;
-    assert_error(app.refresh(&token(&next, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&next.refresh_token).await, 401, "invalid_refresh_token").await;
 
     // An older one of the old chain too.
     let alice2 = app.login("alice").await;
@@ -136,7 +135,7 @@ async fn the_background_purge_deletes_ended_sessions_and_old_events() {
     .await;
     let alice = app.signup("alice").await;
     let gone = app.login("alice").await;
-    let res = app.post("/api/auth/logout", serde_json::json!({"refreshToken": token(&gone, "refreshToken")})).await;
+    let res = app.post("/api/auth/logout", serde_json::json!({"refreshToken": gone.refresh_token})).await;
     assert_eq!(res.status(), 204);
     let old = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 2 * 86_400_000;
     sqlx::query("INSERT INTO security_events (id, at, kind) VALUES ('old', $1, 'login')")
@@ -173,7 +172,7 @@ async fn refreshes_committed_together_each_get_their_own_session() {
     let mut sessions = Vec::new();
     for i in 0..40 {
         let body = app.signup(&format!("group{i}")).await;
-        sessions.push((session_id(&token(&body, "accessToken")), token(&body, "refreshToken")));
+        sessions.push((session_id(&body.access_token), body.refresh_token));
     }
     // Every session at once, the first three twice.
     let presented: Vec<String> = sessions.iter().chain(&sessions[..3]).map(|(_, t)| t.clone()).collect();

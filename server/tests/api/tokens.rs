@@ -12,16 +12,16 @@ use std::time::Duration;
 async fn every_refresh_rotates_both_tokens() {
     let app = spawn_app().await;
     let first = app.signup("alice").await;
-    let res = app.refresh(&token(&first, "refreshToken")).await;
+    let res = app.refresh(&first.refresh_token).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    let second: Value = res.json().await.unwrap();
-    assert_ne!(token(&second, "refreshToken"), token(&first, "refreshToken"));
-    assert_ne!(token(&second, "accessToken"), token(&first, "accessToken"));
-    assert_eq!(second["user"], first["user"]);
-    assert_eq!(app.secret_status(&token(&second, "accessToken")).await, 200);
+    let second: TokenResponse = res.json().await.unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_ne!(second.access_token, first.access_token);
+    assert_eq!(second.user, first.user);
+    assert_eq!(app.secret_status(&second.access_token).await, 200);
     // GET with the refresh token as Bearer, as the tutorial's client does.
-    let third = app.get_with("/api/auth/refresh", &token(&second, "refreshToken")).await;
+    let third = app.get_with("/api/auth/refresh", &second.refresh_token).await;
     assert_eq!(third.status(), 200);
 }
 
@@ -31,10 +31,10 @@ async fn the_grace_window_gives_a_racing_duplicate_the_same_tokens() {
     let first = app.signup("alice").await;
     let a = app.refreshed(&first).await;
     let b = app.refreshed(&first).await;
-    assert_eq!(a["refreshToken"], b["refreshToken"]);
-    assert_eq!(a["accessToken"], b["accessToken"]);
+    assert_eq!(a.refresh_token, b.refresh_token);
+    assert_eq!(a.access_token, b.access_token);
     // The session lives on along the one chain.
-    assert_eq!(app.refresh(&token(&a, "refreshToken")).await.status(), 200);
+    assert_eq!(app.refresh(&a.refresh_token).await.status(), 200);
 }
 
 #[tokio::test]
@@ -43,9 +43,9 @@ async fn reuse_outside_the_grace_window_revokes_the_whole_session() {
     let first = app.signup("alice").await;
     let second = app.refreshed(&first).await;
     // A thief replays the first token: refused, and the legitimate chain dies with it.
-    assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
-    assert_error(app.refresh(&token(&second, "refreshToken")).await, 401, "invalid_refresh_token").await;
-    assert_eq!(app.secret_status(&token(&second, "accessToken")).await, 401);
+    assert_error(app.refresh(&first.refresh_token).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&second.refresh_token).await, 401, "invalid_refresh_token").await;
+    assert_eq!(app.secret_status(&second.access_token).await, 401);
     let events: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind = 'refresh_token_reuse'")
         .fetch_all(app.auth.db())
         .await
@@ -53,7 +53,7 @@ async fn reuse_outside_the_grace_window_revokes_the_whole_session() {
     assert_eq!(events.len(), 1);
     // Another session of the same user is not affected.
     let other = app.login("alice").await;
-    assert_eq!(app.secret_status(&token(&other, "accessToken")).await, 200);
+    assert_eq!(app.secret_status(&other.access_token).await, 200);
 }
 
 /// The attack that the grace window invited: a thief holding an old refresh token replays it
@@ -63,13 +63,13 @@ async fn a_thief_riding_the_grace_window_is_refused_and_the_session_revoked() {
     let app = spawn_app().await;
     let first = app.signup("alice").await;
     let victims = app.refreshed(&first).await;
-    let stolen = token(&first, "refreshToken");
+    let stolen = first.refresh_token.clone();
     // From another address, and from the same address with another user agent: both are reuse.
     let thief = client_from("127.0.0.2", "baton-tests");
     let res = thief.post(app.url("/api/auth/refresh")).json(&json!({ "refreshToken": stolen })).send().await.unwrap();
     assert_error(res, 401, "invalid_refresh_token").await;
-    assert_error(app.refresh(&token(&victims, "refreshToken")).await, 401, "invalid_refresh_token").await;
-    assert_eq!(app.secret_status(&token(&victims, "accessToken")).await, 401);
+    assert_error(app.refresh(&victims.refresh_token).await, 401, "invalid_refresh_token").await;
+    assert_eq!(app.secret_status(&victims.access_token).await, 401);
     let events: Vec<(String, Option<String>, Option<String>)> =
         sqlx::query_as("SELECT kind, ip, detail FROM security_events WHERE kind LIKE 'refresh%'")
             .fetch_all(app.auth.db())
@@ -85,7 +85,7 @@ async fn a_thief_riding_the_grace_window_is_refused_and_the_session_revoked() {
     let other_agent = client_from("127.0.0.1", "curl/8.5.0");
     let res = other_agent
         .post(app.url("/api/auth/refresh"))
-        .json(&json!({ "refreshToken": token(&second, "refreshToken") }))
+        .json(&json!({ "refreshToken": second.refresh_token }))
         .send()
         .await
         .unwrap();
@@ -113,17 +113,17 @@ async fn the_grace_window_covers_only_the_immediate_predecessor() {
     let t1 = app.refreshed(&t0).await;
     let t2 = app.refreshed(&t1).await;
     // t0's successor t1 is spent already: presenting t0 is reuse, even within the window.
-    assert_error(app.refresh(&token(&t0, "refreshToken")).await, 401, "invalid_refresh_token").await;
-    assert_error(app.refresh(&token(&t2, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&t0.refresh_token).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&t2.refresh_token).await, 401, "invalid_refresh_token").await;
 }
 
 #[tokio::test]
 async fn the_grace_window_closes() {
     let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::from_secs(1)).await;
     let first = app.signup("alice").await;
-    app.refresh(&token(&first, "refreshToken")).await.error_for_status().unwrap();
+    app.refresh(&first.refresh_token).await.error_for_status().unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&first.refresh_token).await, 401, "invalid_refresh_token").await;
 }
 
 async fn race(app: &TestApp, refresh_token: &str) -> Vec<(u16, Option<String>)> {
@@ -148,7 +148,7 @@ async fn live_tokens(app: &TestApp) -> i64 {
 async fn twenty_simultaneous_refreshes_yield_one_successor() {
     let app = spawn_app().await;
     let first = app.signup("alice").await;
-    let results = race(&app, &token(&first, "refreshToken")).await;
+    let results = race(&app, &first.refresh_token).await;
     assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
     let mut successors: Vec<_> = results.into_iter().filter_map(|(_, t)| t).collect();
     successors.dedup();
@@ -160,7 +160,7 @@ async fn twenty_simultaneous_refreshes_yield_one_successor() {
 async fn twenty_simultaneous_refreshes_without_grace_yield_at_most_one_successor() {
     let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
     let first = app.signup("alice").await;
-    let results = race(&app, &token(&first, "refreshToken")).await;
+    let results = race(&app, &first.refresh_token).await;
     let winners = results.iter().filter(|(status, _)| *status == 200).count();
     assert!(winners <= 1, "{results:?}");
     assert!(results.iter().all(|(status, _)| *status == 200 || *status == 401), "{results:?}");
@@ -173,7 +173,7 @@ async fn idle_sessions_expire() {
     let app = spawn_app_with(|c| c.refresh_idle_ttl = Duration::from_secs(1)).await;
     let first = app.signup("alice").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_error(app.refresh(&token(&first, "refreshToken")).await, 401, "invalid_refresh_token").await;
+    assert_error(app.refresh(&first.refresh_token).await, 401, "invalid_refresh_token").await;
 }
 
 #[tokio::test]
@@ -183,11 +183,11 @@ async fn refreshing_does_not_extend_the_absolute_lifetime() {
         c.refresh_absolute_ttl = Duration::from_secs(2);
     })
     .await;
-    let mut current = token(&app.signup("alice").await, "refreshToken");
+    let mut current = app.signup("alice").await.refresh_token;
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        let next: Value = app.refresh(&current).await.json().await.unwrap();
-        current = token(&next, "refreshToken");
+        let next: TokenResponse = app.refresh(&current).await.json().await.unwrap();
+        current = next.refresh_token;
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_error(app.refresh(&current).await, 401, "invalid_refresh_token").await;
@@ -197,8 +197,8 @@ async fn refreshing_does_not_extend_the_absolute_lifetime() {
 async fn expired_access_tokens_are_refused() {
     let app = spawn_app_with(|c| c.access_token_ttl = Duration::from_secs(1)).await;
     let first = app.signup("alice").await;
-    assert_eq!(first["expiresIn"], 1);
-    let access = token(&first, "accessToken");
+    assert_eq!(first.expires_in, 1);
+    let access = first.access_token.clone();
     assert_eq!(app.secret_status(&access).await, 200);
     // 1 s lifetime + JWT_LEEWAY's 2 s + whole-second claims: refused within 4 s, not 30.
     tokio::time::sleep(Duration::from_millis(4100)).await;
@@ -227,8 +227,8 @@ fn now() -> i64 {
 }
 
 /// The claims of a real access token, edited.
-fn claims(tokens: &Value, edit: impl FnOnce(&mut Value)) -> Value {
-    let access = token(tokens, "accessToken");
+fn claims(tokens: &TokenResponse, edit: impl FnOnce(&mut Value)) -> Value {
+    let access = &tokens.access_token;
     let payload = access.split('.').nth(1).unwrap();
     let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     edit(&mut claims);
@@ -266,7 +266,7 @@ async fn the_servers_own_key_signs_what_the_tests_forge_below() {
 async fn forged_access_tokens_are_refused() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
-    let real = token(&tokens, "accessToken");
+    let real = tokens.access_token.clone();
     let [header, payload, signature] = real.split('.').collect::<Vec<_>>()[..] else { panic!() };
     let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
     let header_json: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
@@ -327,7 +327,7 @@ async fn forged_access_tokens_are_refused() {
 async fn tokens_carry_the_documented_header_and_claims() {
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
-    let access = token(&tokens, "accessToken");
+    let access = tokens.access_token.clone();
     let header = jsonwebtoken::decode_header(&access).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
@@ -336,7 +336,7 @@ async fn tokens_carry_the_documented_header_and_claims() {
         assert!(!c[claim].is_null(), "{claim} in {c}");
     }
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 300);
-    assert_eq!(c["sub"], tokens["user"]["id"]);
+    assert_eq!(c["sub"], tokens.user.id);
 
     // The JWKS verifies it.
     let jwks: jsonwebtoken::jwk::JwkSet =
@@ -353,8 +353,8 @@ async fn a_restart_keeps_everyone_logged_in() {
     let tokens = app.signup("alice").await;
     let config = app.stop().await;
     let app = start(config).await;
-    assert_eq!(app.secret_status(&token(&tokens, "accessToken")).await, 200);
-    assert_eq!(app.refresh(&token(&tokens, "refreshToken")).await.status(), 200);
+    assert_eq!(app.secret_status(&tokens.access_token).await, 200);
+    assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 200);
 }
 
 #[tokio::test]
@@ -365,7 +365,7 @@ async fn a_rotated_signing_key_is_published_first_then_signs_while_the_old_one_s
     })
     .await;
     let old = app.signup("alice").await;
-    let old_kid = jsonwebtoken::decode_header(token(&old, "accessToken")).unwrap().kid.unwrap();
+    let old_kid = jsonwebtoken::decode_header(&old.access_token).unwrap().kid.unwrap();
     let out = run_cli(&app, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
@@ -383,11 +383,11 @@ async fn a_rotated_signing_key_is_published_first_then_signs_while_the_old_one_s
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let after = app.refreshed(&before).await;
     assert_eq!(kid_of(&after), new_kid);
-    assert_eq!(app.secret_status(&token(&before, "accessToken")).await, 200);
+    assert_eq!(app.secret_status(&before.access_token).await, 200);
 }
 
-fn kid_of(tokens: &Value) -> String {
-    jsonwebtoken::decode_header(token(tokens, "accessToken")).unwrap().kid.unwrap()
+fn kid_of(tokens: &TokenResponse) -> String {
+    jsonwebtoken::decode_header(&tokens.access_token).unwrap().kid.unwrap()
 }
 
 /// `/api/fn/refresh_state`, as the browser calls it after a renewal that got no answer.
@@ -397,8 +397,8 @@ async fn refresh_state(app: &TestApp, client: &reqwest::Client, refresh_token: &
 
 #[tokio::test]
 async fn a_client_whose_renewal_got_no_answer_learns_its_tokens_fate_without_spending_it() {
-    async fn state(app: &TestApp, client: &reqwest::Client, tokens: &Value) -> String {
-        let res = refresh_state(app, client, &token(tokens, "refreshToken")).await;
+    async fn state(app: &TestApp, client: &reqwest::Client, tokens: &TokenResponse) -> String {
+        let res = refresh_state(app, client, &tokens.refresh_token).await;
         assert_eq!(res.status(), 200);
         res.json::<String>().await.unwrap()
     }
@@ -413,12 +413,12 @@ async fn a_client_whose_renewal_got_no_answer_learns_its_tokens_fate_without_spe
     assert_eq!(state(&app, &app.http, &second).await, "unspent");
     // None of that spent or revoked anything.
     let third = app.refreshed(&second).await;
-    assert_eq!(app.secret_status(&token(&third, "accessToken")).await, 200);
+    assert_eq!(app.secret_status(&third.access_token).await, 200);
     // From elsewhere, presenting it would be reuse: the answer is "spent", and the session ends
     // as reuse would end it, so the question is no free way to test stolen tokens.
     assert_eq!(state(&app, &client_from("127.0.0.2", "another browser"), &first).await, "spent");
-    assert_eq!(app.secret_status(&token(&third, "accessToken")).await, 401);
-    let res = refresh_state(&app, &app.http, &token(&third, "refreshToken")).await;
+    assert_eq!(app.secret_status(&third.access_token).await, 401);
+    let res = refresh_state(&app, &app.http, &third.refresh_token).await;
     assert_error(res, 401, "invalid_refresh_token").await;
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
         .fetch_all(app.auth.db())
@@ -435,14 +435,12 @@ async fn a_client_whose_renewal_got_no_answer_learns_its_tokens_fate_without_spe
 
 #[tokio::test]
 async fn the_fate_of_a_bound_sessions_token_is_told_only_to_its_key() {
-    use crate::dpop::DpopKey;
+    use crate::dpop_client::DpopKey;
     let app = spawn_app().await;
-    app.signup("alice").await;
-    let key = DpopKey::generate();
-    let tokens = app.login_bound("alice", &key).await;
+    let (key, tokens) = app.bound_session("alice").await;
     let url = app.url("/api/fn/refresh_state");
     let ask = |proof: Option<String>| {
-        let mut req = app.http.post(&url).form(&[("refresh_token", token(&tokens, "refreshToken"))]);
+        let mut req = app.http.post(&url).form(&[("refresh_token", &tokens.refresh_token)]);
         if let Some(proof) = proof {
             req = req.header("DPoP", proof);
         }

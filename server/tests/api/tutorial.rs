@@ -23,8 +23,8 @@ impl TutorialClient<'_> {
         if res.status() != 200 {
             return res.status().as_u16();
         }
-        let body: serde_json::Value = res.json().await.unwrap();
-        self.access_token = token(&body, "accessToken");
+        let body: TokenResponse = res.json().await.unwrap();
+        self.access_token = body.access_token;
         self.app.secret_status(&self.access_token).await
     }
 }
@@ -41,7 +41,7 @@ async fn three_refreshes(rotation: bool) -> Vec<u16> {
     .await;
     let tokens = app.signup("ionic").await;
     let mut client =
-        TutorialClient { app: &app, access_token: token(&tokens, "accessToken"), refresh_token: token(&tokens, "refreshToken") };
+        TutorialClient { app: &app, access_token: tokens.access_token, refresh_token: tokens.refresh_token };
     let mut statuses = Vec::new();
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(2100)).await;

@@ -26,9 +26,17 @@ struct Key {
     y: String,
 }
 
+/// What this tab has found out about its key.
+#[derive(Clone)]
+enum Found {
+    NotYet,
+    /// Tried: this browser cannot keep a key.
+    Nothing,
+    Key(Key),
+}
+
 thread_local! {
-    /// `Some(None)`: tried, and this browser cannot keep a key.
-    static KEY: RefCell<Option<Option<Key>>> = const { RefCell::new(None) };
+    static KEY: RefCell<Found> = const { RefCell::new(Found::NotYet) };
 }
 
 /// A proof for `method` `url` (with `ath` for `access_token`), or `None` where there is no key.
@@ -62,11 +70,13 @@ pub async fn proof(method: &str, url: &str, access_token: Option<&str>) -> Optio
 
 /// The key, read from IndexedDB or made there on first use; `None` where that is impossible.
 async fn key() -> Option<Key> {
-    if let Some(known) = KEY.with(|k| k.borrow().clone()) {
-        return known;
+    match KEY.with(|k| k.borrow().clone()) {
+        Found::Key(key) => return Some(key),
+        Found::Nothing => return None,
+        Found::NotYet => {}
     }
     let key = load_or_create().await.ok();
-    KEY.with(|k| *k.borrow_mut() = Some(key.clone()));
+    KEY.with(|k| *k.borrow_mut() = key.clone().map_or(Found::Nothing, Found::Key));
     key
 }
 

@@ -9,7 +9,8 @@
 //! next holder then waits for the new tokens to arrive instead of spending the old one again.
 
 use super::store;
-use futures::future::{select, Either, FutureExt, LocalBoxFuture};
+use super::timer::sleep;
+use futures::future::{FutureExt, LocalBoxFuture};
 use leptos::prelude::window;
 use std::cell::RefCell;
 use std::future::Future;
@@ -178,20 +179,4 @@ pub async fn was_spent(token: &str) -> bool {
     let held = js_sys::Reflect::get(&snapshot, &"held".into()).unwrap_or(JsValue::UNDEFINED);
     let marker = JsValue::from(spent_marker(token));
     js_sys::Array::from(&held).iter().any(|lock| js_sys::Reflect::get(&lock, &"name".into()).ok() == Some(marker.clone()))
-}
-
-/// Resolves after `ms` milliseconds.
-pub async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-}
-
-/// `work`, or `None` when it has not finished within `ms` milliseconds.
-pub async fn within<T>(ms: i32, work: impl Future<Output = T>) -> Option<T> {
-    match select(work.boxed_local(), sleep(ms).boxed_local()).await {
-        Either::Left((done, _)) => Some(done),
-        Either::Right(_) => None,
-    }
 }

@@ -148,7 +148,7 @@ pub fn mark_unsettled(stale: &str) -> Option<()> {
 pub async fn replaced(stale: &str) -> Option<StoredTokens> {
     loop {
         match load() {
-            Some(now) if now.refresh_token == stale => super::lock::sleep(20).await,
+            Some(now) if now.refresh_token == stale => super::timer::sleep(20).await,
             other => return other,
         }
     }
@@ -158,7 +158,7 @@ pub async fn replaced(stale: &str) -> Option<StoredTokens> {
 /// (within a site; browsers clear it when the tab goes to another site). Any page the tab opens
 /// on the site can read and write it, so it carries no secret that works alone and no text: a
 /// notice by its code, and a hand-off code that only this origin's pages can redeem, once, for
-/// seconds (`auth::handoff`).
+/// seconds (`auth::sessions::handoff`).
 const HANDOFF: &str = "baton.handoff:";
 
 /// What one page of the tab hands to the next.

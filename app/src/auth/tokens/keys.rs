@@ -21,10 +21,10 @@
 //!   key-encryption key, keys are stored in the clear and protected only by the database's
 //!   access control.
 
-use super::access_token::Key;
-use super::AuthService;
-use super::config::{Config, KeyEncryptionKey};
-use super::db::{now_ms, Db};
+use super::access::Key;
+use crate::auth::settings::{AuthSettings, KeyEncryptionKey};
+use crate::auth::store::db::{now_ms, Db};
+use crate::auth::AuthService;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -40,14 +40,14 @@ const ROTATION_KEY_FILE: &str = "refresh-rotation.key";
 
 /// The keys as read from the database.
 pub struct Loaded {
-    pub(super) signing: Vec<Key>,
+    pub(crate) signing: Vec<Key>,
     /// `primary` first.
-    pub(super) rotation: Vec<[u8; 32]>,
+    pub(crate) rotation: Vec<[u8; 32]>,
 }
 
 /// The refresh tokens' keys in memory: the first issues, all verify.
 #[derive(Default)]
-pub(super) struct RotationKeys(RwLock<Arc<[[u8; 32]]>>);
+pub(crate) struct RotationKeys(RwLock<Arc<[[u8; 32]]>>);
 
 impl RotationKeys {
     pub fn get(&self) -> Arc<[[u8; 32]]> {
@@ -67,14 +67,14 @@ struct Keks<'a> {
 }
 
 impl<'a> Keks<'a> {
-    fn of(config: &'a Config) -> Self {
+    fn of(config: &'a AuthSettings) -> Self {
         Self { current: config.keys.encryption_key.as_ref(), previous: config.keys.previous_encryption_key.as_ref() }
     }
 }
 
 /// Imports the data directory's key files (once), creates the first keys if there are none, and
 /// reads the keys.
-pub async fn prepare(db: &Db, config: &Config) -> Result<Loaded, String> {
+pub async fn prepare(db: &Db, config: &AuthSettings) -> Result<Loaded, KeyError> {
     let keks = Keks::of(config);
     let kek = keks.current;
     import_files(db, &config.data_dir, kek).await?;
@@ -91,7 +91,7 @@ pub async fn prepare(db: &Db, config: &Config) -> Result<Loaded, String> {
     .bind(seal(kek, &first.kid, &first.pkcs8))
     .execute(db)
     .await
-    .map_err(db_error)?;
+    ?;
     let secret: [u8; 32] = rand::random();
     sqlx::query("INSERT INTO rotation_keys (id, created_at, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(PRIMARY)
@@ -99,27 +99,27 @@ pub async fn prepare(db: &Db, config: &Config) -> Result<Loaded, String> {
         .bind(seal(kek, PRIMARY, &secret))
         .execute(db)
         .await
-        .map_err(db_error)?;
+        ?;
     load(db, keks).await
 }
 
 /// Reads every key. A sealed key without the key-encryption key (or with another), or with one a
 /// key in the clear, is an error that names the key: the server must not start half-blind, and
 /// a poll keeps the keys it had.
-async fn load(db: &Db, kek: Keks<'_>) -> Result<Loaded, String> {
+async fn load(db: &Db, kek: Keks<'_>) -> Result<Loaded, KeyError> {
     let rows: Vec<(String, i64, String)> =
-        sqlx::query_as("SELECT kid, activates_at, private_key FROM signing_keys").fetch_all(db).await.map_err(db_error)?;
+        sqlx::query_as("SELECT kid, activates_at, private_key FROM signing_keys").fetch_all(db).await?;
     let signing = rows
         .iter()
-        .map(|(kid, activates_at, private)| Key::from_pkcs8(kid, *activates_at, &open(kek, kid, private)?))
-        .collect::<Result<Vec<_>, String>>()?;
+        .map(|(kid, activates_at, private)| Ok(Key::from_pkcs8(kid, *activates_at, &open(kek, kid, private)?)?))
+        .collect::<Result<Vec<_>, KeyError>>()?;
     if signing.is_empty() {
         return Err("no signing key in the database".into());
     }
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, secret FROM rotation_keys ORDER BY created_at, id")
         .fetch_all(db)
         .await
-        .map_err(db_error)?;
+        ?;
     let mut rotation = Vec::with_capacity(rows.len());
     for (id, secret) in &rows {
         let bytes: [u8; 32] = open(kek, id, secret)?.try_into().map_err(|_| format!("rotation key {id} is not 32 bytes"))?;
@@ -137,9 +137,9 @@ async fn load(db: &Db, kek: Keks<'_>) -> Result<Loaded, String> {
 
 /// Stores a new signing key that signs `SIGNING_KEY_PUBLISH_DELAY` from now (and from the latest
 /// key's activation, if that is later). Returns its `kid` and activation time.
-pub async fn rotate(db: &Db, config: &Config) -> Result<(String, i64), String> {
+pub async fn rotate(db: &Db, config: &AuthSettings) -> Result<(String, i64), KeyError> {
     let key = Key::generate();
-    let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys").fetch_one(db).await.map_err(db_error)?;
+    let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys").fetch_one(db).await?;
     let activates_at = (now_ms() + config.keys.publish_delay.as_millis() as i64).max(latest.unwrap_or(0) + 1);
     sqlx::query("INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, $2, $3, $4, $5)")
         .bind(&key.kid)
@@ -149,12 +149,12 @@ pub async fn rotate(db: &Db, config: &Config) -> Result<(String, i64), String> {
         .bind(seal(config.keys.encryption_key.as_ref(), &key.kid, &key.pkcs8))
         .execute(db)
         .await
-        .map_err(db_error)?;
+        ?;
     Ok((key.kid, activates_at))
 }
 
 /// Deletes signing keys that were retired (a newer key activated) more than `keep_ms` ago.
-pub(super) async fn purge_retired(db: &Db, keep_ms: i64) -> Result<u64, sqlx::Error> {
+pub(crate) async fn purge_retired(db: &Db, keep_ms: i64) -> Result<u64, sqlx::Error> {
     // A key is retired when the next one activates: the earliest activation after its own.
     let deleted = sqlx::query(
         "DELETE FROM signing_keys WHERE kid IN (SELECT k.kid FROM signing_keys k WHERE \
@@ -167,15 +167,15 @@ pub(super) async fn purge_retired(db: &Db, keep_ms: i64) -> Result<u64, sqlx::Er
 }
 
 /// Reads the keys every `KEY_POLL_INTERVAL`, until the service is dropped.
-pub(super) fn spawn_polling(service: &AuthService) {
+pub(crate) fn spawn_polling(service: &AuthService) {
     let service = Arc::downgrade(&service.inner);
     tokio::spawn(async move {
         loop {
             // No strong reference while asleep: it would keep the service alive.
-            let Some(interval) = service.upgrade().map(|inner| inner.config.keys.poll_interval) else { return };
+            let Some(interval) = service.upgrade().map(|inner| inner.settings.keys.poll_interval) else { return };
             tokio::time::sleep(interval).await;
             let Some(inner) = service.upgrade() else { return };
-            match load(&inner.db, Keks::of(&inner.config)).await {
+            match load(&inner.db, Keks::of(&inner.settings)).await {
                 Ok(loaded) => {
                     inner.signer.set_keys(loaded.signing);
                     inner.rotation.set(loaded.rotation);
@@ -191,7 +191,7 @@ pub(super) fn spawn_polling(service: &AuthService) {
 /// Moves the key files of a data directory into the database; renamed to `*.imported` after, so
 /// they are read once. The file's current key keeps signing; imported rotation keys keep
 /// verifying the tokens they issued (the first becomes `primary` on an empty database).
-async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) -> Result<(), String> {
+async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) -> Result<(), KeyError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct FileKey {
@@ -219,8 +219,7 @@ async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) 
             .bind(decoded.public_x())
             .bind(seal(kek, &key.kid, &der))
             .execute(db)
-            .await
-            .map_err(db_error)?;
+            .await?;
         }
         mark_imported(&path)?;
     }
@@ -237,7 +236,7 @@ async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) 
                 .bind(seal(kek, id, &secret))
                 .execute(db)
                 .await
-                .map_err(db_error)?;
+                ?;
             if inserted.rows_affected() == 1 {
                 break;
             }
@@ -247,21 +246,21 @@ async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) 
     Ok(())
 }
 
-fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, String> {
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display()).into()),
     }
 }
 
-fn mark_imported(path: &Path) -> Result<(), String> {
+fn mark_imported(path: &Path) -> Result<(), KeyError> {
     let done = path.with_extension(format!("{}.imported", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::rename(path, &done).map_err(|e| format!("cannot rename {}: {e}", path.display()))
+    Ok(std::fs::rename(path, &done).map_err(|e| format!("cannot rename {}: {e}", path.display()))?)
 }
 
 /// `server seal-keys`: seals every row stored in the clear under `KEY_ENCRYPTION_KEY`; how many.
-pub async fn seal_plain_rows(db: &Db, config: &Config) -> Result<u64, String> {
+pub async fn seal_plain_rows(db: &Db, config: &AuthSettings) -> Result<u64, KeyError> {
     let kek = config.keys.encryption_key.as_ref().ok_or("set KEY_ENCRYPTION_KEY to the key to seal with")?;
     reseal(db, |id, stored| match stored.strip_prefix("plain:") {
         Some(_) => Ok(Some(seal(Some(kek), id, &open_plain(id, stored)?))),
@@ -272,14 +271,14 @@ pub async fn seal_plain_rows(db: &Db, config: &Config) -> Result<u64, String> {
 
 /// `server rotate-kek`: re-seals under `KEY_ENCRYPTION_KEY` every row sealed under
 /// `KEY_ENCRYPTION_KEY_PREVIOUS`; how many. Instances running meanwhile open either.
-pub async fn rotate_kek(db: &Db, config: &Config) -> Result<u64, String> {
+pub async fn rotate_kek(db: &Db, config: &AuthSettings) -> Result<u64, KeyError> {
     let keks = Keks::of(config);
     let (Some(current), Some(previous)) = (keks.current, keks.previous) else {
         return Err("set KEY_ENCRYPTION_KEY to the new key and KEY_ENCRYPTION_KEY_PREVIOUS to the old one".into());
     };
     reseal(db, |id, stored| {
         if stored.starts_with("plain:") {
-            return Err(format!("key {id} is stored in the clear: run `server seal-keys` first"));
+            return Err(format!("key {id} is stored in the clear: run `server seal-keys` first").into());
         }
         match open_with(current, id, stored) {
             Ok(_) => Ok(None),
@@ -291,13 +290,12 @@ pub async fn rotate_kek(db: &Db, config: &Config) -> Result<u64, String> {
 
 /// Rewrites each key row that `change` gives a new stored form. Each update is conditional on the
 /// row being unchanged, so two commands (or instances) at once do not overwrite each other.
-async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, String>) -> Result<u64, String> {
+async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, KeyError>) -> Result<u64, KeyError> {
     let mut changed = 0;
     for (table, id_column, column) in [("signing_keys", "kid", "private_key"), ("rotation_keys", "id", "secret")] {
         let rows: Vec<(String, String)> = sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table}"))
             .fetch_all(db)
-            .await
-            .map_err(db_error)?;
+            .await?;
         for (id, stored) in rows {
             let Some(new) = change(&id, &stored)? else { continue };
             changed += sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
@@ -306,7 +304,7 @@ async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, S
                 .bind(&stored)
                 .execute(db)
                 .await
-                .map_err(db_error)?
+                ?
                 .rows_affected();
         }
     }
@@ -325,43 +323,62 @@ fn seal(kek: Option<&KeyEncryptionKey>, name: &str, secret: &[u8]) -> String {
 
 /// A stored key's bytes: in the clear only where no key-encryption key is set; sealed, under the
 /// current key-encryption key or the previous one.
-fn open(keks: Keks<'_>, name: &str, stored: &str) -> Result<Vec<u8>, String> {
+fn open(keks: Keks<'_>, name: &str, stored: &str) -> Result<Vec<u8>, KeyError> {
     if stored.starts_with("plain:") {
         return match keks.current {
             None => open_plain(name, stored),
             Some(_) => Err(format!(
                 "key {name} is stored in the clear although KEY_ENCRYPTION_KEY is set: refused (run `server seal-keys` once after an upgrade)"
-            )),
+            )
+            .into()),
         };
     }
     let kek = keks.current.ok_or_else(|| format!("key {name} is sealed: set KEY_ENCRYPTION_KEY"))?;
     open_with(kek, name, stored).or_else(|e| keks.previous.map_or(Err(e), |previous| open_with(previous, name, stored)))
 }
 
-fn open_plain(name: &str, stored: &str) -> Result<Vec<u8>, String> {
+fn open_plain(name: &str, stored: &str) -> Result<Vec<u8>, KeyError> {
     let plain = stored.strip_prefix("plain:").ok_or_else(|| format!("key {name} is not stored in the clear"))?;
-    STANDARD.decode(plain).map_err(|_| format!("key {name} is not valid base64"))
+    Ok(STANDARD.decode(plain).map_err(|_| format!("key {name} is not valid base64"))?)
 }
 
-fn open_with(kek: &KeyEncryptionKey, name: &str, stored: &str) -> Result<Vec<u8>, String> {
+fn open_with(kek: &KeyEncryptionKey, name: &str, stored: &str) -> Result<Vec<u8>, KeyError> {
     let sealed = stored.strip_prefix("sealed:").ok_or_else(|| format!("key {name} is stored in an unknown form"))?;
     let bytes = STANDARD.decode(sealed).map_err(|_| format!("key {name} is not valid base64"))?;
     if bytes.len() < 24 {
-        return Err(format!("key {name} is truncated"));
+        return Err(format!("key {name} is truncated").into());
     }
     let (nonce, ciphertext) = bytes.split_at(24);
     let nonce: [u8; 24] = nonce.try_into().expect("split at 24");
     cipher(kek)
         .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: name.as_bytes() })
-        .map_err(|_| format!("key {name} does not open with this KEY_ENCRYPTION_KEY"))
+        .map_err(|_| format!("key {name} does not open with this KEY_ENCRYPTION_KEY").into())
 }
 
 fn cipher(kek: &KeyEncryptionKey) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(kek.expose().into())
 }
 
-fn db_error(e: sqlx::Error) -> String {
-    format!("database: {e}")
+/// Why the keys cannot be read, made or changed: what the operator is told at start or by a
+/// command (it names the key or file, never what it holds).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl From<String> for KeyError {
+    fn from(why: String) -> Self {
+        Self::Unusable(why)
+    }
+}
+
+impl From<&str> for KeyError {
+    fn from(why: &str) -> Self {
+        Self::Unusable(why.to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -382,9 +399,9 @@ mod tests {
         assert!(open(keks(Some(&kek), None), "k2", &sealed).is_err(), "moved to another row");
         assert!(open(keks(Some(&other), None), "k1", &sealed).is_err(), "another KEK");
         assert_eq!(open(keks(Some(&other), Some(&kek)), "k1", &sealed).unwrap(), b"secret", "the previous KEK reads");
-        assert!(open(keks(None, None), "k1", &sealed).unwrap_err().contains("KEY_ENCRYPTION_KEY"));
+        assert!(open(keks(None, None), "k1", &sealed).unwrap_err().to_string().contains("KEY_ENCRYPTION_KEY"));
         let plain = seal(None, "k1", b"secret");
         assert_eq!(open(keks(None, None), "k1", &plain).unwrap(), b"secret");
-        assert!(open(keks(Some(&kek), None), "k1", &plain).unwrap_err().contains("seal-keys"), "in the clear beside a KEK");
+        assert!(open(keks(Some(&kek), None), "k1", &plain).unwrap_err().to_string().contains("seal-keys"), "in the clear beside a KEK");
     }
 }

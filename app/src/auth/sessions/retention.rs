@@ -10,8 +10,8 @@
 //!
 //! Rows go in batches, each its own short write transaction: a request waits for one batch at most.
 
-use super::db::now_ms;
-use super::AuthService;
+use crate::auth::store::db::now_ms;
+use crate::auth::AuthService;
 use crate::error::AppError;
 use std::time::Duration;
 
@@ -31,13 +31,13 @@ pub struct Purged {
 }
 
 /// Starts the purge; it runs now and every `PURGE_INTERVAL`, until the service is dropped.
-pub(super) fn spawn(service: &AuthService) {
+pub(crate) fn spawn(service: &AuthService) {
     let service = std::sync::Arc::downgrade(&service.inner);
     tokio::spawn(async move {
         loop {
             let Some(inner) = service.upgrade() else { return };
             let auth = AuthService { inner };
-            let retention = auth.config().retention;
+            let retention = auth.settings().retention;
             match auth.purge_older_than(retention.sessions, Some(retention.security_events)).await {
                 Ok(purged) if purged != Purged::default() => tracing::info!(?purged, "purged old rows"),
                 Ok(_) => {}
@@ -55,7 +55,7 @@ impl AuthService {
     pub async fn purge_older_than(&self, sessions: Duration, security_events: Option<Duration>) -> Result<Purged, AppError> {
         let now = now_ms();
         let ended_before = now - sessions.as_millis() as i64;
-        let idle_before = ended_before - self.config().refresh_idle_ttl.as_millis() as i64;
+        let idle_before = ended_before - self.settings().refresh_idle_ttl.as_millis() as i64;
         let mut purged = Purged::default();
         loop {
             // Found by a read, deleted by id: the write holds the lock for the delete alone.
@@ -115,9 +115,9 @@ impl AuthService {
             .await?;
         // A retired key may still sign on an instance that has not read the keys since, for one
         // poll interval; its tokens then live one token lifetime, verified with the leeway.
-        let config = self.config();
+        let config = self.settings();
         let keep = config.access_token_ttl + config.jwt_leeway + config.keys.poll_interval + RETIRED_KEY_MARGIN;
-        purged.signing_keys = super::keys::purge_retired(self.db(), keep.as_millis() as i64).await?;
+        purged.signing_keys = crate::auth::tokens::keys::purge_retired(self.db(), keep.as_millis() as i64).await?;
         Ok(purged)
     }
 

@@ -21,7 +21,7 @@ const LEN: usize = BODY + 32;
 
 /// What a presented token says, before the database is asked.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Presented {
+pub(crate) enum Presented {
     /// A token of the current format, its MAC verified.
     Chain { session_id: String, generation: i64 },
     /// Looks like a token from before generations: the SHA-256 that `refresh_tokens` knows it by.
@@ -29,7 +29,7 @@ pub(super) enum Presented {
 }
 
 /// Makes the token of `session_id`'s `generation`. `None` if the id is not a UUID (ids are).
-pub(super) fn issue(key: &[u8; 32], session_id: &str, generation: i64) -> Option<String> {
+pub(crate) fn issue(key: &[u8; 32], session_id: &str, generation: i64) -> Option<String> {
     let sid = uuid::Uuid::try_parse(session_id).ok()?;
     let mut bytes = Vec::with_capacity(LEN);
     bytes.push(VERSION);
@@ -41,7 +41,7 @@ pub(super) fn issue(key: &[u8; 32], session_id: &str, generation: i64) -> Option
 }
 
 /// Reads a presented token; `None` for anything Baton did not issue under one of `keys`.
-pub(super) fn parse(keys: &[[u8; 32]], token: &str) -> Option<Presented> {
+pub(crate) fn parse(keys: &[[u8; 32]], token: &str) -> Option<Presented> {
     let body = token.trim().strip_prefix(PREFIX)?;
     if body.len() > 128 {
         return None;
@@ -74,7 +74,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// The user agent a generation was issued to is kept as its SHA-256: compared, never shown.
-pub(super) fn agent_hash(user_agent: &str) -> String {
+pub(crate) fn agent_hash(user_agent: &str) -> String {
     sha256_hex(user_agent)
 }
 

@@ -13,11 +13,11 @@
 //!   creating one answers nor the tokens that redeeming one answers, and a request that says it
 //!   comes from elsewhere (`Sec-Fetch-Site`) is refused before it spends anything.
 
-use super::db::now_ms;
-use super::network::network;
-use super::refresh_token::agent_hash;
-use super::throttle::Action;
-use super::{AuthService, ClientInfo};
+use super::rotation::IssuedTo;
+use crate::auth::caller::ClientInfo;
+use crate::auth::limits::rate::Action;
+use crate::auth::store::db::now_ms;
+use crate::auth::AuthService;
 use crate::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -32,6 +32,15 @@ const MAX_BYTES: usize = 4 * 1024;
 
 fn derive(purpose: &str, code: &str) -> [u8; 32] {
     Sha256::new().chain_update(purpose).chain_update([0]).chain_update(code).finalize().into()
+}
+
+/// A hand-off as stored: sealed, for a session, by a client.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    sealed: String,
+    session_id: String,
+    #[sqlx(flatten)]
+    issued_to: IssuedTo,
 }
 
 fn refused() -> AppError {
@@ -57,6 +66,7 @@ impl AuthService {
             .encrypt(&XNonce::from(nonce), Payload { msg: payload.as_bytes(), aad: id.as_bytes() })
             .map_err(AppError::internal)?;
         // One outstanding per session: a page leaves once, and the table cannot be filled by one.
+        let to = IssuedTo::of(client);
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM handoffs WHERE session_id = $1").bind(&session_id).execute(&mut *tx).await?;
         sqlx::query(
@@ -65,8 +75,8 @@ impl AuthService {
         .bind(&id)
         .bind(URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat()))
         .bind(&session_id)
-        .bind(client.ip.clone())
-        .bind(client.user_agent.as_deref().map(agent_hash))
+        .bind(to.issued_to_ip)
+        .bind(to.issued_to_agent)
         .bind(now_ms() + LIFETIME_MS)
         .execute(&mut *tx)
         .await?;
@@ -82,33 +92,25 @@ impl AuthService {
         }
         self.limit_rate(Action::HandOff, client).await?;
         let id = URL_SAFE_NO_PAD.encode(derive("baton handoff id", code));
-        let row: Option<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let row: Option<Stored> = sqlx::query_as(
             "SELECT sealed, session_id, issued_to_ip, issued_to_agent FROM handoffs WHERE id = $1 AND expires_at > $2",
         )
         .bind(&id)
         .bind(now_ms())
         .fetch_optional(self.db())
         .await?;
-        let (sealed, session_id, ip, agent) = row.ok_or_else(refused)?;
+        let Stored { sealed, session_id, issued_to } = row.ok_or_else(refused)?;
         // Another client learns nothing, and does not use the code up for the page it was made for.
-        let net = |ip: Option<&str>| network(ip.and_then(|ip| ip.parse().ok()), 64);
-        if net(ip.as_deref()) != net(client.ip.as_deref()) || agent != client.user_agent.as_deref().map(agent_hash) {
+        if !issued_to.is(client) {
             return Err(refused());
         }
         // Once: of two redemptions at the same moment, one deletes the row.
         if self.execute_write(sqlx::query("DELETE FROM handoffs WHERE id = $1").bind(&id)).await? != 1 {
             return Err(refused());
         }
-        let idle_cutoff = now_ms() - self.config().refresh_idle_ttl.as_millis() as i64;
-        let live: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_used_at > $3",
-        )
-        .bind(&session_id)
-        .bind(now_ms())
-        .bind(idle_cutoff)
-        .fetch_optional(self.db())
-        .await?;
-        live.ok_or_else(refused)?;
+        if !self.session_is_live(&session_id).await? {
+            return Err(refused());
+        }
         let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(AppError::internal)?;
         let (nonce, ciphertext) = bytes.split_at_checked(24).ok_or_else(|| AppError::internal("a truncated hand-off"))?;
         let nonce: [u8; 24] = nonce.try_into().map_err(AppError::internal)?;

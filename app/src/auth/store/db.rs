@@ -8,6 +8,9 @@ use std::time::Duration;
 
 pub type Db = AnyPool;
 
+/// One writing statement that owns its arguments: what a job gives the writer (see `writer`).
+pub(crate) type Statement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
     #[error("cannot create the SQLite database: {0}")]

@@ -1,23 +1,16 @@
-//! Throttling, in two layers:
-//! - per client address, a rate limit for each of signup, login, refresh and the sessions list
-//!   (GCRA: a burst of a minute's allowance, then an even pace), kept in memory on SQLite and in
-//!   the database on PostgreSQL, where every instance shares it. An IPv6 client
-//!   counts against its /64, and against its /56 and /48 with 4× and 16× the allowance: a host
-//!   with a routed /48 has 65,536 /64s but only one /48;
-//! - per account, a wait that doubles with every consecutive failed login after the first few,
-//!   and a lock after `lock_after` failures. Kept in the database, so a restart forgives nothing
-//!   and every instance sees the same count;
-//! - password confirmations (change password, delete account) also count per account, at most
-//!   one at a time: a right password clears the backoff, so without this an account holder could
-//!   loop them and keep the hashing threads busy for everyone else.
+//! Per-address rate limits for signup, login, refresh, the sessions list, password
+//! confirmations and hand-offs (GCRA: a burst of a minute's allowance, then an even pace), kept in
+//! memory on SQLite and in the database on PostgreSQL, where every instance shares them. An IPv6
+//! client counts against its /64, and against its /56 and /48 with 4× and 16× the allowance: a
+//! host with a routed /48 has 65,536 /64s but only one /48.
 
-use super::config::{LoginBackoff, RateLimits};
-use super::db::now_ms;
-use super::events::Event;
-use super::{AuthService, ClientInfo};
-use crate::error::AppError;
 use super::network::network;
-use std::collections::{HashMap, HashSet};
+use crate::auth::caller::ClientInfo;
+use crate::auth::settings::RateLimits;
+use crate::auth::store::db::Db;
+use crate::auth::AuthService;
+use crate::error::AppError;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -53,7 +46,17 @@ pub struct RateLimiter {
 }
 
 /// The action, and whom it is counted against.
-type BucketKey = (Action, Subject);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct BucketKey {
+    action: Action,
+    subject: Subject,
+}
+
+/// A bucket one request is charged to, and at what pace it refills.
+pub(super) struct Charge {
+    key: BucketKey,
+    pace: Pace,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Subject {
@@ -98,7 +101,7 @@ impl RateLimiter {
     }
 
     /// The buckets `action` from `ip` is charged to, narrowest first; none when the limit is off.
-    fn buckets_for(&self, action: Action, ip: Option<&str>) -> Vec<(BucketKey, Pace)> {
+    fn buckets_for(&self, action: Action, ip: Option<&str>) -> Vec<Charge> {
         let per_minute = match action {
             Action::Signup => self.limits.signup,
             // A confirmation costs what a login costs: the login's allowance, in a bucket of its own.
@@ -120,16 +123,20 @@ impl RateLimiter {
         networks
             .iter()
             .map(|&(prefix, multiple)| {
-                ((action, Subject::Network(network(ip, prefix), prefix)), pace(per_minute.saturating_mul(multiple)))
+                let key = BucketKey { action, subject: Subject::Network(network(ip, prefix), prefix) };
+                Charge { key, pace: pace(per_minute.saturating_mul(multiple)) }
             })
             .collect()
     }
 
     /// The bucket of `user_id`'s password confirmations; none when that limit is off.
-    fn account_bucket(&self, user_id: &str) -> Vec<(BucketKey, Pace)> {
+    pub(super) fn account_bucket(&self, user_id: &str) -> Vec<Charge> {
         match self.limits.password_confirmations {
             0 => Vec::new(),
-            per_minute => vec![((Action::ConfirmPassword, Subject::Account(user_id.to_owned())), pace(per_minute))],
+            per_minute => {
+                let key = BucketKey { action: Action::ConfirmPassword, subject: Subject::Account(user_id.to_owned()) };
+                vec![Charge { key, pace: pace(per_minute) }]
+            }
         }
     }
 
@@ -140,7 +147,7 @@ impl RateLimiter {
     }
 
     /// In memory, for this process alone.
-    fn check_buckets(&self, limits: Vec<(BucketKey, Pace)>) -> Result<(), Limited> {
+    fn check_buckets(&self, limits: Vec<Charge>) -> Result<(), Limited> {
         if limits.is_empty() {
             return Ok(());
         }
@@ -148,7 +155,7 @@ impl RateLimiter {
         let mut buckets = self.lock();
         // Every network must have room before any is charged: a refusal costs nothing.
         let mut refused: Option<Duration> = None;
-        for (key, pace) in &limits {
+        for Charge { key, pace } in &limits {
             let tat = buckets.by_client.get(key).map_or(now, |b| b.tat.max(now));
             if tat > now + pace.burst {
                 refused = refused.max(Some(tat - (now + pace.burst)));
@@ -156,9 +163,9 @@ impl RateLimiter {
         }
         if let Some(retry_after) = refused {
             drop(buckets);
-            return Err(self.refused(limits[0].0.clone(), retry_after));
+            return Err(self.refused(limits[0].key.clone(), retry_after));
         }
-        for (key, pace) in limits {
+        for Charge { key, pace } in limits {
             let bucket = buckets.by_client.entry(key).or_insert(Bucket { tat: now, logged_at: None });
             bucket.tat = bucket.tat.max(now) + pace.interval;
         }
@@ -168,11 +175,11 @@ impl RateLimiter {
     /// In the database, shared by every instance: one statement that charges every bucket only
     /// if all have room. A conflicting row is re-checked against its latest value, so two
     /// instances racing for a bucket's last slot cannot both have it.
-    async fn check_shared(&self, db: &super::Db, limits: Vec<(BucketKey, Pace)>) -> Result<(), SharedCheck> {
+    async fn check_shared(&self, db: &Db, limits: Vec<Charge>) -> Result<(), SharedCheck> {
         if limits.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = limits.iter().map(|((action, subject), _)| format!("{}:{subject}", action.name())).collect();
+        let names: Vec<String> = limits.iter().map(|c| format!("{}:{}", c.key.action.name(), c.key.subject)).collect();
         let (mut values, mut steps, mut bursts) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..limits.len() {
             let p = 1 + 3 * i;
@@ -201,7 +208,7 @@ impl RateLimiter {
             bursts = bursts.join(" "),
         );
         let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(&sql);
-        for (name, (_, pace)) in names.iter().zip(&limits) {
+        for (name, Charge { pace, .. }) in names.iter().zip(&limits) {
             query = query.bind(name.clone()).bind(pace.interval.as_millis() as i64).bind(pace.burst.as_millis() as i64);
         }
         let (charged, wait) = query.fetch_one(db).await.map_err(SharedCheck::Db)?;
@@ -210,7 +217,7 @@ impl RateLimiter {
         }
         // A lost race has no wait of its own to tell: a second is the least a 429 asks.
         let retry_after = Duration::from_millis(wait.unwrap_or(0).max(1) as u64);
-        Err(SharedCheck::Limited(self.refused(limits[0].0.clone(), retry_after)))
+        Err(SharedCheck::Limited(self.refused(limits[0].key.clone(), retry_after)))
     }
 
     /// A refusal, noted on the narrowest bucket so that a flood is logged once a minute.
@@ -244,7 +251,7 @@ enum SharedCheck {
 }
 
 /// GCRA's emission interval and burst tolerance for `per_minute` requests a minute.
-struct Pace {
+pub(super) struct Pace {
     interval: Duration,
     burst: Duration,
 }
@@ -254,63 +261,14 @@ fn pace(per_minute: u32) -> Pace {
     Pace { interval, burst: interval * (per_minute - 1) }
 }
 
-impl LoginBackoff {
-    /// How long the next attempt must wait after `failures` consecutive failed ones.
-    pub fn wait_after(&self, failures: u32) -> Duration {
-        if failures >= self.lock_after {
-            self.lock_duration
-        } else if failures < self.free_attempts {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1 << (failures - self.free_attempts).min(30)).min(self.max_delay)
-        }
-    }
-}
-
-/// The accounts whose password is being checked again right now.
-pub(super) type InFlight = std::sync::Arc<Mutex<HashSet<String>>>;
-
-/// An account's one place among [`InFlight`], given back when dropped.
-pub(super) struct Confirming {
-    set: InFlight,
-    user_id: String,
-}
-
-impl Confirming {
-    fn claim(set: &InFlight, user_id: &str) -> Option<Self> {
-        let fresh = set.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id.to_owned());
-        fresh.then(|| Self { set: set.clone(), user_id: user_id.to_owned() })
-    }
-}
-
-impl Drop for Confirming {
-    fn drop(&mut self) {
-        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.user_id);
-    }
-}
-
-fn retry_after_secs(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-}
-
 impl AuthService {
     /// The per-address limit for `action`: shared by all instances on PostgreSQL.
-    pub(super) async fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
+    pub(crate) async fn limit_rate(&self, action: Action, client: &ClientInfo) -> Result<(), AppError> {
         let limits = self.inner.rate_limiter.buckets_for(action, client.ip.as_deref());
         self.enforce(action, limits, client).await
     }
 
-    /// A password confirmation of `user_id` from `client`: limited per address (as logins are)
-    /// and per account, and at most one of the account's at a time (on this instance). The
-    /// returned guard holds that place until dropped.
-    pub(super) async fn limit_confirmation(&self, user_id: &str, client: &ClientInfo) -> Result<Confirming, AppError> {
-        self.limit_rate(Action::ConfirmPassword, client).await?;
-        let limits = self.inner.rate_limiter.account_bucket(user_id);
-        self.enforce(Action::ConfirmPassword, limits, client).await?;
-        Confirming::claim(&self.inner.confirming, user_id).ok_or(AppError::TooManyRequests { retry_after: 1 })
-    }
-
-    async fn enforce(&self, action: Action, limits: Vec<(BucketKey, Pace)>, client: &ClientInfo) -> Result<(), AppError> {
+    pub(super) async fn enforce(&self, action: Action, limits: Vec<Charge>, client: &ClientInfo) -> Result<(), AppError> {
         let outcome = match &self.inner.limits_db {
             None => self.inner.rate_limiter.check_buckets(limits),
             Some(db) => match self.inner.rate_limiter.check_shared(db, limits).await {
@@ -323,91 +281,11 @@ impl AuthService {
             return Ok(());
         };
         metrics::counter!("baton_rate_limited_total", "action" => action.name()).increment(1);
-        let retry_after = retry_after_secs(limited.retry_after).max(1);
+        let retry_after = super::retry_after_secs(limited.retry_after).max(1);
         if limited.first_in_a_while {
             tracing::warn!(target: "security", event = "rate_limited", action = action.name(), ip = client.ip.as_deref(), retry_after);
         }
         Err(AppError::TooManyRequests { retry_after })
-    }
-
-    /// Counts a login attempt against `username_key` before its password is checked (so that
-    /// concurrent guesses cannot all get in before the first failure is written), or refuses it
-    /// while the account waits out its backoff or lock. A success clears the count again.
-    /// Returns the count before this attempt.
-    #[tracing::instrument(skip_all)]
-    pub(super) async fn claim_login_attempt(&self, username_key: &str, client: &ClientInfo) -> Result<u32, AppError> {
-        let policy = self.config().login_backoff;
-        // Each round either claims or sees the claim that beat it; a handful of rounds is plenty.
-        for _ in 0..16 {
-            let mut tx = self.begin_write().await?;
-            let now = now_ms();
-            let row: Option<(i64, i64)> =
-                sqlx::query_as("SELECT failures, blocked_until FROM login_attempts WHERE username_key = $1")
-                    .bind(username_key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let failures = match row {
-                Some((failures, blocked_until)) if blocked_until > now => {
-                    tx.rollback().await?;
-                    let retry_after = retry_after_secs(Duration::from_millis((blocked_until - now) as u64));
-                    tracing::warn!(target: "security", event = "login_throttled", failures, ip = client.ip.as_deref(), retry_after);
-                    metrics::counter!("baton_security_events_total", "event" => "login_throttled").increment(1);
-                    return Err(AppError::TooManyRequests { retry_after });
-                }
-                Some((failures, _)) => failures,
-                None => 0,
-            };
-            let counted = u32::try_from(failures + 1).unwrap_or(u32::MAX);
-            // No wait due is no block at all: `now` would block a concurrent attempt whose clock
-            // was read a millisecond earlier (seen on PostgreSQL as a 429 for a right password).
-            let blocked_until = match policy.wait_after(counted) {
-                wait if wait.is_zero() => 0,
-                wait => now.saturating_add(wait.as_millis() as i64),
-            };
-            let claimed = if row.is_some() {
-                sqlx::query(
-                    "UPDATE login_attempts SET failures = $2, blocked_until = $3, updated_at = $4 \
-                     WHERE username_key = $1 AND failures = $5",
-                )
-                .bind(username_key)
-                .bind(failures + 1)
-                .bind(blocked_until)
-                .bind(now)
-                .bind(failures)
-                .execute(&mut *tx)
-                .await
-            } else {
-                sqlx::query(
-                    "INSERT INTO login_attempts (username_key, failures, blocked_until, updated_at) \
-                     VALUES ($1, 1, $2, $3) ON CONFLICT (username_key) DO NOTHING",
-                )
-                .bind(username_key)
-                .bind(blocked_until)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-            }?
-            .rows_affected()
-                == 1;
-            tx.commit().await?;
-            if claimed {
-                if counted == policy.lock_after {
-                    let user_id = self.user_id_by_key(username_key).await;
-                    self.record(Event::AccountLocked, user_id.as_deref(), None, client).await;
-                }
-                return Ok(counted - 1);
-            }
-        }
-        Err(AppError::Busy { retry_after: 1 })
-    }
-
-    pub(super) async fn clear_login_attempts(&self, username_key: &str) -> Result<(), AppError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
-            .bind(username_key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx.commit().await?)
     }
 }
 
@@ -465,19 +343,5 @@ mod tests {
         assert!(limiter.check(Action::Login, Some("2001:db8:3::1")).is_ok(), "another /48 is untouched");
     }
 
-    #[test]
-    fn backoff_doubles_is_capped_and_locks_by_the_hundredth_failure() {
-        let policy = LoginBackoff {
-            free_attempts: 5,
-            max_delay: Duration::from_secs(900),
-            lock_after: 100,
-            lock_duration: Duration::from_secs(86_400),
-        };
-        let waits: Vec<u64> = (0..=12).map(|n| policy.wait_after(n).as_secs()).collect();
-        assert_eq!(waits, [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128]);
-        assert_eq!(policy.wait_after(15), Duration::from_secs(900));
-        assert_eq!(policy.wait_after(99), Duration::from_secs(900));
-        assert_eq!(policy.wait_after(100), Duration::from_secs(86_400));
-        assert_eq!(policy.wait_after(u32::MAX), Duration::from_secs(86_400));
-    }
+
 }

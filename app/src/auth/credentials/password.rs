@@ -11,7 +11,7 @@
 //! ([`Lane::Known`]) go before everything else, so a flood of guesses and signups from many
 //! addresses cannot lock people out who have been in before.
 
-use super::config::Argon2Settings;
+use crate::auth::settings::Argon2Settings;
 use crate::domain::Password;
 use crate::error::AppError;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -32,7 +32,8 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
 }
 
-pub struct Verified {
+/// What checking a password against a stored hash found.
+pub struct PasswordCheck {
     pub ok: bool,
     /// The stored hash used other parameters than the configured ones.
     pub needs_rehash: bool,
@@ -73,7 +74,7 @@ impl PasswordHasher {
 
     /// `stored` is `None` for an unknown user: the dummy hash is verified instead, and fails.
     #[tracing::instrument(skip_all)]
-    pub async fn verify(&self, password: &Password, stored: Option<&str>, lane: Lane) -> Result<Verified, AppError> {
+    pub async fn verify(&self, password: &Password, stored: Option<&str>, lane: Lane) -> Result<PasswordCheck, AppError> {
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.clone();
@@ -86,7 +87,7 @@ impl PasswordHasher {
                 || current.is_none_or(|p| {
                     p.m_cost() != params.m_cost() || p.t_cost() != params.t_cost() || p.p_cost() != params.p_cost()
                 });
-            Ok(Verified { ok: ok && known, needs_rehash })
+            Ok(PasswordCheck { ok: ok && known, needs_rehash })
         })
         .await
     }
@@ -148,6 +149,8 @@ impl HashThreads {
 /// during a login flood 5.2 ms against 6.0 at nice 10, the same as a bare hello's in that flood).
 /// Not `SCHED_IDLE` (5.0 ms): it would let any busy process on the host, a database beside
 /// Baton say, stop logins altogether, where nice 19 still leaves them a share.
+// The one call outside Rust's safety: libc has no safe wrapper for a thread's priority.
+#[allow(unsafe_code)]
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority with this thread's own id changes only this thread's nice value.
@@ -277,6 +280,7 @@ mod tests {
         threads
             .run(Box::new(move || {
                 // SAFETY: reads this thread's own nice value.
+                #[allow(unsafe_code)]
                 let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
                 let _ = tx.send(nice);
             }))

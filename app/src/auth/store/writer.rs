@@ -10,17 +10,22 @@
 //! every statement waiting, in one transaction, and answers each when the group is durable. A
 //! group grows with the load: alone, a statement waits for nobody. Each statement is a round trip
 //! to the database (on SQLite, to sqlx's thread for the connection: two context switches), so the
-//! group's rotations, the commonest job, are merged into a few statements ([`Writer::rotate`]).
+//! commonest job, a refresh's rotation, is one of a kind that merges into a few statements for
+//! the whole group ([`Merge`], [`Writer::merged`]). The writer knows only the trait.
 
-use super::db::Db;
-use super::sessions::Rotation;
+use super::db::{Db, Statement};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 
-/// One writing statement that owns its arguments.
-pub(crate) type Statement = Query<'static, sqlx::Any, AnyArguments<'static>>;
+/// Jobs of one kind that a group commits as a few statements for all of them, not one each.
+pub(crate) trait Merge: Send + Sync + 'static {
+    /// The statements that apply every job of `batch`.
+    fn statements(batch: &[&Self]) -> Vec<Statement>;
+    /// Whether `row`, returned by one of those statements, is this job's.
+    fn owns(&self, row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error>;
+}
 
 /// Builds the statements of one job (one transaction's worth: all or none of them apply); called
 /// again if its group fails and it is retried alone.
@@ -34,9 +39,9 @@ const MAX_GROUP: usize = 256;
 /// A place at the head of the SQLite write queue, held until the write is done; `None` on PostgreSQL.
 type WriteTurn<'a> = Option<MutexGuard<'a, ()>>;
 
-pub(crate) struct Writer {
+pub(crate) struct Writer<M: Merge> {
     shared: Arc<Shared>,
-    group: mpsc::Sender<Job>,
+    group: mpsc::Sender<Job<M>>,
 }
 
 struct Shared {
@@ -44,15 +49,15 @@ struct Shared {
     sqlite_queue: Option<Mutex<()>>,
 }
 
-struct Job {
-    work: Work,
+struct Job<M> {
+    work: Work<M>,
     done: oneshot::Sender<Result<Returned, sqlx::Error>>,
 }
 
-enum Work {
+enum Work<M> {
     Statements(Build),
-    /// Merged with the group's other rotations into one statement (see [`Rotation::statements`]).
-    Rotation(Rotation),
+    /// Merged with the group's other jobs of its kind (see [`Merge`]).
+    Merged(M),
 }
 
 /// A write transaction together with its place in the write queue: committing, rolling back or
@@ -62,7 +67,7 @@ pub(crate) struct WriteTx<'a> {
     _turn: WriteTurn<'a>,
 }
 
-impl Writer {
+impl<M: Merge> Writer<M> {
     /// Starts the group-commit task; it ends when the writer is dropped.
     pub(crate) fn new(db: Db, sqlite: bool) -> Self {
         let shared = Arc::new(Shared { db, sqlite_queue: sqlite.then(|| Mutex::new(())) });
@@ -97,13 +102,13 @@ impl Writer {
         self.send(Work::Statements(Box::new(build))).await
     }
 
-    /// A refresh's rotation, committed like [`Self::execute_grouped`]: the row it moved (as one
-    /// statement's rows), or none.
-    pub(super) async fn rotate(&self, rotation: Rotation) -> Result<Returned, sqlx::Error> {
-        self.send(Work::Rotation(rotation)).await
+    /// A job merged with the others of its kind in the group, committed like
+    /// [`Self::execute_grouped`]: the rows it owns (as one statement's rows), or none.
+    pub(crate) async fn merged(&self, job: M) -> Result<Returned, sqlx::Error> {
+        self.send(Work::Merged(job)).await
     }
 
-    async fn send(&self, work: Work) -> Result<Returned, sqlx::Error> {
+    async fn send(&self, work: Work<M>) -> Result<Returned, sqlx::Error> {
         let (done, answer) = oneshot::channel();
         self.group.send(Job { work, done }).await.map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
@@ -137,12 +142,12 @@ impl Shared {
     }
 
     /// Applies `jobs` in one transaction: what each one's statements returned, or the first error.
-    /// Rotations go last, merged: concurrent with the rest of the group, any order is one the
-    /// clients could have seen.
-    async fn apply(&self, jobs: &[Job]) -> Result<Vec<Returned>, sqlx::Error> {
+    /// Merged jobs go last: concurrent with the rest of the group, any order is one the clients
+    /// could have seen.
+    async fn apply<M: Merge>(&self, jobs: &[Job<M>]) -> Result<Vec<Returned>, sqlx::Error> {
         let mut tx = self.begin(false).await?;
         let mut returned = Vec::with_capacity(jobs.len());
-        let mut rotations = Vec::new();
+        let mut merged = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             let mut rows = Returned::new();
             match &job.work {
@@ -151,20 +156,22 @@ impl Shared {
                         rows.push(statement.fetch_all(&mut *tx).await?);
                     }
                 }
-                Work::Rotation(rotation) => {
-                    rotations.push((i, rotation));
+                Work::Merged(job) => {
+                    merged.push((i, job));
                     rows.push(Vec::new());
                 }
             }
             returned.push(rows);
         }
-        if !rotations.is_empty() {
-            let batch: Vec<&Rotation> = rotations.iter().map(|(_, r)| *r).collect();
-            for statement in Rotation::statements(&batch) {
+        if !merged.is_empty() {
+            let batch: Vec<&M> = merged.iter().map(|(_, job)| *job).collect();
+            for statement in M::statements(&batch) {
                 for row in statement.fetch_all(&mut *tx).await? {
-                    let jti: String = sqlx::Row::try_get(&row, 2)?;
-                    if let Some((i, _)) = rotations.iter().find(|(_, r)| r.access_jti == jti) {
-                        returned[*i][0].push(row);
+                    for (i, job) in &merged {
+                        if job.owns(&row)? {
+                            returned[*i][0].push(row);
+                            break;
+                        }
                     }
                 }
             }
@@ -174,7 +181,7 @@ impl Shared {
     }
 }
 
-async fn commit_groups(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
+async fn commit_groups<M: Merge>(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job<M>>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
         metrics::histogram!("baton_db_commit_group_size").record(group.len() as f64);

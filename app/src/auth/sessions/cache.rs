@@ -4,12 +4,12 @@
 //! - [`VerifiedTokens`]: an access token (the exact bytes) whose signature and claims were checked.
 //!   Only time can change the verdict, so a hit checks `exp` again (as Envoy's JWT filter does).
 //! - [`LiveSessions`]: that a session was alive, and whose it is, for at most [`LIVENESS_TTL_MS`].
-//!   A revocation forgets every entry at once, in this process and, through `revocations`, in
+//!   A revocation forgets every entry at once, in this process and, through `revocation`, in
 //!   the other instances on one PostgreSQL; a lost notification is still bounded by
 //!   [`LIVENESS_TTL_MS`].
 //! - [`KnownUsers`]: a user's name and creation time, for refresh answers.
 
-use super::AccessClaims;
+use crate::auth::AccessClaims;
 use crate::api::User;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,18 +21,18 @@ pub const LIVENESS_TTL_MS: i64 = 1_000;
 const CAPACITY: usize = 50_000;
 
 #[derive(Default)]
-pub(super) struct VerifiedTokens {
+pub(crate) struct VerifiedTokens {
     tokens: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
 }
 
 impl VerifiedTokens {
     /// The claims of `token` if it was verified before and `exp` (plus `leeway`) is still ahead.
-    pub(super) fn get(&self, token: &str, now_secs: i64, leeway: i64) -> Option<Arc<AccessClaims>> {
+    pub(crate) fn get(&self, token: &str, now_secs: i64, leeway: i64) -> Option<Arc<AccessClaims>> {
         let claims = read(&self.tokens).get(token).cloned()?;
         (now_secs < claims.exp + leeway).then_some(claims)
     }
 
-    pub(super) fn insert(&self, token: &str, claims: Arc<AccessClaims>, now_secs: i64, leeway: i64) {
+    pub(crate) fn insert(&self, token: &str, claims: Arc<AccessClaims>, now_secs: i64, leeway: i64) {
         let mut tokens = write(&self.tokens);
         if tokens.len() >= CAPACITY {
             tokens.retain(|_, c| now_secs < c.exp + leeway);
@@ -45,7 +45,7 @@ impl VerifiedTokens {
 }
 
 #[derive(Default)]
-pub(super) struct LiveSessions {
+pub(crate) struct LiveSessions {
     sessions: RwLock<HashMap<Box<str>, Alive>>,
     /// Bumped by every revocation: an answer read from the database before a revocation must not
     /// be remembered after it.
@@ -61,7 +61,7 @@ struct Alive {
 
 impl LiveSessions {
     /// The user of session `sid` if it was seen alive less than [`LIVENESS_TTL_MS`] ago.
-    pub(super) fn get(&self, sid: &str, user_id: &str, now: i64) -> Option<Arc<User>> {
+    pub(crate) fn get(&self, sid: &str, user_id: &str, now: i64) -> Option<Arc<User>> {
         let sessions = read(&self.sessions);
         let alive = sessions.get(sid)?;
         (now - alive.checked_at < LIVENESS_TTL_MS && now < alive.expires_at && alive.user.id == user_id)
@@ -69,12 +69,12 @@ impl LiveSessions {
     }
 
     /// Read before asking the database; pass it to [`Self::insert`].
-    pub(super) fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
     /// Remembers that `sid` was alive at `checked_at`, unless a revocation came since `epoch`.
-    pub(super) fn insert(&self, epoch: u64, sid: &str, user: Arc<User>, expires_at: i64, checked_at: i64) {
+    pub(crate) fn insert(&self, epoch: u64, sid: &str, user: Arc<User>, expires_at: i64, checked_at: i64) {
         let mut sessions = write(&self.sessions);
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
@@ -89,7 +89,7 @@ impl LiveSessions {
     }
 
     /// After any revocation or deletion: nothing is believed without asking again.
-    pub(super) fn forget_all(&self) {
+    pub(crate) fn forget_all(&self) {
         let mut sessions = write(&self.sessions);
         self.epoch.fetch_add(1, Ordering::AcqRel);
         sessions.clear();
@@ -99,16 +99,16 @@ impl LiveSessions {
 /// Users by id, for refresh answers. A username never changes, so only a deleted account is
 /// forgotten (its sessions go with it, so no refresh could ask for it anyway).
 #[derive(Default)]
-pub(super) struct KnownUsers {
+pub(crate) struct KnownUsers {
     users: RwLock<HashMap<Box<str>, Arc<User>>>,
 }
 
 impl KnownUsers {
-    pub(super) fn get(&self, id: &str) -> Option<Arc<User>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<User>> {
         read(&self.users).get(id).cloned()
     }
 
-    pub(super) fn insert(&self, user: Arc<User>) {
+    pub(crate) fn insert(&self, user: Arc<User>) {
         let mut users = write(&self.users);
         if users.len() >= CAPACITY {
             users.clear();
@@ -116,7 +116,7 @@ impl KnownUsers {
         users.insert(user.id.as_str().into(), user);
     }
 
-    pub(super) fn forget(&self, id: &str) {
+    pub(crate) fn forget(&self, id: &str) {
         write(&self.users).remove(id);
     }
 }

@@ -3,7 +3,7 @@
 //! older ones verify until every token they signed has expired, a newer one is published before
 //! it signs.
 
-use super::db::now_ms;
+use crate::auth::store::db::now_ms;
 use crate::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
