@@ -82,8 +82,6 @@ pub struct AccountDeletion {
     pub password: String,
 }
 
-
-
 /// A password or token as a server function's argument: the `#[server]` macro derives `Debug`
 /// for its arguments, and this prints `[redacted]` in the secret's place.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,9 +123,6 @@ debug_redacting!(Credentials { shown: [username], secret: [password] });
 debug_redacting!(RefreshRequest { shown: [], secret: [refresh_token] });
 debug_redacting!(PasswordChange { shown: [], secret: [current_password, new_password] });
 debug_redacting!(AccountDeletion { shown: [], secret: [password] });
-
-
-
 
 /// One logged-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

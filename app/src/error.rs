@@ -81,7 +81,9 @@ impl AppError {
         match self {
             Self::InvalidInput { .. } => 422,
             Self::UsernameTaken => 409,
-            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::InvalidToken | Self::InvalidDpopProof(_) => 401,
+            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::InvalidToken | Self::InvalidDpopProof(_) => {
+                401
+            }
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TooManyRequests { .. } => 429,
@@ -114,10 +116,7 @@ impl AppError {
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        Self::InvalidInput {
-            message: message.clone(),
-            fields: vec![FieldError { field: field.into(), message }],
-        }
+        Self::InvalidInput { message: message.clone(), fields: vec![FieldError { field: field.into(), message }] }
     }
 
     /// The same error about `field`: a rule checked under one name reported under another.
@@ -134,9 +133,7 @@ impl AppError {
     /// The message for one form field, if this error names it.
     pub fn field_message(&self, field: &str) -> Option<&str> {
         match self {
-            Self::InvalidInput { fields, .. } => {
-                fields.iter().find(|f| f.field == field).map(|f| f.message.as_str())
-            }
+            Self::InvalidInput { fields, .. } => fields.iter().find(|f| f.field == field).map(|f| f.message.as_str()),
             _ => None,
         }
     }
@@ -232,7 +229,11 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 fn seconds(n: u64) -> String {
-    if n == 1 { "1 second".into() } else { format!("{n} seconds") }
+    if n == 1 {
+        "1 second".into()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 /// The wire form of [`AppError`].
@@ -292,11 +293,12 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Request(_) => Self::Network("Could not reach Baton. Check your connection and try again.".into()),
-            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => Self::InvalidInput {
-                message: format!("The request is malformed: {e}"),
-                fields: Vec::new(),
-            },
+            ServerFnErrorErr::Request(_) => {
+                Self::Network("Could not reach Baton. Check your connection and try again.".into())
+            }
+            ServerFnErrorErr::Args(e) | ServerFnErrorErr::MissingArg(e) => {
+                Self::InvalidInput { message: format!("The request is malformed: {e}"), fields: Vec::new() }
+            }
             // On the server, only a request body can fail to deserialize (not UTF-8, say).
             #[cfg(feature = "ssr")]
             ServerFnErrorErr::Deserialization(_) => {
@@ -307,7 +309,9 @@ impl FromServerFnError for AppError {
             #[cfg(feature = "ssr")]
             ServerFnErrorErr::Response(_) => Self::Network(UNREADABLE_ANSWER.into()),
             #[cfg(not(feature = "ssr"))]
-            ServerFnErrorErr::Response(_) | ServerFnErrorErr::Deserialization(_) => Self::Network(UNREADABLE_ANSWER.into()),
+            ServerFnErrorErr::Response(_) | ServerFnErrorErr::Deserialization(_) => {
+                Self::Network(UNREADABLE_ANSWER.into())
+            }
             #[cfg(feature = "ssr")]
             other => Self::internal(other),
             // The browser's own client failed before or instead of a call (`ui::client`).
@@ -389,6 +393,9 @@ mod tests {
     #[test]
     fn internal_errors_carry_no_detail() {
         let json = serde_json::to_string(&AppError::Internal).unwrap();
-        assert_eq!(json, r#"{"error":"internal_error","message":"Something went wrong on our side. Please try again."}"#);
+        assert_eq!(
+            json,
+            r#"{"error":"internal_error","message":"Something went wrong on our side. Please try again."}"#
+        );
     }
 }

@@ -18,7 +18,8 @@ mod ssr {
     use std::net::SocketAddr;
 
     pub fn auth() -> Result<AuthService, AppError> {
-        leptos::prelude::use_context::<AuthService>().ok_or_else(|| AppError::internal("AuthService missing from context"))
+        leptos::prelude::use_context::<AuthService>()
+            .ok_or_else(|| AppError::internal("AuthService missing from context"))
     }
 
     pub async fn headers() -> Result<HeaderMap, AppError> {
@@ -35,7 +36,8 @@ mod ssr {
         let auth = auth()?;
         let headers = headers().await?;
         let client = client().await?;
-        let principal = auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), &client).await?;
+        let principal =
+            auth.authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), &client).await?;
         Ok((auth, principal))
     }
 }

@@ -73,7 +73,8 @@ impl Assets {
             Some((stem, ext)) => format!("{stem}.{code_hash}.{ext}"),
             None => file.to_owned(),
         };
-        let js_hashed = rewrite_references(&js, &[(format!("./{SPLIT_LOADER}"), format!("./{}", hashed(SPLIT_LOADER)))]);
+        let js_hashed =
+            rewrite_references(&js, &[(format!("./{SPLIT_LOADER}"), format!("./{}", hashed(SPLIT_LOADER)))]);
         assets.insert(format!("{output_name}.js"), "text/javascript", js_hashed, true);
         assets.insert(format!("{name}.js"), "text/javascript", js, false);
         assets.add(name, "wasm", &output_name, "application/wasm", wasm);
@@ -90,7 +91,10 @@ impl Assets {
         }
         // A server built without cargo-leptos (no LEPTOS_OUTPUT_NAME at compile time) links
         // wasm-bindgen's own name for the WASM: serve that too.
-        for (alias, of) in [(format!("{output_name}_bg.wasm"), format!("{output_name}.wasm")), (format!("{name}_bg.wasm"), format!("{name}.wasm"))] {
+        for (alias, of) in [
+            (format!("{output_name}_bg.wasm"), format!("{output_name}.wasm")),
+            (format!("{name}_bg.wasm"), format!("{name}.wasm")),
+        ] {
             if let Some(asset) = assets.files.get(&of).cloned() {
                 assets.files.insert(alias, asset);
             }
@@ -108,7 +112,13 @@ impl Assets {
         let etag = etag_of(&content);
         let (plain, compressed) = (bytes::Bytes::from(content), Arc::new(OnceCell::new()));
         for (file, immutable) in [(format!("{hashed_name}.{ext}"), true), (format!("{plain_name}.{ext}"), false)] {
-            let asset = Asset { content_type, etag: etag.clone(), immutable, plain: plain.clone(), compressed: compressed.clone() };
+            let asset = Asset {
+                content_type,
+                etag: etag.clone(),
+                immutable,
+                plain: plain.clone(),
+                compressed: compressed.clone(),
+            };
             self.files.insert(file, Arc::new(asset));
         }
     }
@@ -116,7 +126,8 @@ impl Assets {
     /// One file under one name.
     fn insert(&mut self, file: String, content_type: &'static str, content: Vec<u8>, immutable: bool) {
         let etag = etag_of(&content);
-        let asset = Asset { content_type, etag, immutable, plain: content.into(), compressed: Arc::new(OnceCell::new()) };
+        let asset =
+            Asset { content_type, etag, immutable, plain: content.into(), compressed: Arc::new(OnceCell::new()) };
         self.files.insert(file, Arc::new(asset));
     }
 
@@ -267,7 +278,8 @@ fn preferred_encoding(request: &HeaderMap) -> Encoding {
         .filter_map(|item| {
             let mut parts = item.split(';');
             let coding = parts.next()?.trim().to_ascii_lowercase();
-            let refused = parts.any(|p| matches!(p.trim().strip_prefix("q="), Some(q) if q.trim().parse::<f32>().ok() == Some(0.0)));
+            let refused = parts
+                .any(|p| matches!(p.trim().strip_prefix("q="), Some(q) if q.trim().parse::<f32>().ok() == Some(0.0)));
             (!refused).then_some(coding)
         })
         .collect();

@@ -69,7 +69,8 @@ impl Invocation {
             [arg] => Ok(arg.clone()),
             _ => Err(format!("{name} takes one argument: <{what}>")),
         };
-        let none = |command: Command| if rest.is_empty() { Ok(command) } else { Err(format!("{name} takes no argument")) };
+        let none =
+            |command: Command| if rest.is_empty() { Ok(command) } else { Err(format!("{name} takes no argument")) };
         let command = match name {
             "help" | "--help" | "-h" => return Ok(Self::Help),
             "check-config" => none(Command::CheckConfig)?,
@@ -110,15 +111,18 @@ impl Command {
             }
             Self::Keys(command) => {
                 let config = &settings.auth;
-                let db = match app::auth::store::db::connect_and_migrate(&config.database_url, config.db_timeout).await {
+                let db = match app::auth::store::db::connect_and_migrate(&config.database_url, config.db_timeout).await
+                {
                     Ok(db) => db,
                     Err(e) => return failed(e),
                 };
                 let outcome = match command {
-                    KeyCommand::Seal => app::auth::tokens::keys::seal_plain_rows(&db, config).await.map(|n| format!("{n} key(s) sealed")),
-                    KeyCommand::RotateKek => {
-                        app::auth::tokens::keys::rotate_kek(&db, config).await.map(|n| format!("{n} key(s) re-sealed under the new KEY_ENCRYPTION_KEY"))
-                    }
+                    KeyCommand::Seal => app::auth::tokens::keys::seal_plain_rows(&db, config)
+                        .await
+                        .map(|n| format!("{n} key(s) sealed")),
+                    KeyCommand::RotateKek => app::auth::tokens::keys::rotate_kek(&db, config)
+                        .await
+                        .map(|n| format!("{n} key(s) re-sealed under the new KEY_ENCRYPTION_KEY")),
                 };
                 db.close().await;
                 outcome.map_or_else(failed, done)
@@ -154,7 +158,9 @@ impl DbCommand {
                 eprintln!("{} live session(s)", sessions.len());
                 ExitCode::SUCCESS
             }
-            Self::RevokeSessions(username) => done(format!("{username}: {} session(s) ended", auth.revoke_sessions_of(&username).await?)),
+            Self::RevokeSessions(username) => {
+                done(format!("{username}: {} session(s) ended", auth.revoke_sessions_of(&username).await?))
+            }
             Self::RevokeSession(id) => {
                 auth.revoke_session_by_id(&id).await?;
                 done(format!("session {id} ended"))

@@ -179,8 +179,10 @@ impl PerAddress {
             IpAddr::V6(_) => &[(64, 1), (56, 4), (48, 16)],
             IpAddr::V4(_) => &[(32, 1)],
         };
-        let networks: Vec<((IpAddr, u8), usize)> =
-            shares.iter().map(|&(prefix, times)| ((network(Some(ip), prefix), prefix), cap.saturating_mul(times))).collect();
+        let networks: Vec<((IpAddr, u8), usize)> = shares
+            .iter()
+            .map(|&(prefix, times)| ((network(Some(ip), prefix), prefix), cap.saturating_mul(times)))
+            .collect();
         let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if networks.iter().any(|(net, cap)| counts.get(net).is_some_and(|count| count >= cap)) {
             return Admission::Refused;
@@ -250,7 +252,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<IO> {
         self.progress(cx, result)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         self.progress(cx, result)
     }
@@ -278,7 +284,9 @@ mod tests {
         let per_address = PerAddress::default();
         let mut held = Vec::new();
         for address in addresses {
-            if let Admission::Counted(slot) = per_address.admit(address.parse().unwrap(), &TrustedProxies::default(), cap) {
+            if let Admission::Counted(slot) =
+                per_address.admit(address.parse().unwrap(), &TrustedProxies::default(), cap)
+            {
                 held.push(slot);
             }
         }

@@ -16,10 +16,10 @@ pub mod settings;
 mod site;
 
 use app::auth::AuthService;
-use settings::{HttpSettings, Settings};
 use axum::extract::FromRef;
 use axum::{middleware, Router};
 use leptos::prelude::LeptosOptions;
+use settings::{HttpSettings, Settings};
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -106,7 +106,11 @@ pub struct Spawned {
 }
 
 /// Starts the auth core and serves on `addr` (port 0 picks a free port) in the background.
-pub async fn spawn(settings: Settings, leptos_options: LeptosOptions, addr: SocketAddr) -> Result<Spawned, Box<dyn std::error::Error>> {
+pub async fn spawn(
+    settings: Settings,
+    leptos_options: LeptosOptions,
+    addr: SocketAddr,
+) -> Result<Spawned, Box<dyn std::error::Error>> {
     let auth = AuthService::start(settings.auth).await?;
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

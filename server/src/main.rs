@@ -1,6 +1,6 @@
-use server::settings::Settings;
 use leptos::config::get_configuration;
 use server::cli::{Invocation, USAGE};
+use server::settings::Settings;
 use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;

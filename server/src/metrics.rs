@@ -67,6 +67,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     let status = res.status().as_u16().to_string();
     metrics::histogram!("baton_http_request_duration_seconds", "route" => route.clone(), "method" => method)
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("baton_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    metrics::counter!("baton_http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
     res
 }

@@ -7,12 +7,12 @@
 //! Kept: `GET` answers of status 200 whose policy carries a nonce (pages, not files or JSON),
 //! for at most [`CAPACITY`] URLs of at most [`MAX_KEY`] bytes; anything else is rendered each time.
 
+use app::error::AppError;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use app::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http_body_util::BodyExt;
@@ -104,7 +104,8 @@ impl Template {
     }
 
     fn fill(&self, nonce: &str) -> Response {
-        let mut page = Vec::with_capacity(self.parts.iter().map(Bytes::len).sum::<usize>() + nonce.len() * self.parts.len());
+        let mut page =
+            Vec::with_capacity(self.parts.iter().map(Bytes::len).sum::<usize>() + nonce.len() * self.parts.len());
         for (i, part) in self.parts.iter().enumerate() {
             if i > 0 {
                 page.extend_from_slice(nonce.as_bytes());

@@ -90,38 +90,44 @@ impl HttpSettings {
 /// the README (after the auth core's).
 pub static HTTP_SETTINGS: &[Setting<HttpSettings>] = &[
     Setting {
-        var: "CORS_ORIGINS", default: Unset::Means("none"),
+        var: "CORS_ORIGINS",
+        default: Unset::Means("none"),
         doc: "Comma-separated origins allowed to call the REST API from a browser",
         read: |v, s| cors_origins(v).map(|origins| s.cors_origins = origins),
         show: |s| show_list(&s.cors_origins),
     },
     Setting {
-        var: "HEADER_READ_TIMEOUT", default: Unset::Is("10"),
+        var: "HEADER_READ_TIMEOUT",
+        default: Unset::Is("10"),
         doc: "A client must send its request head within this time (idle keep-alive connections too), else the \
               connection is closed",
         read: |v, s| secs(v, 1).map(|d| s.limits.header_read_timeout = d),
         show: |s| show_secs(s.limits.header_read_timeout),
     },
     Setting {
-        var: "BODY_READ_TIMEOUT", default: Unset::Is("10"),
+        var: "BODY_READ_TIMEOUT",
+        default: Unset::Is("10"),
         doc: "A client must send its request body within this time, else it gets 408",
         read: |v, s| secs(v, 1).map(|d| s.limits.body_read_timeout = d),
         show: |s| show_secs(s.limits.body_read_timeout),
     },
     Setting {
-        var: "MAX_HEADER_BYTES", default: Unset::Is("16384"),
+        var: "MAX_HEADER_BYTES",
+        default: Unset::Is("16384"),
         doc: "Larger request heads get 431; bodies are limited to 16 KiB (413)",
         read: |v, s| number(v, 8 * 1024, 1024 * 1024).map(|n| s.limits.max_header_bytes = n as usize),
         show: |s| s.limits.max_header_bytes.to_string(),
     },
     Setting {
-        var: "MAX_CONNECTIONS", default: Unset::Is("1024"),
+        var: "MAX_CONNECTIONS",
+        default: Unset::Is("1024"),
         doc: "Open connections at once; more wait in the listen backlog",
         read: |v, s| number(v, 1, 1_000_000).map(|n| s.limits.max_connections = n as usize),
         show: |s| s.limits.max_connections.to_string(),
     },
     Setting {
-        var: "MAX_CONNECTIONS_PER_ADDRESS", default: Unset::Is("64"),
+        var: "MAX_CONNECTIONS_PER_ADDRESS",
+        default: Unset::Is("64"),
         doc: "Open connections from one address (IPv6: one /64, and 4× that per /56, 16× per /48); one more gets \
               `503` with `Retry-After: 1` after its request head is read, then the connection closes (as \
               nginx's `limit_conn`), not a reset. Trusted proxies are exempt",
@@ -129,19 +135,22 @@ pub static HTTP_SETTINGS: &[Setting<HttpSettings>] = &[
         show: |s| s.limits.max_connections_per_address.to_string(),
     },
     Setting {
-        var: "RESPONSE_WRITE_TIMEOUT", default: Unset::Is("30"),
+        var: "RESPONSE_WRITE_TIMEOUT",
+        default: Unset::Is("30"),
         doc: "A client that reads nothing of its response for this long loses the connection",
         read: |v, s| secs(v, 1).map(|d| s.limits.response_write_timeout = d),
         show: |s| show_secs(s.limits.response_write_timeout),
     },
     Setting {
-        var: "SHUTDOWN_TIMEOUT", default: Unset::Is("30"),
+        var: "SHUTDOWN_TIMEOUT",
+        default: Unset::Is("30"),
         doc: "On SIGTERM or SIGINT, how long requests in flight may take to finish",
         read: |v, s| secs(v, 1).map(|d| s.limits.shutdown_timeout = d),
         show: |s| show_secs(s.limits.shutdown_timeout),
     },
     Setting {
-        var: "HSTS_MAX_AGE", default: Unset::Means("unset"),
+        var: "HSTS_MAX_AGE",
+        default: Unset::Means("unset"),
         doc: "Set when served over HTTPS: adds `Strict-Transport-Security: max-age=…; includeSubDomains`",
         read: |v, s| {
             s.hsts_max_age = if v.is_empty() { None } else { Some(secs(v, 0)?) };
@@ -162,16 +171,19 @@ pub struct ReadElsewhere {
 pub static READ_ELSEWHERE: &[ReadElsewhere] = &[
     ReadElsewhere { var: "LEPTOS_SITE_ADDR", default: Unset::Is("127.0.0.1:3000"), doc: "Address to listen on" },
     ReadElsewhere {
-        var: "RUST_LOG", default: Unset::Is("info,sqlx=warn"),
+        var: "RUST_LOG",
+        default: Unset::Is("info,sqlx=warn"),
         doc: "Log filter; security events have the target `security`",
     },
     ReadElsewhere {
-        var: "METRICS_ADDR", default: Unset::Means("unset (off)"),
+        var: "METRICS_ADDR",
+        default: Unset::Means("unset (off)"),
         doc: "Serve Prometheus metrics at `http://<addr>/metrics`, on this address only (say `127.0.0.1:9100`; \
               never the public one). See \"Metrics\" below",
     },
     ReadElsewhere {
-        var: "LOG_FORMAT", default: Unset::Is("text"),
+        var: "LOG_FORMAT",
+        default: Unset::Is("text"),
         doc: "`json`: one JSON object per line for log shippers, the event's fields at the top level (a security \
               event's `event`, `user_id`, `session_id`, `ip`, `detail`)",
     },

@@ -81,7 +81,9 @@ fn no_script_page(stylesheet: &str) -> impl Fn() -> std::future::Ready<Response>
         headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            header::HeaderValue::from_static("default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+            header::HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
         );
         std::future::ready(res)
     }
@@ -90,7 +92,11 @@ fn no_script_page(stylesheet: &str) -> impl Fn() -> std::future::Ready<Response>
 /// Files on disk, else the "page not found" page (which links the stylesheet too).
 fn fallback(
     state: &AppState,
-) -> impl Fn(axum::http::Uri, axum::extract::State<AppState>, Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
+) -> impl Fn(
+    axum::http::Uri,
+    axum::extract::State<AppState>,
+    Request,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
        + Clone
        + Send
        + 'static {

@@ -48,7 +48,8 @@ impl AuthService {
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
         let key = self.presented_key(client).await?;
         let hash = self.inner.hasher.hash(&password, Lane::Other).await?;
-        let user = UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
+        let user =
+            UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
         let insert = sqlx::query(
             "INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -57,9 +58,13 @@ impl AuthService {
         .bind(username.key())
         .bind(&hash)
         .bind(user.created_at);
-        self.execute_write(insert)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { AppError::UsernameTaken } else { AppError::from(e) })?;
+        self.execute_write(insert).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                AppError::UsernameTaken
+            } else {
+                AppError::from(e)
+            }
+        })?;
         let response = self.start_session(&user, 0, client, key).await?;
         self.record(Event::Signup.of(Some(&user.id), None, client)).await;
         Ok(response)
@@ -84,8 +89,10 @@ impl AuthService {
             Some(f) if failures_before == 0 && self.logged_in_recently_from(&f.user.id, client).await? => Lane::Known,
             _ => Lane::Other,
         };
-        let verified = self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str()), lane).await?;
-        let Some(UserWithHash { user, password_hash, password_version }) = found.as_ref().filter(|_| verified.ok) else {
+        let verified =
+            self.inner.hasher.verify(&password, found.as_ref().map(|f| f.password_hash.as_str()), lane).await?;
+        let Some(UserWithHash { user, password_hash, password_version }) = found.as_ref().filter(|_| verified.ok)
+        else {
             // The log may say whose account is under attack; the answer may not.
             self.record(Event::LoginFailed.of(found.as_ref().map(|f| f.user.id.as_str()), None, client)).await;
             return Err(AppError::InvalidCredentials);
@@ -95,11 +102,13 @@ impl AuthService {
             let hash = self.inner.hasher.hash(&password, Lane::Known).await?;
             // Only over the hash that was verified, of the same version: a password changed
             // meanwhile stays changed (and another login's rehash of it is as good as this one).
-            let rehash = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3 AND password_version = $4")
-                .bind(&hash)
-                .bind(&user.id)
-                .bind(password_hash)
-                .bind(password_version);
+            let rehash = sqlx::query(
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3 AND password_version = $4",
+            )
+            .bind(&hash)
+            .bind(&user.id)
+            .bind(password_hash)
+            .bind(password_version);
             self.execute_write(rehash).await?;
         }
         // Fails if the password changed since it was read (see `start_session`).
@@ -114,21 +123,25 @@ impl AuthService {
     /// account that failed since loses it until its next success.
     async fn logged_in_recently_from(&self, user_id: &str, client: &ClientInfo) -> Result<bool, AppError> {
         let Some(ip) = client.ip.as_deref() else { return Ok(false) };
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sessions WHERE user_id = $1 AND ip = $2 AND created_at > $3 LIMIT 1",
-        )
-        .bind(user_id)
-        .bind(ip)
-        .bind(now_ms() - 30 * 86_400_000)
-        .fetch_optional(self.db())
-        .await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sessions WHERE user_id = $1 AND ip = $2 AND created_at > $3 LIMIT 1")
+                .bind(user_id)
+                .bind(ip)
+                .bind(now_ms() - 30 * 86_400_000)
+                .fetch_optional(self.db())
+                .await?;
         Ok(found.is_some())
     }
 
     /// Sets a new password after checking the current one; every other session of the user ends
     /// (whoever else knew the old password is out), this one stays.
     #[tracing::instrument(skip_all)]
-    pub async fn change_password(&self, principal: &Principal, input: &PasswordChange, client: &ClientInfo) -> Result<(), AppError> {
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        input: &PasswordChange,
+        client: &ClientInfo,
+    ) -> Result<(), AppError> {
         // The new password's rules first: a change that cannot succeed costs no hash at all (the
         // rules are public, so checking them first tells nobody anything).
         let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
@@ -163,7 +176,12 @@ impl AuthService {
     /// Deletes the account after checking its password: the user, every session and refresh
     /// token, the login count. The security log keeps its rows (ids and addresses only).
     #[tracing::instrument(skip_all)]
-    pub async fn delete_account(&self, principal: &Principal, input: &AccountDeletion, client: &ClientInfo) -> Result<(), AppError> {
+    pub async fn delete_account(
+        &self,
+        principal: &Principal,
+        input: &AccountDeletion,
+        client: &ClientInfo,
+    ) -> Result<(), AppError> {
         let (user, _confirming) = self.confirm_password(principal, &input.password, client).await?;
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)")
@@ -172,7 +190,10 @@ impl AuthService {
             .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&user.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&user.username_key).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
+            .bind(&user.username_key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.sessions_ended().await;
         self.inner.users.forget(&user.id);
@@ -194,10 +215,10 @@ impl AuthService {
         let user = sqlx::query_as::<_, AccountRow>(
             "SELECT id, username_key, password_hash, password_version FROM users WHERE id = $1",
         )
-            .bind(&principal.user_id)
-            .fetch_optional(self.db())
-            .await?
-            .ok_or(AppError::InvalidToken)?;
+        .bind(&principal.user_id)
+        .fetch_optional(self.db())
+        .await?
+        .ok_or(AppError::InvalidToken)?;
         self.claim_login_attempt(&user.username_key, client).await?;
         // A password outside the length rules is simply not this one.
         let ok = match Password::parse(password) {

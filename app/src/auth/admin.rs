@@ -41,7 +41,10 @@ impl AuthService {
             self.execute_write(sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(&key)).await? > 0;
         if cleared {
             let user_id = self.user_id_by_key(&key).await;
-            self.record(Event::AccountUnlocked.of(user_id.as_deref(), None, &operator()).with_detail(Some("by an operator"))).await;
+            self.record(
+                Event::AccountUnlocked.of(user_id.as_deref(), None, &operator()).with_detail(Some("by an operator")),
+            )
+            .await;
         }
         Ok(cleared)
     }
@@ -65,15 +68,19 @@ impl AuthService {
         if uuid::Uuid::try_parse(session_id).is_err() {
             return Err(AppError::NotFound);
         }
-        let user_id: Option<String> = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
-            .bind(session_id)
-            .fetch_optional(self.db())
-            .await?;
+        let user_id: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+                .bind(session_id)
+                .fetch_optional(self.db())
+                .await?;
         let Some(user_id) = user_id else { return Err(AppError::NotFound) };
         if self.revoke(Scope::Session(session_id.to_owned()), Reason::Operator, None).await? == 0 {
             return Err(AppError::NotFound);
         }
-        self.record(Event::SessionRevoked.of(Some(&user_id), Some(session_id), &operator()).with_detail(Some("by an operator"))).await;
+        self.record(
+            Event::SessionRevoked.of(Some(&user_id), Some(session_id), &operator()).with_detail(Some("by an operator")),
+        )
+        .await;
         Ok(())
     }
 

@@ -61,7 +61,9 @@ impl ClientInfo {
         let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default());
         client.same_origin = match (text("sec-fetch-site"), text("origin")) {
             (Some(site), _) => site == "same-origin",
-            (None, Some(sent)) => origin::origin(sent).is_some_and(|o| Some(o) == origin::origin(&format!("{scheme}://{host}"))),
+            (None, Some(sent)) => {
+                origin::origin(sent).is_some_and(|o| Some(o) == origin::origin(&format!("{scheme}://{host}")))
+            }
             (None, None) => true,
         };
         let mut proofs = headers.get_all("dpop").iter();

@@ -98,9 +98,8 @@ impl AuthService {
         );
         let rotation = keys::RotationKeys::default();
         rotation.set(loaded.rotation);
-        let hasher = PasswordHasher::new(settings.argon2, settings.max_concurrent_hashes)
-            .await
-            .map_err(StartError::Hasher)?;
+        let hasher =
+            PasswordHasher::new(settings.argon2, settings.max_concurrent_hashes).await.map_err(StartError::Hasher)?;
         let writer = writer::Writer::new(db.clone(), settings.is_sqlite());
         let rate_limiter = RateLimiter::new(settings.rate_limits);
         let limits_db = match settings.is_sqlite() {

@@ -96,7 +96,8 @@ where
     if ClientRes::<E>::status(&res) != 401 || !refused_access_token(&res) {
         return Ok(res);
     }
-    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected.token).await.map_err(into_client_error)? else {
+    let Some(fresh) = crate::ui::session::refresh_after_rejection(&rejected.token).await.map_err(into_client_error)?
+    else {
         return Ok(res);
     };
     authorize(&spare, &fresh).await;

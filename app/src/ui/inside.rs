@@ -54,7 +54,8 @@ fn InsidePage() -> impl IntoView {
         }
     });
     let confirming = RwSignal::new(false);
-    let leave_error = move || leave.value().get().and_then(Result::err).map(|e| format!("You are still logged in: {e}"));
+    let leave_error =
+        move || leave.value().get().and_then(Result::err).map(|e| format!("You are still logged in: {e}"));
 
     view! {
         <section class="stack">

@@ -53,18 +53,23 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
     let server_error = move || action.value().get().and_then(Result::err);
     let user_error = move || {
         let local = (user_touched.get() || submitted.get())
-            .then(|| Username::parse(&username.get()).err().and_then(|e| e.field_message("username").map(str::to_owned)))
+            .then(|| {
+                Username::parse(&username.get()).err().and_then(|e| e.field_message("username").map(str::to_owned))
+            })
             .flatten();
         local.or_else(|| server_error().and_then(|e| e.field_message("username").map(str::to_owned)))
     };
     let pass_error = move || {
         let local = (pass_touched.get() || submitted.get())
-            .then(|| Password::parse(&password.get()).err().and_then(|e| e.field_message("password").map(str::to_owned)))
+            .then(|| {
+                Password::parse(&password.get()).err().and_then(|e| e.field_message("password").map(str::to_owned))
+            })
             .flatten();
         local.or_else(|| server_error().and_then(|e| e.field_message("password").map(str::to_owned)))
     };
     // Errors not about one field (wrong password, name taken, too many attempts, offline).
-    let form_error = move || server_error().filter(|e| !matches!(e, AppError::InvalidInput { fields, .. } if !fields.is_empty()));
+    let form_error =
+        move || server_error().filter(|e| !matches!(e, AppError::InvalidInput { fields, .. } if !fields.is_empty()));
 
     // While the server asks to wait (429), the button counts down instead of letting the user
     // collect more refusals.
@@ -143,7 +148,9 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
     };
     let password_hint = match mode {
         Mode::Login => None,
-        Mode::Signup => Some(format!("{PASSWORD_MIN} to {PASSWORD_MAX} characters. A passphrase of a few words works well.")),
+        Mode::Signup => {
+            Some(format!("{PASSWORD_MIN} to {PASSWORD_MAX} characters. A passphrase of a few words works well."))
+        }
     };
 
     view! {

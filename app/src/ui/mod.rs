@@ -82,7 +82,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// Under `cargo leptos watch` the live-reload socket is allowed too.
 #[cfg(feature = "ssr")]
 fn set_content_security_policy(options: &LeptosOptions) {
-    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
         return;
     };
     let live_reload = match std::env::var("LEPTOS_WATCH") {

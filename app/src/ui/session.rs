@@ -281,7 +281,14 @@ mod browser {
         // through the hand-off too, or the next page would start logged out.
         let links = window_event_listener(leptos::ev::click, |ev| {
             use wasm_bindgen::JsCast;
-            if !store::in_memory() || ev.default_prevented() || ev.button() != 0 || ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.alt_key() {
+            if !store::in_memory()
+                || ev.default_prevented()
+                || ev.button() != 0
+                || ev.ctrl_key()
+                || ev.meta_key()
+                || ev.shift_key()
+                || ev.alt_key()
+            {
                 return;
             }
             let link = ev
@@ -400,7 +407,11 @@ mod browser {
                         // Unless another tab logged in again meanwhile.
                         let now = store::load();
                         if now.is_none() {
-                            let why = if matches!(outcome, Outcome::Ended) { Notice::SessionEnded } else { Notice::RenewalInterrupted };
+                            let why = if matches!(outcome, Outcome::Ended) {
+                                Notice::SessionEnded
+                            } else {
+                                Notice::RenewalInterrupted
+                            };
                             auth.notice.set(Some(why));
                         }
                         auth.show(now.as_ref());
@@ -411,7 +422,9 @@ mod browser {
                 });
                 match outcome {
                     Outcome::Renewed(tokens) => Ok(tokens),
-                    Outcome::Ended | Outcome::Interrupted | Outcome::LoggedOutMeanwhile => Err(AppError::InvalidRefreshToken),
+                    Outcome::Ended | Outcome::Interrupted | Outcome::LoggedOutMeanwhile => {
+                        Err(AppError::InvalidRefreshToken)
+                    }
                     Outcome::Failed(e) => Err(e),
                 }
             }
@@ -512,7 +525,8 @@ mod browser {
         match call().await {
             // Refused before anything changed: the same token is still good a moment later.
             Err(AppError::Busy { retry_after })
-                if retry_after <= BUSY_RETRY_MAX_SECS && js_sys::Date::now() + (retry_after as f64 + 1.0) * 1000.0 < deadline =>
+                if retry_after <= BUSY_RETRY_MAX_SECS
+                    && js_sys::Date::now() + (retry_after as f64 + 1.0) * 1000.0 < deadline =>
             {
                 timer::sleep(retry_after as i32 * 1000).await;
                 call().await
@@ -522,7 +536,10 @@ mod browser {
     }
 
     /// `call`, given up (as a network failure) when the refresh's budget runs out.
-    async fn within_budget<T>(deadline: f64, call: impl std::future::Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
+    async fn within_budget<T>(
+        deadline: f64,
+        call: impl std::future::Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
         let left = (deadline - js_sys::Date::now()).max(0.0) as i32;
         timer::within(left, call).await.unwrap_or_else(|| Err(AppError::Network(TOO_LONG.into())))
     }

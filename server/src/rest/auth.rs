@@ -39,7 +39,11 @@ fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: this address signs up too often; see `Retry-After`", body = ErrorBody),
     ))]
-pub async fn signup(State(s): State<AppState>, Client(client): Client, Json(body): Json<Credentials>) -> Result<Response, AppError> {
+pub async fn signup(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<Credentials>,
+) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::CREATED, s.auth.signup(&body, &client).await?))
 }
 
@@ -51,7 +55,11 @@ pub async fn signup(State(s): State<AppState>, Client(client): Client, Json(body
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: this address, or this username after failed attempts, must wait `Retry-After` seconds", body = ErrorBody),
     ))]
-pub async fn login(State(s): State<AppState>, Client(client): Client, Json(body): Json<Credentials>) -> Result<Response, AppError> {
+pub async fn login(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<Credentials>,
+) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::OK, s.auth.login(&body, &client).await?))
 }
 
@@ -63,7 +71,11 @@ pub async fn login(State(s): State<AppState>, Client(client): Client, Json(body)
         (status = 429, description = "`too_many_requests`: this address refreshes too often; see `Retry-After`", body = ErrorBody),
         (status = 503, description = "`server_busy`: the database is busy or unreachable; nothing was spent, retry after `Retry-After` with the same token", body = ErrorBody),
     ))]
-pub async fn refresh(State(s): State<AppState>, Client(client): Client, Json(body): Json<RefreshRequest>) -> Result<Response, AppError> {
+pub async fn refresh(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::OK, s.auth.refresh(&body.refresh_token, &client).await?))
 }
 
@@ -73,7 +85,11 @@ pub async fn refresh(State(s): State<AppState>, Client(client): Client, Json(bod
         (status = 401, description = "`invalid_refresh_token`", body = ErrorBody),
         (status = 429, description = "`too_many_requests`: this address refreshes too often; see `Retry-After`", body = ErrorBody),
     ))]
-pub async fn refresh_with_bearer(State(s): State<AppState>, Client(client): Client, parts: Parts) -> Result<Response, AppError> {
+pub async fn refresh_with_bearer(
+    State(s): State<AppState>,
+    Client(client): Client,
+    parts: Parts,
+) -> Result<Response, AppError> {
     let token = bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?;
     Ok(no_store(StatusCode::OK, s.auth.refresh(token, &client).await?))
 }
@@ -84,7 +100,12 @@ pub async fn refresh_with_bearer(State(s): State<AppState>, Client(client): Clie
         (status = 401, description = "`invalid_refresh_token`: no refresh token given", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
     ))]
-pub async fn logout(State(s): State<AppState>, Client(client): Client, parts: Parts, body: Bytes) -> Result<StatusCode, AppError> {
+pub async fn logout(
+    State(s): State<AppState>,
+    Client(client): Client,
+    parts: Parts,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
     // No body, or a JSON `null` (the document declares the body optional): the Bearer header.
     let token = if body.is_empty() || body.trim_ascii() == b"null" {
         bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?.to_owned()
@@ -102,7 +123,11 @@ pub async fn logout(State(s): State<AppState>, Client(client): Client, parts: Pa
         (status = 204, description = "Every session of the user is revoked"),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
     ))]
-pub async fn logout_all(State(s): State<AppState>, Client(client): Client, Authenticated(who): Authenticated) -> Result<StatusCode, AppError> {
+pub async fn logout_all(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+) -> Result<StatusCode, AppError> {
     s.auth.logout_all(&who, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,7 +49,9 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
             message: format!("The JSON does not have the expected fields: {}", e.body_text()),
             fields: Vec::new(),
         },
-        JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(format!("The body is not valid JSON: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => {
+            AppError::BadRequest(format!("The body is not valid JSON: {}", e.body_text()))
+        }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         other => AppError::BadRequest(other.body_text()),
     }
@@ -64,7 +66,8 @@ impl FromRequestParts<AppState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let authorization = authorization(parts);
         // Only a DPoP-bound token needs the request's URL and proof; a bearer call skips that work.
-        let client = if app::auth::presents_dpop(authorization) { client_info(parts, state) } else { ClientInfo::default() };
+        let client =
+            if app::auth::presents_dpop(authorization) { client_info(parts, state) } else { ClientInfo::default() };
         state.auth.authenticate(authorization, &client).await.map(Self)
     }
 }

@@ -75,7 +75,11 @@ impl utoipa::Modify for BearerSchemes {
             components.add_security_scheme(
                 name,
                 SecurityScheme::Http(
-                    HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).description(Some(what)).build(),
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format(format)
+                        .description(Some(what))
+                        .build(),
                 ),
             );
         }

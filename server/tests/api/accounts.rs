@@ -68,8 +68,10 @@ async fn long_unicode_passwords_are_used_whole() {
 async fn a_failed_login_does_not_reveal_whether_the_account_exists() {
     let app = spawn_app().await;
     app.signup("alice").await;
-    let wrong_password = app.post("/api/auth/login", json!({"username": "alice", "password": "not the password"})).await;
-    let unknown_user = app.post("/api/auth/login", json!({"username": "mallory", "password": "not the password"})).await;
+    let wrong_password =
+        app.post("/api/auth/login", json!({"username": "alice", "password": "not the password"})).await;
+    let unknown_user =
+        app.post("/api/auth/login", json!({"username": "mallory", "password": "not the password"})).await;
     assert_eq!(wrong_password.status(), 401);
     assert_eq!(unknown_user.status(), 401);
     let strip = |h: &reqwest::header::HeaderMap| {
@@ -89,12 +91,7 @@ async fn login_rehashes_when_the_argon2_parameters_change() {
     app.signup("alice").await;
     let stored = |app: &TestApp| {
         let db = app.auth.db().clone();
-        async move {
-            sqlx::query_scalar::<_, String>("SELECT password_hash FROM users")
-                .fetch_one(&db)
-                .await
-                .unwrap()
-        }
+        async move { sqlx::query_scalar::<_, String>("SELECT password_hash FROM users").fetch_one(&db).await.unwrap() }
     };
     let before = stored(&app).await;
     assert!(before.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"), "{before}");
@@ -196,11 +193,16 @@ async fn deleting_the_account_needs_the_password_and_leaves_nothing_behind() {
         assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 401);
     }
     for table in ["users", "sessions", "refresh_tokens", "login_attempts"] {
-        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(app.auth.db()).await.unwrap();
+        let rows: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(app.auth.db()).await.unwrap();
         assert_eq!(rows, 0, "{table}");
     }
-    assert_error(app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await, 401, "invalid_credentials")
-        .await;
+    assert_error(
+        app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind = 'account_deleted'")
         .fetch_all(app.auth.db())
         .await
@@ -217,7 +219,9 @@ async fn the_server_functions_change_the_password_and_delete_the_account_too() {
     let call = |endpoint: &str, form: &[(&str, &str)]| {
         app.http.post(app.url(&format!("/api/fn/{endpoint}"))).bearer_auth(&tokens.access_token).form(form).send()
     };
-    let res = call("change_password", &[("current_password", PASSWORD), ("new_password", "a brand new passphrase")]).await.unwrap();
+    let res = call("change_password", &[("current_password", PASSWORD), ("new_password", "a brand new passphrase")])
+        .await
+        .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
     let res = call("delete_account", &[("password", PASSWORD)]).await.unwrap();
     assert_eq!(res.status(), 401, "the old password no longer works");

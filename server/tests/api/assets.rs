@@ -42,7 +42,11 @@ async fn pages_link_hashed_names_that_are_compressed_and_immutable() {
         path.to_owned()
     };
     let (wasm_path, js_path, css_path) = (linked("wasm"), linked("js"), linked("css"));
-    assert_eq!(wasm_path.trim_end_matches(".wasm").trim_end_matches("_bg"), js_path.trim_end_matches(".js"), "one output name");
+    assert_eq!(
+        wasm_path.trim_end_matches(".wasm").trim_end_matches("_bg"),
+        js_path.trim_end_matches(".js"),
+        "one output name"
+    );
 
     let brotli = get(&app, &wasm_path, &[(ACCEPT_ENCODING, "gzip, deflate, br")]).await;
     assert_eq!(brotli.status(), 200);
@@ -100,8 +104,10 @@ async fn split_parts_share_the_hash_and_name_each_other_by_it() {
     std::fs::create_dir_all(root.join("pkg")).unwrap();
     let chunk: Vec<u8> = format!("\0asm chunk {} ", uuid::Uuid::new_v4()).repeat(500).into_bytes();
     std::fs::write(root.join("pkg/baton.wasm"), b"\0asm main").unwrap();
-    std::fs::write(root.join("pkg/baton.js"), "import * as s from \"./__wasm_split.______________________.js\";\n").unwrap();
-    let loader = "import { initSync } from \"./baton.js\";\nfetch(new URL(\"./split_inside_7.wasm\", import.meta.url));\n";
+    std::fs::write(root.join("pkg/baton.js"), "import * as s from \"./__wasm_split.______________________.js\";\n")
+        .unwrap();
+    let loader =
+        "import { initSync } from \"./baton.js\";\nfetch(new URL(\"./split_inside_7.wasm\", import.meta.url));\n";
     std::fs::write(root.join("pkg/__wasm_split.______________________.js"), loader).unwrap();
     std::fs::write(root.join("pkg/split_inside_7.wasm"), &chunk).unwrap();
     let app = spawn_app_serving(&root).await;
@@ -134,7 +140,9 @@ async fn split_parts_share_the_hash_and_name_each_other_by_it() {
     let at = inside.find(&format!("href=\"/pkg/split_inside_7.{hash}.wasm\"")).expect("the chunk is preloaded");
     let (start, end) = (inside[..at].rfind('<').unwrap(), at + inside[at..].find('>').unwrap());
     let link = &inside[start..=end];
-    for attribute in ["<link ", "rel=\"preload\"", "as=\"fetch\"", "type=\"application/wasm\"", "crossorigin=\"anonymous\""] {
+    for attribute in
+        ["<link ", "rel=\"preload\"", "as=\"fetch\"", "type=\"application/wasm\"", "crossorigin=\"anonymous\""]
+    {
         assert!(link.contains(attribute), "{attribute} in {link}");
     }
     assert!(!html.contains("split_inside_7"), "not on /login");

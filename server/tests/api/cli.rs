@@ -83,7 +83,10 @@ async fn an_operator_unlocks_lists_revokes_and_purges() {
     assert_eq!(rows, 0, "both were ended, and went");
     // The security log kept what the operator did.
     let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM security_events WHERE detail = 'by an operator' ORDER BY at").fetch_all(app.auth.db()).await.unwrap();
+        sqlx::query_scalar("SELECT kind FROM security_events WHERE detail = 'by an operator' ORDER BY at")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
     assert_eq!(kinds, ["account_unlocked", "session_revoked", "logout_all"]);
 }
 
@@ -102,7 +105,8 @@ async fn json_logs_are_one_object_per_line_with_the_security_fields() {
     assert_eq!(res.status(), 401);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let log = std::fs::read_to_string(&server.log).unwrap();
-    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     let failed = lines.iter().find(|l| l["event"] == "login_failed").expect("the security event, as JSON");
     assert_eq!(failed["target"], "security");
     assert_eq!(failed["ip"], "127.0.0.1");

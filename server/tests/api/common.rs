@@ -3,12 +3,12 @@
 //! command starts a PostgreSQL cluster and sets it), a fresh PostgreSQL database per test instead.
 #![allow(dead_code)]
 
-use app::auth::{AuthService, AuthSettings};
 /// What signup, login and refresh answer: the helpers return it, so the tests read fields, not keys.
 pub use app::api::TokenResponse;
+use app::auth::{AuthService, AuthSettings};
 use leptos::prelude::LeptosOptions;
-use server::settings::{HttpSettings, Settings};
 use serde_json::{json, Value};
+use server::settings::{HttpSettings, Settings};
 use sqlx::Connection;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,7 +79,11 @@ pub async fn spawn_pair(tweak: impl Fn(&mut AuthSettings)) -> (TestApp, TestApp)
 
 /// A client of its own, from `local` (127.0.0.2, .3 …: another machine) with `user_agent`.
 pub fn client_from(local: &str, user_agent: &str) -> reqwest::Client {
-    reqwest::Client::builder().local_address(local.parse::<std::net::IpAddr>().unwrap()).user_agent(user_agent).build().unwrap()
+    reqwest::Client::builder()
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .user_agent(user_agent)
+        .build()
+        .unwrap()
 }
 
 /// The test client stands for a reverse proxy: its `X-Forwarded-For` names the client.

@@ -24,7 +24,9 @@ async fn a_new_password_that_breaks_the_rules_is_refused_before_any_password_is_
     let app = spawn_app().await;
     let tokens = app.signup("alice").await;
     // Whatever the current password, the rules answer first: no hash, no count against the account.
-    for current in ["wrong guess", PASSWORD, "another wrong guess", "and another", "one more", "the sixth", "the seventh"] {
+    for current in
+        ["wrong guess", PASSWORD, "another wrong guess", "and another", "one more", "the sixth", "the seventh"]
+    {
         let body = assert_error(app.change_password(&tokens, current, "short").await, 422, "invalid_input").await;
         assert_eq!(body["fields"][0]["field"], "newPassword", "{body}");
     }
@@ -75,7 +77,8 @@ async fn an_account_confirms_one_password_at_a_time() {
     let tokens = app.signup("alice").await;
     // Four: fewer than the free attempts, so the backoff refuses none of them.
     let requests = (0..4).map(|_| app.change_password(&tokens, PASSWORD, NEW));
-    let mut statuses: Vec<u16> = futures::future::join_all(requests).await.iter().map(|r| r.status().as_u16()).collect();
+    let mut statuses: Vec<u16> =
+        futures::future::join_all(requests).await.iter().map(|r| r.status().as_u16()).collect();
     statuses.sort_unstable();
     assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?}");
     assert!(statuses.contains(&429), "the others waited for nothing: {statuses:?}");
@@ -98,7 +101,8 @@ async fn a_login_that_checked_the_old_password_gets_no_session_once_it_changed()
                 let (http, url, done) = (app.http.clone(), app.url("/api/auth/login"), done.clone());
                 tokio::spawn(async move {
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        let res = http.post(&url).json(&json!({"username": "alice", "password": old})).send().await.unwrap();
+                        let res =
+                            http.post(&url).json(&json!({"username": "alice", "password": old})).send().await.unwrap();
                         assert!([200, 401].contains(&res.status().as_u16()), "{}", res.status());
                     }
                 })
@@ -112,8 +116,15 @@ async fn a_login_that_checked_the_old_password_gets_no_session_once_it_changed()
             login.await.unwrap();
         }
         // The change ended every other session; none may have begun after it with the old password.
-        let live: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE revoked_at IS NULL").fetch_all(app.auth.db()).await.unwrap();
-        assert_eq!(live, std::slice::from_ref(&owner_session), "round {round}: a session from the old password outlived the change");
+        let live: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE revoked_at IS NULL")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
+        assert_eq!(
+            live,
+            std::slice::from_ref(&owner_session),
+            "round {round}: a session from the old password outlived the change"
+        );
     }
 }
 

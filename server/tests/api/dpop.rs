@@ -30,10 +30,20 @@ async fn a_session_started_with_a_proof_is_bound_to_its_key_from_login_to_every_
     assert_eq!(next.token_type, "DPoP");
     let access = next.access_token.clone();
     assert_eq!(cnf_jkt(&access).as_deref(), Some(key.jkt.as_str()), "still bound after a refresh");
-    assert_eq!(app.secret_with("DPoP", &access, Some(key.proof("GET", &secret_url, Some(&access)))).await.status(), 200);
+    assert_eq!(
+        app.secret_with("DPoP", &access, Some(key.proof("GET", &secret_url, Some(&access)))).await.status(),
+        200
+    );
     // The same request through a server function (what the browser calls).
     let fn_url = app.url("/api/fn/sessions");
-    let res = app.http.post(&fn_url).header("authorization", format!("DPoP {access}")).header("DPoP", key.proof("POST", &fn_url, Some(&access))).send().await.unwrap();
+    let res = app
+        .http
+        .post(&fn_url)
+        .header("authorization", format!("DPoP {access}"))
+        .header("DPoP", key.proof("POST", &fn_url, Some(&access)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }
 
@@ -51,16 +61,31 @@ async fn tokens_copied_without_the_key_are_refused_and_cannot_end_the_session() 
     let res = app.secret_with("DPoP", &access, None).await;
     assert_eq!(res.headers()["www-authenticate"], r#"DPoP error="invalid_dpop_proof", algs="ES256""#);
     assert_error(res, 401, "invalid_dpop_proof").await;
-    assert_error(app.secret_with("DPoP", &access, Some(thief.proof("GET", &secret_url, Some(&access)))).await, 401, "invalid_dpop_proof").await;
+    assert_error(
+        app.secret_with("DPoP", &access, Some(thief.proof("GET", &secret_url, Some(&access)))).await,
+        401,
+        "invalid_dpop_proof",
+    )
+    .await;
 
     // The refresh token: without a proof, with the thief's key. Neither spends it.
     assert_error(app.refresh_bound(&tokens, None).await, 401, "invalid_dpop_proof").await;
-    assert_error(app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await, 401, "invalid_dpop_proof").await;
+    assert_error(
+        app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await,
+        401,
+        "invalid_dpop_proof",
+    )
+    .await;
     let res = app.refresh_bound(&tokens, Some(key.proof("POST", &refresh_url, None))).await;
     assert_eq!(res.status(), 200, "the owner's session is untouched");
     let next: TokenResponse = res.json().await.unwrap();
     // Even the spent token, replayed by the thief, ends nothing: it never reaches reuse detection.
-    assert_error(app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await, 401, "invalid_dpop_proof").await;
+    assert_error(
+        app.refresh_bound(&tokens, Some(thief.proof("POST", &refresh_url, None))).await,
+        401,
+        "invalid_dpop_proof",
+    )
+    .await;
     assert_eq!(app.refresh_bound(&next, Some(key.proof("POST", &refresh_url, None))).await.status(), 200);
 }
 
@@ -93,7 +118,12 @@ async fn a_copied_refresh_token_cannot_log_a_bound_session_out() {
     let next: TokenResponse = next.json().await.unwrap();
     // Even the spent token, with the owner's key, still names the session: the owner logs out.
     assert_eq!(logout(Some(key.proof("POST", &logout_url, None))).await.unwrap().status(), 204);
-    assert_error(app.refresh_bound(&next, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await, 401, "invalid_refresh_token").await;
+    assert_error(
+        app.refresh_bound(&next, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
     // A bearer session still logs out with its token alone.
     let bearer = app.login("alice").await;
     assert_eq!(app.post("/api/auth/logout", json!({"refreshToken": bearer.refresh_token})).await.status(), 204);
@@ -161,13 +191,17 @@ async fn bad_proofs_are_refused() {
     let url = app.url("/api/users/secret");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let other = DpopKey::generate();
-    let mut foreign_signature = other.proof("GET", &url, Some(&access)).split('.').map(str::to_owned).collect::<Vec<_>>();
+    let mut foreign_signature =
+        other.proof("GET", &url, Some(&access)).split('.').map(str::to_owned).collect::<Vec<_>>();
     let own = key.proof("GET", &url, Some(&access));
     foreign_signature[0] = own.split('.').next().unwrap().to_owned();
     let cases: Vec<(&str, String)> = vec![
         ("another URL", key.proof("GET", &app.url("/api/users/me"), Some(&access))),
         ("another method", key.proof("POST", &url, Some(&access))),
-        ("a query in htu compared away, but another host", key.proof("GET", &url.replace("127.0.0.1", "localhost"), Some(&access))),
+        (
+            "a query in htu compared away, but another host",
+            key.proof("GET", &url.replace("127.0.0.1", "localhost"), Some(&access)),
+        ),
         ("no ath", key.proof("GET", &url, None)),
         ("ath of another token", key.proof("GET", &url, Some("another token"))),
         ("too old", key.proof_with("GET", &url, Some(&access), |_, c| c["iat"] = json!(now - 120))),
@@ -183,15 +217,29 @@ async fn bad_proofs_are_refused() {
         assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_dpop_proof", "{what}");
     }
     // A query string is not part of htu, so the proof still matches.
-    let res = app.http.get(format!("{url}?x=1")).header("authorization", format!("DPoP {access}")).header("DPoP", key.proof("GET", &url, Some(&access))).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{url}?x=1"))
+        .header("authorization", format!("DPoP {access}"))
+        .header("DPoP", key.proof("GET", &url, Some(&access)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // Replayed: the first use passes, the second is refused.
     let proof = key.proof("GET", &url, Some(&access));
     assert_eq!(app.secret_with("DPoP", &access, Some(proof.clone())).await.status(), 200);
     assert_error(app.secret_with("DPoP", &access, Some(proof)).await, 401, "invalid_dpop_proof").await;
     // Two DPoP headers.
-    let res = app.http.get(&url).header("authorization", format!("DPoP {access}"))
-        .header("DPoP", key.proof("GET", &url, Some(&access))).header("DPoP", key.proof("GET", &url, Some(&access))).send().await.unwrap();
+    let res = app
+        .http
+        .get(&url)
+        .header("authorization", format!("DPoP {access}"))
+        .header("DPoP", key.proof("GET", &url, Some(&access)))
+        .header("DPoP", key.proof("GET", &url, Some(&access)))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 401, "invalid_dpop_proof").await;
 }
 
@@ -203,7 +251,12 @@ async fn dpop_required_refuses_bearer_sessions_and_bearer_sessions_work_without_
     assert_eq!(app.secret_status(&bearer.access_token).await, 200);
     let config = app.stop().await;
     let app = start(app::auth::AuthSettings { dpop_required: true, ..config }).await;
-    assert_error(app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await, 401, "invalid_dpop_proof").await;
+    assert_error(
+        app.post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await,
+        401,
+        "invalid_dpop_proof",
+    )
+    .await;
     assert_error(app.get_with("/api/users/secret", &bearer.access_token).await, 401, "invalid_token").await;
     assert_error(app.refresh(&bearer.refresh_token).await, 401, "invalid_dpop_proof").await;
     let key = DpopKey::generate();

@@ -23,12 +23,25 @@ async fn bad_input_gets_a_typed_4xx_never_a_5xx() {
     assert_error(post(unknown, Some("application/json")).await, 422, "invalid_input").await;
     assert_error(post(r#"{"username":1,"password":2}"#, Some("application/json")).await, 422, "invalid_input").await;
     // An array is not the object it lists the fields of (serde would read it by position).
-    let body = assert_error(post(r#"["alice","correct horse battery"]"#, Some("application/json")).await, 422, "invalid_input").await;
+    let body = assert_error(
+        post(r#"["alice","correct horse battery"]"#, Some("application/json")).await,
+        422,
+        "invalid_input",
+    )
+    .await;
     assert!(body["message"].as_str().unwrap().contains("expected a map"), "{body}");
-    assert_error(post(r#"{"username":"a","password":"b"}"#, Some("text/plain")).await, 415, "unsupported_media_type").await;
+    assert_error(post(r#"{"username":"a","password":"b"}"#, Some("text/plain")).await, 415, "unsupported_media_type")
+        .await;
     assert_error(post(r#"{"username":"a","password":"b"}"#, None).await, 415, "unsupported_media_type").await;
     let huge = format!(r#"{{"username":"alice","password":"{}"}}"#, "x".repeat(17 * 1024));
-    let res = app.http.post(app.url("/api/auth/login")).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 413, "payload_too_large").await;
 
     for header in ["", "Bearer", "Bearer ", "Basic YWxpY2U6cHc=", "Bearer not.a.jwt", "Bearer a.b.c.d"] {
@@ -58,7 +71,8 @@ async fn the_openapi_document_matches_the_routes() {
     let mut operations = 0;
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
-            let documented: Vec<u16> = op["responses"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+            let documented: Vec<u16> =
+                op["responses"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
             let url = app.url(&path.replace("{id}", "00000000-0000-0000-0000-000000000000"));
             let req = app.http.request(method.to_uppercase().parse().unwrap(), url);
             // Without credentials or body: each operation must answer with one of its documented statuses.
@@ -83,7 +97,10 @@ async fn health_and_jwks() {
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
     let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
-    assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA")));
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
     assert!(key.get("d").is_none(), "never the private part");
 }
 
@@ -120,7 +137,8 @@ async fn cors_is_off_by_default_and_opens_to_configured_origins_only() {
         .unwrap();
     let allowed = res.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
     assert!(allowed.contains("dpop") && allowed.contains("authorization"), "{allowed}");
-    let res = app.http.get(app.url("/api/users/secret")).header("origin", "http://localhost:8100").send().await.unwrap();
+    let res =
+        app.http.get(app.url("/api/users/secret")).header("origin", "http://localhost:8100").send().await.unwrap();
     assert_eq!(res.status(), 401);
     let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     for header in ["www-authenticate", "dpop-nonce", "retry-after"] {

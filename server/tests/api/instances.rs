@@ -30,7 +30,8 @@ async fn two_instances_started_at_once_on_an_empty_database_agree_on_their_keys(
     let Some((a, b)) = pair(|_| {}).await else { return };
     assert_eq!(jwks(&a).await, jwks(&b).await, "one JWKS");
     assert_eq!(jwks(&a).await["keys"].as_array().unwrap().len(), 1, "one key made, not one each");
-    let rotation_keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rotation_keys").fetch_one(a.auth.db()).await.unwrap();
+    let rotation_keys: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM rotation_keys").fetch_one(a.auth.db()).await.unwrap();
     assert_eq!(rotation_keys, 1);
     // Each verifies what the other signs, at once.
     let tokens = a.signup("alice").await;
@@ -43,7 +44,12 @@ async fn two_instances_started_at_once_on_an_empty_database_agree_on_their_keys(
     let config = a.stop().await;
     b.stop().await;
     // Connections made beforehand, so that the 16 statements reach the database together.
-    let db = sqlx::any::AnyPoolOptions::new().min_connections(16).max_connections(16).connect(&config.database_url).await.unwrap();
+    let db = sqlx::any::AnyPoolOptions::new()
+        .min_connections(16)
+        .max_connections(16)
+        .connect(&config.database_url)
+        .await
+        .unwrap();
     let warm = (0..16).map(|_| db.acquire());
     drop(futures::future::join_all(warm).await);
     for table in ["signing_keys", "rotation_keys"] {
@@ -105,7 +111,10 @@ async fn twenty_simultaneous_refreshes_across_instances_give_at_most_one_success
     // With the grace window, the same client's duplicates get the same pair on either instance:
     // no false reuse, the session lives.
     let (a, b) = (a.stop().await, b.stop().await);
-    let (a, b) = (start(AuthSettings { refresh_reuse_grace: Duration::from_secs(10), ..a }).await, start(AuthSettings { refresh_reuse_grace: Duration::from_secs(10), ..b }).await);
+    let (a, b) = (
+        start(AuthSettings { refresh_reuse_grace: Duration::from_secs(10), ..a }).await,
+        start(AuthSettings { refresh_reuse_grace: Duration::from_secs(10), ..b }).await,
+    );
     let tokens = a.login("alice").await;
     let answers = split_refresh_storm(&a, &b, &tokens.refresh_token).await;
     let successors: HashSet<_> = answers.iter().filter_map(|(_, t)| t.clone()).collect();
@@ -114,7 +123,6 @@ async fn twenty_simultaneous_refreshes_across_instances_give_at_most_one_success
     let next = successors.into_iter().next().unwrap();
     assert_eq!(b.refresh(&next).await.status(), 200, "the session lives on");
 }
-
 
 /// How long until `app` refuses `access`, polled every 10 ms for at most 2 s.
 async fn refused_after(app: &TestApp, access: &str) -> Duration {
@@ -170,7 +178,8 @@ async fn a_key_rotated_through_one_instance_signs_on_both_within_the_publish_del
     };
     let (alice, bob) = (a.signup("alice").await, b.signup("bob").await);
     let old_kid = kid(&alice);
-    let out = run_cli(&a, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
+    let out =
+        run_cli(&a, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
     assert!(out.status.success(), "{out:?}");
     // Published on both before it signs anywhere.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -199,7 +208,12 @@ async fn the_per_address_limit_holds_across_instances() {
     assert_eq!(statuses, [201, 201, 201, 201, 429, 429, 429, 429], "4 a minute in all, not 4 each");
     // Another address has its own allowance, on either instance.
     let other = client_from("127.0.0.2", "baton-tests");
-    let res = other.post(b.url("/api/auth/signup")).json(&json!({"username": "carol", "password": PASSWORD})).send().await.unwrap();
+    let res = other
+        .post(b.url("/api/auth/signup"))
+        .json(&json!({"username": "carol", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
 }
 
@@ -221,7 +235,11 @@ impl Balancer {
         for _ in 0..50 {
             let bases = self.bases.read().unwrap().clone();
             let base = &bases[self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % bases.len()];
-            let sent = http.post(format!("{base}/api/auth/refresh")).json(&json!({"refreshToken": refresh_token})).send().await;
+            let sent = http
+                .post(format!("{base}/api/auth/refresh"))
+                .json(&json!({"refreshToken": refresh_token}))
+                .send()
+                .await;
             match sent {
                 Ok(res) => {
                     let status = res.status().as_u16();
@@ -299,8 +317,15 @@ async fn a_dpop_proof_used_on_one_instance_is_refused_on_the_other() {
     // Behind a load balancer both instances answer one URL: here B's, sent to A with B's Host.
     let url = b.url("/api/users/secret");
     let proof = key.proof("GET", &url, Some(&access));
-    let via_a = a.http.get(a.url("/api/users/secret")).header("host", b.addr.to_string())
-        .header("authorization", format!("DPoP {access}")).header("DPoP", proof.clone()).send().await.unwrap();
+    let via_a = a
+        .http
+        .get(a.url("/api/users/secret"))
+        .header("host", b.addr.to_string())
+        .header("authorization", format!("DPoP {access}"))
+        .header("DPoP", proof.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(via_a.status(), 200, "A accepts B's token and a proof for the shared URL");
     assert_error(b.secret_with("DPoP", &access, Some(proof)).await, 401, "invalid_dpop_proof").await;
 }

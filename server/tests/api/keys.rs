@@ -11,8 +11,11 @@ const KEK: [u8; 32] = [42; 32];
 
 /// Every private value the database holds, as stored.
 async fn stored_private_values(app: &TestApp) -> Vec<String> {
-    let mut values: Vec<String> = sqlx::query_scalar("SELECT private_key FROM signing_keys").fetch_all(app.auth.db()).await.unwrap();
-    values.extend(sqlx::query_scalar::<_, String>("SELECT secret FROM rotation_keys").fetch_all(app.auth.db()).await.unwrap());
+    let mut values: Vec<String> =
+        sqlx::query_scalar("SELECT private_key FROM signing_keys").fetch_all(app.auth.db()).await.unwrap();
+    values.extend(
+        sqlx::query_scalar::<_, String>("SELECT secret FROM rotation_keys").fetch_all(app.auth.db()).await.unwrap(),
+    );
     values
 }
 
@@ -27,7 +30,11 @@ async fn an_upgrade_imports_the_data_directorys_key_files_and_logs_nobody_out() 
     let pkcs8 = private.strip_prefix("plain:").unwrap();
     let file = json!({"keys": [{"kid": kid, "createdAt": 1_700_000_000_000_i64, "retiredAt": null, "pkcs8": pkcs8}]});
     std::fs::write(app.data_dir().join("signing-keys.json"), serde_json::to_vec(&file).unwrap()).unwrap();
-    std::fs::write(app.data_dir().join("refresh-rotation.key"), STANDARD.decode(secret.strip_prefix("plain:").unwrap()).unwrap()).unwrap();
+    std::fs::write(
+        app.data_dir().join("refresh-rotation.key"),
+        STANDARD.decode(secret.strip_prefix("plain:").unwrap()).unwrap(),
+    )
+    .unwrap();
     sqlx::query("DELETE FROM signing_keys").execute(app.auth.db()).await.unwrap();
     sqlx::query("DELETE FROM rotation_keys").execute(app.auth.db()).await.unwrap();
 
@@ -74,7 +81,8 @@ async fn with_a_key_encryption_key_no_private_key_is_stored_in_the_clear() {
 
     // Without it, or with another, the server refuses to start and says why.
     let config = app.stop().await;
-    for (kek, says) in [(None, "set KEY_ENCRYPTION_KEY"), (Some([7; 32]), "does not open with this KEY_ENCRYPTION_KEY")] {
+    for (kek, says) in [(None, "set KEY_ENCRYPTION_KEY"), (Some([7; 32]), "does not open with this KEY_ENCRYPTION_KEY")]
+    {
         let mut wrong = config.clone();
         wrong.keys.encryption_key = kek.map(KeyEncryptionKey::from_bytes);
         let error = match app::auth::AuthService::start(wrong).await {
@@ -96,16 +104,19 @@ async fn a_key_written_in_the_clear_beside_a_kek_is_never_used() {
     })
     .await;
     let forged = app::auth::tokens::access::Key::generate();
-    sqlx::query("INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, 1, 1, $2, $3)")
-        .bind(&forged.kid)
-        .bind(&forged.public_x)
-        .bind(format!("plain:{}", STANDARD.encode(&forged.pkcs8)))
-        .execute(app.auth.db())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, 1, 1, $2, $3)",
+    )
+    .bind(&forged.kid)
+    .bind(&forged.public_x)
+    .bind(format!("plain:{}", STANDARD.encode(&forged.pkcs8)))
+    .execute(app.auth.db())
+    .await
+    .unwrap();
     // Several polls later, the instance still has only its own key.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let jwks: serde_json::Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value =
+        app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids.len(), 1, "{kids:?}");
     assert!(!kids.contains(&forged.kid.as_str()), "the key in the clear was taken in: {kids:?}");

@@ -25,7 +25,14 @@ async fn oversize_bodies_are_refused_everywhere_even_without_a_length() {
     let app = spawn_app().await;
     let huge = "x".repeat(20 * 1024);
     for path in ["/api/auth/login", "/api/fn/login", "/login"] {
-        let res = app.http.post(app.url(path)).header("content-type", "application/json").body(huge.clone()).send().await.unwrap();
+        let res = app
+            .http
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
         assert_error(res, 413, "payload_too_large").await;
     }
     // Chunked: no Content-Length to refuse early, so the limit applies while reading.
@@ -135,7 +142,10 @@ async fn a_connection_past_the_cap_is_told_to_come_back_not_reset() {
     raw.write_all(b"POST /api/auth/login HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n").await.unwrap();
     raw.write_all(&[b'x'; 2000]).await.unwrap();
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer)).await.expect("closed in time").expect("no reset");
+    tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .expect("no reset");
     assert_eq!(status_of(&String::from_utf8_lossy(&answer)), 503);
     // Once a place is free, the address is served again.
     drop(held.pop());
@@ -192,15 +202,25 @@ async fn every_response_carries_the_security_headers() {
     assert!(nonce.len() >= 22, "at least 128 bits: {nonce}");
     assert!(html.contains(&format!(r#"nonce="{nonce}""#)), "the hydration scripts carry the nonce");
     let scripts = html.matches("<script").count();
-    assert_eq!(html.matches(&format!(r#"<script type="module" nonce="{nonce}""#)).count() + html.matches(&format!(r#"<script nonce="{nonce}""#)).count(), scripts, "every script has the nonce");
+    assert_eq!(
+        html.matches(&format!(r#"<script type="module" nonce="{nonce}""#)).count()
+            + html.matches(&format!(r#"<script nonce="{nonce}""#)).count(),
+        scripts,
+        "every script has the nonce"
+    );
     assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"), "{csp}");
     for directive in ["'wasm-unsafe-eval'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"] {
         assert!(csp.contains(directive), "{directive} in {csp}");
     }
     let second = app.http.get(app.url("/login")).send().await.unwrap();
-    assert!(!second.headers()["content-security-policy"].to_str().unwrap().contains(nonce), "a fresh nonce per response");
+    assert!(
+        !second.headers()["content-security-policy"].to_str().unwrap().contains(nonce),
+        "a fresh nonce per response"
+    );
 
-    for (path, status) in [("/login", 200), ("/no/such/page", 404), ("/api/users/me", 401), ("/healthz", 200), ("/api/nothing", 404)] {
+    for (path, status) in
+        [("/login", 200), ("/no/such/page", 404), ("/api/users/me", 401), ("/healthz", 200), ("/api/nothing", 404)]
+    {
         let res = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), status, "{path}");
         let h = res.headers();

@@ -66,7 +66,12 @@ async fn a_mixed_burst_from_200_clients_gets_no_5xx() {
         }
         // Fresh sessions for the next round: some were logged out or rotated.
         for (i, name) in names.iter().enumerate() {
-            let res = client(2 + i).post(app.url("/api/auth/login")).json(&json!({"username": name, "password": PASSWORD})).send().await.unwrap();
+            let res = client(2 + i)
+                .post(app.url("/api/auth/login"))
+                .json(&json!({"username": name, "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
             if res.status() == 200 {
                 sessions[i] = res.json().await.unwrap();
             }
@@ -83,7 +88,12 @@ fn client(n: usize) -> reqwest::Client {
 }
 
 async fn signup_from(app: &TestApp, username: &str, n: usize) -> TokenResponse {
-    let res = client(n).post(app.url("/api/auth/signup")).json(&json!({"username": username, "password": PASSWORD})).send().await.unwrap();
+    let res = client(n)
+        .post(app.url("/api/auth/signup"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
 }
@@ -93,7 +103,9 @@ async fn run(app: &TestApp, http: reqwest::Client, step: Step) -> (u16, String) 
         Step::Login { username, password } => {
             http.post(app.url("/api/auth/login")).json(&json!({"username": username, "password": password}))
         }
-        Step::Signup(username) => http.post(app.url("/api/auth/signup")).json(&json!({"username": username, "password": PASSWORD})),
+        Step::Signup(username) => {
+            http.post(app.url("/api/auth/signup")).json(&json!({"username": username, "password": PASSWORD}))
+        }
         Step::Secret(access) => http.get(app.url("/api/users/secret")).bearer_auth(access),
         Step::Refresh(refresh) => http.post(app.url("/api/auth/refresh")).json(&json!({"refreshToken": refresh})),
         Step::Logout(refresh) => http.post(app.url("/api/auth/logout")).json(&json!({"refreshToken": refresh})),

@@ -9,7 +9,8 @@ use std::time::Duration;
 async fn no_password_token_or_hash_reaches_the_log() {
     let dir = temp_dir();
     let database_url = fresh_database_url(&dir).await;
-    let env = [("RUST_LOG", "trace"), ("REFRESH_REUSE_GRACE", "0"), ("LOGIN_FREE_ATTEMPTS", "1"), ("RATE_LIMIT_SIGNUP", "2")];
+    let env =
+        [("RUST_LOG", "trace"), ("REFRESH_REUSE_GRACE", "0"), ("LOGIN_FREE_ATTEMPTS", "1"), ("RATE_LIMIT_SIGNUP", "2")];
     let mut server = start_binary(&dir, &database_url, &env).await;
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
@@ -28,20 +29,45 @@ async fn no_password_token_or_hash_reaches_the_log() {
     let form = [("username", "bob"), ("password", PASSWORD)];
     let bob: TokenResponse = http.post(url("/api/fn/signup")).form(&form).send().await.unwrap().json().await.unwrap();
     keep(&bob, &mut secrets);
-    let res = http.post(url("/api/auth/signup")).json(&json!({"username": "carol", "password": PASSWORD})).send().await.unwrap();
+    let res = http
+        .post(url("/api/auth/signup"))
+        .json(&json!({"username": "carol", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
 
     // Failed logins, backoff, bad input that carries a password, then a good login.
     for _ in 0..2 {
-        http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": wrong_password})).send().await.unwrap();
+        http.post(url("/api/auth/login"))
+            .json(&json!({"username": "alice", "password": wrong_password}))
+            .send()
+            .await
+            .unwrap();
     }
-    let res = http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": long_password})).send().await.unwrap();
+    let res = http
+        .post(url("/api/auth/login"))
+        .json(&json!({"username": "alice", "password": long_password}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
     let truncated = format!(r#"{{"username":"alice","password":"{PASSWORD}""#);
-    let res = http.post(url("/api/auth/login")).header("content-type", "application/json").body(truncated).send().await.unwrap();
+    let res = http
+        .post(url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(truncated)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let res = http.post(url("/api/auth/login")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.unwrap();
+    let res = http
+        .post(url("/api/auth/login"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let login: TokenResponse = res.json().await.unwrap();
     keep(&login, &mut secrets);
@@ -86,7 +112,20 @@ async fn no_password_token_or_hash_reaches_the_log() {
     for pattern in ["$argon2", "brt_", "eyJ", "Bearer ", "authorization: "] {
         assert!(!log.contains(pattern), "{pattern:?} in the log");
     }
-    for event in ["signup", "rate_limited", "login_failed", "login_throttled", "login", "refresh", "refresh_token_reuse", "logout", "logout_all"] {
-        assert!(log.contains(&format!("event=\"{event}\"")) || log.contains(&format!("event={event}")), "no {event} event in the log");
+    for event in [
+        "signup",
+        "rate_limited",
+        "login_failed",
+        "login_throttled",
+        "login",
+        "refresh",
+        "refresh_token_reuse",
+        "logout",
+        "logout_all",
+    ] {
+        assert!(
+            log.contains(&format!("event=\"{event}\"")) || log.contains(&format!("event={event}")),
+            "no {event} event in the log"
+        );
     }
 }

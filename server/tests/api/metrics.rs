@@ -23,15 +23,29 @@ async fn metrics_are_scraped_from_their_own_address() {
     let database_url = fresh_database_url(&dir).await;
     let server = start_binary(&dir, &database_url, &[("METRICS_ADDR", "127.0.0.1:0"), ("RATE_LIMIT_LOGIN", "2")]).await;
     let log = std::fs::read_to_string(&server.log).unwrap();
-    let metrics_url = log.split("metrics on ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("the address in the log").to_owned();
+    let metrics_url = log
+        .split("metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the log")
+        .to_owned();
     let http = reqwest::Client::new();
     let post = |path: &str, body: serde_json::Value| http.post(format!("{}{path}", server.base)).json(&body).send();
 
     let signup = json!({"username": "alice", "password": PASSWORD});
     let tokens: TokenResponse = post("/api/auth/signup", signup).await.unwrap().json().await.unwrap();
-    assert_eq!(post("/api/auth/login", json!({"username": "alice", "password": "wrong password"})).await.unwrap().status(), 401);
-    assert_eq!(post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await.unwrap().status(), 200);
-    assert_eq!(post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await.unwrap().status(), 429);
+    assert_eq!(
+        post("/api/auth/login", json!({"username": "alice", "password": "wrong password"})).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        post("/api/auth/login", json!({"username": "alice", "password": PASSWORD})).await.unwrap().status(),
+        429
+    );
     assert_eq!(post("/api/auth/refresh", json!({"refreshToken": tokens.refresh_token})).await.unwrap().status(), 200);
     // Not on the public address.
     assert_eq!(http.get(format!("{}/metrics", server.base)).send().await.unwrap().status(), 404);
@@ -42,12 +56,18 @@ async fn metrics_are_scraped_from_their_own_address() {
     let text = res.text().await.unwrap();
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format");
 
-    let requests = |route: &str, status: &str| value(&scrape, "baton_http_requests_total", &[("route", route), ("status", status)]);
+    let requests = |route: &str, status: &str| {
+        value(&scrape, "baton_http_requests_total", &[("route", route), ("status", status)])
+    };
     assert_eq!(requests("/api/auth/login", "401"), 1.0, "{text}");
     assert_eq!(requests("/api/auth/login", "200"), 1.0);
     assert_eq!(requests("/api/auth/login", "429"), 1.0);
     assert_eq!(requests("/api/auth/signup", "201"), 1.0);
-    assert_eq!(value(&scrape, "baton_http_request_duration_seconds", &[("route", "/api/auth/refresh")]), 1.0, "one timed refresh");
+    assert_eq!(
+        value(&scrape, "baton_http_request_duration_seconds", &[("route", "/api/auth/refresh")]),
+        1.0,
+        "one timed refresh"
+    );
     for (event, count) in [("signup", 1.0), ("login", 1.0), ("login_failed", 1.0), ("refresh", 1.0)] {
         assert_eq!(value(&scrape, "baton_security_events_total", &[("event", event)]), count, "{event}");
     }

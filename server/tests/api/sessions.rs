@@ -79,7 +79,9 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
 
     let revoke = |id: String, bearer: String| {
         let app = &app;
-        async move { app.http.delete(app.url(&format!("/api/auth/sessions/{id}"))).bearer_auth(bearer).send().await.unwrap() }
+        async move {
+            app.http.delete(app.url(&format!("/api/auth/sessions/{id}"))).bearer_auth(bearer).send().await.unwrap()
+        }
     };
     // Someone else cannot revoke it, nor learn that it exists.
     let bob = app.signup("bob").await;
@@ -157,7 +159,12 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
 
     let (phone, laptop) = (app.login("alice").await, app.login("alice").await);
     let access = warm(&app, &phone).await;
-    let id = app.get_with("/api/auth/sessions", &laptop.access_token).await.json::<Vec<SessionInfo>>().await.unwrap()
+    let id = app
+        .get_with("/api/auth/sessions", &laptop.access_token)
+        .await
+        .json::<Vec<SessionInfo>>()
+        .await
+        .unwrap()
         .into_iter()
         .find(|s| !s.current)
         .unwrap()
@@ -199,7 +206,14 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
     let last = app.post("/api/auth/login", json!({"username": "alice", "password": "a brand new passphrase"})).await;
     let last: TokenResponse = last.json().await.unwrap();
     let access = warm(&app, &last).await;
-    let res = app.http.delete(app.url("/api/account")).bearer_auth(&access).json(&json!({"password": "a brand new passphrase"})).send().await.unwrap();
+    let res = app
+        .http
+        .delete(app.url("/api/account"))
+        .bearer_auth(&access)
+        .json(&json!({"password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(app.secret_status(&access).await, 401, "the account was deleted");
 }
@@ -218,7 +232,10 @@ async fn a_session_ended_by_another_process_is_refused_within_a_second() {
     let app = spawn_app().await;
     let alice = app.signup("alice").await;
     let access = warm(&app, &alice).await;
-    sqlx::query("UPDATE sessions SET revoked_at = 1, revoked_reason = 'elsewhere'").execute(app.auth.db()).await.unwrap();
+    sqlx::query("UPDATE sessions SET revoked_at = 1, revoked_reason = 'elsewhere'")
+        .execute(app.auth.db())
+        .await
+        .unwrap();
     let ended = std::time::Instant::now();
     loop {
         let sent = ended.elapsed().as_millis();
@@ -275,7 +292,8 @@ async fn a_hand_off_code_is_redeemed_once_by_the_same_client_from_the_same_origi
     // session: a newer hand-off voids the one before.
     let replaced = code(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap()).await;
     let second = code(hand_off(&app.http, &refresh_token, "same-origin").await.unwrap()).await;
-    let stored: Vec<(String, String)> = sqlx::query_as("SELECT id, sealed FROM handoffs").fetch_all(app.auth.db()).await.unwrap();
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, sealed FROM handoffs").fetch_all(app.auth.db()).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert!(stored.iter().all(|(id, sealed)| !id.contains(&second) && !sealed.contains("tokens")), "{stored:?}");
     assert_error(take(&app.http, &replaced, "same-origin").await.unwrap(), 404, "not_found").await;

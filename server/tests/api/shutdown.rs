@@ -104,7 +104,8 @@ async fn signal_during_a_refresh_burst(signal: &str) {
     slow.refreshed += 1;
 
     assert!(server.child.wait().unwrap().success(), "SIG{signal} ends the server cleanly");
-    let mut chains: Vec<Chain> = join_all(bursts).await.into_iter().map(|r| r.expect("no refresh went wrong")).collect();
+    let mut chains: Vec<Chain> =
+        join_all(bursts).await.into_iter().map(|r| r.expect("no refresh went wrong")).collect();
     chains.push(slow);
     let total: i64 = chains.iter().map(|c| c.refreshed).sum();
     assert!(chains.iter().all(|c| c.refreshed > 0), "every chain was refreshing when the signal came");
@@ -130,7 +131,8 @@ async fn signal_during_a_refresh_burst(signal: &str) {
         // The first generation, one per completed refresh, one for the check after the restart.
         assert_eq!(generation, chain.refreshed + 2, "session {}", chain.session_id);
     }
-    let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
+    let revoked: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
     assert_eq!(revoked, 0);
 }
 
@@ -178,7 +180,8 @@ async fn kill_9_during_a_refresh_storm_loses_no_answered_refresh() {
     drop(server);
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
-    let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
+    let revoked: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").fetch_one(&db).await.unwrap();
     assert_eq!(revoked, 0);
     if !is_postgres() {
         let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&db).await.unwrap();

@@ -71,7 +71,9 @@ async fn legacy_session(app: &TestApp, user_id: &str, spent: &str, current: &str
         .unwrap();
     let hash = |t: &str| Sha256::digest(t.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
     let (spent_id, current_id) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
-    for (id, parent, token, spent_at) in [(&spent_id, None, spent, Some(now)), (&current_id, Some(&spent_id), current, None)] {
+    for (id, parent, token, spent_at) in
+        [(&spent_id, None, spent, Some(now)), (&current_id, Some(&spent_id), current, None)]
+    {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, session_id, parent_id, token_hash, issued_at, access_jti, access_kid, spent_at) \
              VALUES ($1, $2, $3, $4, $5, 'jti', 'kid', $6)",
@@ -115,10 +117,11 @@ async fn sessions_from_before_generations_keep_working_and_keep_reuse_detection(
     let other = legacy_session(&app, &user_id, &old_token(3), &old_token(4)).await;
     assert_error(app.refresh(&old_token(3)).await, 401, "invalid_refresh_token").await;
     assert_error(app.refresh(&old_token(4)).await, 401, "invalid_refresh_token").await;
-    let revoked: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE revoked_reason = 'refresh_token_reuse' ORDER BY id")
-        .fetch_all(app.auth.db())
-        .await
-        .unwrap();
+    let revoked: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM sessions WHERE revoked_reason = 'refresh_token_reuse' ORDER BY id")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
     let mut expected = vec![session, other];
     expected.sort();
     assert_eq!(revoked, expected);
@@ -137,7 +140,8 @@ async fn the_background_purge_deletes_ended_sessions_and_old_events() {
     let gone = app.login("alice").await;
     let res = app.post("/api/auth/logout", serde_json::json!({"refreshToken": gone.refresh_token})).await;
     assert_eq!(res.status(), 204);
-    let old = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 2 * 86_400_000;
+    let old =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 2 * 86_400_000;
     sqlx::query("INSERT INTO security_events (id, at, kind) VALUES ('old', $1, 'login')")
         .bind(old)
         .execute(app.auth.db())
@@ -159,7 +163,8 @@ async fn the_background_purge_deletes_ended_sessions_and_old_events() {
         }
     }
     assert_eq!(left, (1, 0), "the logged-out session and the old event went; the live session stayed");
-    let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM security_events").fetch_one(app.auth.db()).await.unwrap();
+    let recent: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM security_events").fetch_one(app.auth.db()).await.unwrap();
     assert!(recent >= 3, "this minute's events stay: {recent}");
     app.refreshed(&alice).await;
 }

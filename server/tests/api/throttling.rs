@@ -44,7 +44,13 @@ async fn the_login_limit_per_address_holds_under_concurrency() {
     assert_eq!((count(&statuses, 401), count(&statuses, 429)), (5, 15), "{statuses:?}");
 
     // The server functions share the limit, and answer 429 too, not Leptos's 500.
-    let res = app.http.post(app.url("/api/fn/login")).form(&[("username", "nobody"), ("password", "x")]).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/fn/login"))
+        .form(&[("username", "nobody"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
 
@@ -176,7 +182,11 @@ async fn a_login_flood_over_a_48_leaves_a_known_users_login_answered() {
     assert!(count(&statuses, 503) > 0, "the flood did overflow the queue: {statuses:?}");
 }
 
-fn from_owned(app: &TestApp, ip: String, body: serde_json::Value) -> impl std::future::Future<Output = u16> + Send + 'static {
+fn from_owned(
+    app: &TestApp,
+    ip: String,
+    body: serde_json::Value,
+) -> impl std::future::Future<Output = u16> + Send + 'static {
     let request = app.http.post(app.url("/api/auth/login")).header("x-forwarded-for", ip).json(&body);
     async move { request.send().await.unwrap().status().as_u16() }
 }

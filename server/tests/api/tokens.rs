@@ -77,7 +77,11 @@ async fn a_thief_riding_the_grace_window_is_refused_and_the_session_revoked() {
             .unwrap();
     assert_eq!(
         events,
-        [("refresh_token_reuse".into(), Some("127.0.0.2".into()), Some("first use from 127.0.0.1, then another client".into()))]
+        [(
+            "refresh_token_reuse".into(),
+            Some("127.0.0.2".into()),
+            Some("first use from 127.0.0.1, then another client".into())
+        )]
     );
 
     let second = app.login("alice").await;
@@ -103,7 +107,10 @@ async fn a_grace_replay_is_recorded_with_both_addresses() {
             .fetch_all(app.auth.db())
             .await
             .unwrap();
-    assert_eq!(events, [("refresh_grace_replay".into(), Some("127.0.0.1".into()), Some("first use from 127.0.0.1".into()))]);
+    assert_eq!(
+        events,
+        [("refresh_grace_replay".into(), Some("127.0.0.1".into()), Some("first use from 127.0.0.1".into()))]
+    );
 }
 
 #[tokio::test]
@@ -138,10 +145,7 @@ async fn race(app: &TestApp, refresh_token: &str) -> Vec<(u16, Option<String>)> 
 
 /// Live sessions: each has exactly one live refresh token, its current generation.
 async fn live_tokens(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL")
-    .fetch_one(app.auth.db())
-    .await
-    .unwrap()
+    sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL").fetch_one(app.auth.db()).await.unwrap()
 }
 
 #[tokio::test]
@@ -204,10 +208,13 @@ async fn expired_access_tokens_are_refused() {
     tokio::time::sleep(Duration::from_millis(4100)).await;
     assert_eq!(app.secret_status(&access).await, 401);
     // Long expired, forged with the real key.
-    let expired = sign(&app, claims(&first, |c| {
-        c["iat"] = json!(now() - 120);
-        c["exp"] = json!(now() - 60);
-    }))
+    let expired = sign(
+        &app,
+        claims(&first, |c| {
+            c["iat"] = json!(now() - 120);
+            c["exp"] = json!(now() - 60);
+        }),
+    )
     .await;
     assert_eq!(app.secret_status(&expired).await, 401);
 }
@@ -283,12 +290,16 @@ async fn forged_access_tokens_are_refused() {
     hs.typ = Some("at+jwt".into());
     hs.kid = header_json["kid"].as_str().map(str::to_owned);
     let claims_json = claims(&tokens, |_| {});
-    forgeries.push(("HS256 with the public key", jsonwebtoken::encode(&hs, &claims_json, &EncodingKey::from_secret(&public)).unwrap()));
+    forgeries.push((
+        "HS256 with the public key",
+        jsonwebtoken::encode(&hs, &claims_json, &EncodingKey::from_secret(&public)).unwrap(),
+    ));
     // A payload edited after signing.
     let other_user = b64(claims(&tokens, |c| c["sub"] = json!("someone-else")));
     forgeries.push(("tampered payload", format!("{header}.{other_user}.{signature}")));
     // Unknown kid, wrong typ, signed by a key the server never had.
-    forgeries.push(("unknown kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = Some("nope".into())).await));
+    forgeries
+        .push(("unknown kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = Some("nope".into())).await));
     forgeries.push(("no kid", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.kid = None).await));
     forgeries.push(("typ JWT", sign_with_header(&app, claims(&tokens, |_| {}), |h| h.typ = Some("JWT".into())).await));
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
@@ -297,7 +308,10 @@ async fn forged_access_tokens_are_refused() {
     let mut h = Header::new(Algorithm::EdDSA);
     h.typ = Some("at+jwt".into());
     h.kid = header_json["kid"].as_str().map(str::to_owned);
-    forgeries.push(("someone else's key", jsonwebtoken::encode(&h, &claims_json, &EncodingKey::from_ed_der(stranger_der.as_bytes())).unwrap()));
+    forgeries.push((
+        "someone else's key",
+        jsonwebtoken::encode(&h, &claims_json, &EncodingKey::from_ed_der(stranger_der.as_bytes())).unwrap(),
+    ));
     // The real key, wrong claims: every required claim is checked.
     for (what, edit) in [
         ("wrong iss", Box::new(|c: &mut Value| c["iss"] = json!("evil")) as Box<dyn Fn(&mut Value)>),
@@ -366,7 +380,8 @@ async fn a_rotated_signing_key_is_published_first_then_signs_while_the_old_one_s
     .await;
     let old = app.signup("alice").await;
     let old_kid = jsonwebtoken::decode_header(&old.access_token).unwrap().kid.unwrap();
-    let out = run_cli(&app, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
+    let out =
+        run_cli(&app, &["rotate-signing-key"], &[("SIGNING_KEY_PUBLISH_DELAY", "3"), ("KEY_POLL_INTERVAL", "1")]).await;
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     let new_kid = said.split("new signing key ").nth(1).and_then(|r| r.split(':').next()).expect(&said).to_owned();
@@ -420,10 +435,11 @@ async fn a_client_whose_renewal_got_no_answer_learns_its_tokens_fate_without_spe
     assert_eq!(app.secret_status(&third.access_token).await, 401);
     let res = refresh_state(&app, &app.http, &third.refresh_token).await;
     assert_error(res, 401, "invalid_refresh_token").await;
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
-        .fetch_all(app.auth.db())
-        .await
-        .unwrap();
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
     assert_eq!(kinds, ["refresh_lost"], "not called reuse");
 
     // Without a grace window, a spent token is spent for everyone.
@@ -447,7 +463,8 @@ async fn the_fate_of_a_bound_sessions_token_is_told_only_to_its_key() {
         req.send()
     };
     assert_error(ask(None).await.unwrap(), 401, "invalid_dpop_proof").await;
-    assert_error(ask(Some(DpopKey::generate().proof("POST", &url, None))).await.unwrap(), 401, "invalid_dpop_proof").await;
+    assert_error(ask(Some(DpopKey::generate().proof("POST", &url, None))).await.unwrap(), 401, "invalid_dpop_proof")
+        .await;
     let res = ask(Some(key.proof("POST", &url, None))).await.unwrap();
     assert_eq!(res.json::<String>().await.unwrap(), "unspent");
 }

@@ -74,7 +74,12 @@ impl PasswordHasher {
 
     /// `stored` is `None` for an unknown user: the dummy hash is verified instead, and fails.
     #[tracing::instrument(skip_all)]
-    pub async fn verify(&self, password: &Password, stored: Option<&str>, lane: Lane) -> Result<PasswordCheck, AppError> {
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+        lane: Lane,
+    ) -> Result<PasswordCheck, AppError> {
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.clone();

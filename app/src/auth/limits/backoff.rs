@@ -97,10 +97,7 @@ impl AuthService {
 
     pub(crate) async fn clear_login_attempts(&self, username_key: &str) -> Result<(), AppError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
-            .bind(username_key)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1").bind(username_key).execute(&mut *tx).await?;
         Ok(tx.commit().await?)
     }
 }

@@ -30,11 +30,16 @@ impl FromStr for IpNet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
-        let base = addr.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an address or a CIDR block"))?.to_canonical();
+        let base =
+            addr.parse::<IpAddr>().map_err(|_| format!("{s:?} is not an address or a CIDR block"))?.to_canonical();
         let max = if base.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
         };
         Ok(Self { base, prefix })
     }
@@ -165,7 +170,11 @@ mod tests {
         let chain = ["6.6.6.6, 1.2.3.4", "10.0.0.5"];
         assert_eq!(client(&p, "10.0.0.9:4000", &chain), "1.2.3.4", "the first untrusted hop from the right");
         assert_eq!(client(&p, "203.0.113.9:4000", &chain), "203.0.113.9", "a direct client cannot pick its address");
-        assert_eq!(client(&TrustedProxies::default(), "10.0.0.9:4000", &chain), "10.0.0.9", "no proxies: header ignored");
+        assert_eq!(
+            client(&TrustedProxies::default(), "10.0.0.9:4000", &chain),
+            "10.0.0.9",
+            "no proxies: header ignored"
+        );
         assert_eq!(client(&p, "10.0.0.9:4000", &["10.0.0.7"]), "10.0.0.7", "all trusted: the leftmost");
         assert_eq!(client(&p, "10.0.0.9:4000", &[]), "10.0.0.9");
         assert_eq!(client(&p, "10.0.0.9:4000", &["1.2.3.4, garbage"]), "10.0.0.9", "unreadable entry: the proxy");

@@ -236,7 +236,9 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.by_client.len() >= buckets.sweep_at {
             let now = Instant::now();
-            let recent = |b: &Bucket| b.tat > now || b.logged_at.is_some_and(|at| now.duration_since(at) < Duration::from_secs(60));
+            let recent = |b: &Bucket| {
+                b.tat > now || b.logged_at.is_some_and(|at| now.duration_since(at) < Duration::from_secs(60))
+            };
             buckets.by_client.retain(|_, b| recent(b));
             buckets.sweep_at = (buckets.by_client.len() * 2).max(4096);
         }
@@ -268,7 +270,12 @@ impl AuthService {
         self.enforce(action, limits, client).await
     }
 
-    pub(super) async fn enforce(&self, action: Action, limits: Vec<Charge>, client: &ClientInfo) -> Result<(), AppError> {
+    pub(super) async fn enforce(
+        &self,
+        action: Action,
+        limits: Vec<Charge>,
+        client: &ClientInfo,
+    ) -> Result<(), AppError> {
         let outcome = match &self.inner.limits_db {
             None => self.inner.rate_limiter.check_buckets(limits),
             Some(db) => match self.inner.rate_limiter.check_shared(db, limits).await {
@@ -338,10 +345,9 @@ mod tests {
             .count();
         assert_eq!(allowed, 32);
         // A /56 alone stops at 4× (8): a fresh /48, all from one /56.
-        let in_56 = (0..50u32).filter(|i| limiter.check(Action::Login, Some(&format!("2001:db8:2:{i:x}::1"))).is_ok()).count();
+        let in_56 =
+            (0..50u32).filter(|i| limiter.check(Action::Login, Some(&format!("2001:db8:2:{i:x}::1"))).is_ok()).count();
         assert_eq!(in_56, 8);
         assert!(limiter.check(Action::Login, Some("2001:db8:3::1")).is_ok(), "another /48 is untouched");
     }
-
-
 }

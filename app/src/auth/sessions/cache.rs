@@ -9,8 +9,8 @@
 //!   [`LIVENESS_TTL_MS`].
 //! - [`KnownUsers`]: a user's name and creation time, for refresh answers.
 
-use crate::auth::AccessClaims;
 use crate::api::User;
+use crate::auth::AccessClaims;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

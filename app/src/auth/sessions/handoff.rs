@@ -112,7 +112,8 @@ impl AuthService {
             return Err(refused());
         }
         let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(AppError::internal)?;
-        let (nonce, ciphertext) = bytes.split_at_checked(24).ok_or_else(|| AppError::internal("a truncated hand-off"))?;
+        let (nonce, ciphertext) =
+            bytes.split_at_checked(24).ok_or_else(|| AppError::internal("a truncated hand-off"))?;
         let nonce: [u8; 24] = nonce.try_into().map_err(AppError::internal)?;
         let opened = XChaCha20Poly1305::new(&derive("baton handoff key", code).into())
             .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: id.as_bytes() })

@@ -125,9 +125,11 @@ impl AuthService {
         let returned = self
             .writer()
             .execute_grouped(move || {
-                let lock = sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1 AND password_version = $2")
-                    .bind(user_id.clone())
-                    .bind(proven_by);
+                let lock = sqlx::query(
+                    "UPDATE users SET password_version = password_version WHERE id = $1 AND password_version = $2",
+                )
+                .bind(user_id.clone())
+                .bind(proven_by);
                 let insert = sqlx::query(
                     "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
                      generation, rotated_at, access_jti, access_kid, issued_to_ip, issued_to_agent, dpop_jkt) \
@@ -185,7 +187,12 @@ impl AuthService {
 
     /// Revokes one of the caller's own sessions; another user's session is "not found".
     #[tracing::instrument(skip_all)]
-    pub async fn revoke_session(&self, principal: &Principal, session_id: &str, client: &ClientInfo) -> Result<(), AppError> {
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AppError> {
         // Session ids are UUIDs; anything else (a NUL byte, say, which PostgreSQL refuses) names none.
         if uuid::Uuid::try_parse(session_id).is_err() {
             return Err(AppError::NotFound);

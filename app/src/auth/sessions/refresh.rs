@@ -42,13 +42,16 @@ impl AuthService {
     #[tracing::instrument(skip_all, fields(session_id))]
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         self.limit_rate(Action::Refresh, client).await?;
-        let Place { session_id, generation } = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
+        let Place { session_id, generation } =
+            self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
         tracing::Span::current().record("session_id", session_id.as_str());
         let key = self.presented_key(client).await?;
         let now = now_ms();
         // The common case is one statement: the current generation of a live session moves on.
         if self.settings().refresh_rotation {
-            if let Some(Rotated { user_id, pair }) = self.rotate(&session_id, generation, now, client, key.as_deref()).await? {
+            if let Some(Rotated { user_id, pair }) =
+                self.rotate(&session_id, generation, now, client, key.as_deref()).await?
+            {
                 let user = self.user(&user_id).await?;
                 self.record(Event::Refresh.of(Some(&user_id), Some(&session_id), client)).await;
                 return self.token_response(User::clone(&user), pair);
@@ -73,7 +76,10 @@ impl AuthService {
             Spent::GraceReplay(pair) => {
                 let detail = format!("first use from {}", state.issued_to.ip());
                 let session = Some(state.id.as_str());
-                self.record(Event::RefreshGraceReplay.of(Some(&state.user_id), session, client).with_detail(Some(&detail))).await;
+                self.record(
+                    Event::RefreshGraceReplay.of(Some(&state.user_id), session, client).with_detail(Some(&detail)),
+                )
+                .await;
                 return self.token_response(state.user(), *pair);
             }
             Spent::OtherClient => Some(format!("first use from {}, then another client", state.issued_to.ip())),
@@ -119,7 +125,8 @@ impl AuthService {
     /// The live session `refresh_token` names (of any generation) and that generation, after the
     /// proof of the session's key if it is bound; `invalid_refresh_token` for an unknown or ended one.
     async fn live_state(&self, refresh_token: &str, client: &ClientInfo) -> Result<(SessionState, i64), AppError> {
-        let Place { session_id, generation } = self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
+        let Place { session_id, generation } =
+            self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
         let state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
         if !state.is_live(now_ms(), self.settings().refresh_idle_ttl.as_millis() as i64) {
             return Err(AppError::InvalidRefreshToken);
@@ -141,7 +148,10 @@ impl AuthService {
                         .bind(hash)
                         .fetch_optional(self.db())
                         .await?;
-                row.map(|(session_id, spent_at)| Place { session_id, generation: if spent_at.is_none() { 0 } else { -1 } })
+                row.map(|(session_id, spent_at)| Place {
+                    session_id,
+                    generation: if spent_at.is_none() { 0 } else { -1 },
+                })
             }
         })
     }
@@ -218,8 +228,14 @@ impl AuthService {
     }
 
     /// Reuse: the session ends, and the event is stored in the same commit.
-    async fn revoke_for_reuse(&self, state: &SessionState, client: &ClientInfo, detail: Option<&str>) -> Result<(), AppError> {
-        let event = self.log_event(Event::RefreshTokenReuse.of(Some(&state.user_id), Some(&state.id), client).with_detail(detail));
+    async fn revoke_for_reuse(
+        &self,
+        state: &SessionState,
+        client: &ClientInfo,
+        detail: Option<&str>,
+    ) -> Result<(), AppError> {
+        let event = self
+            .log_event(Event::RefreshTokenReuse.of(Some(&state.user_id), Some(&state.id), client).with_detail(detail));
         self.revoke(Scope::Session(state.id.clone()), Reason::RefreshTokenReuse, event).await?;
         Ok(())
     }

@@ -52,7 +52,11 @@ pub(crate) fn spawn(service: &AuthService) {
 impl AuthService {
     /// Deletes sessions that ended more than `sessions` ago, security events older than
     /// `security_events` (`None` keeps them all), and stale login counts.
-    pub async fn purge_older_than(&self, sessions: Duration, security_events: Option<Duration>) -> Result<Purged, AppError> {
+    pub async fn purge_older_than(
+        &self,
+        sessions: Duration,
+        security_events: Option<Duration>,
+    ) -> Result<Purged, AppError> {
         let now = now_ms();
         let ended_before = now - sessions.as_millis() as i64;
         let idle_before = ended_before - self.settings().refresh_idle_ttl.as_millis() as i64;
@@ -73,8 +77,10 @@ impl AuthService {
             let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
             let mut tx = self.begin_write().await?;
             // Tokens first: both databases cascade, but SQLite only with foreign keys on.
-            let (tokens_sql, rows_sql) =
-                (format!("DELETE FROM refresh_tokens WHERE session_id IN ({list})"), format!("DELETE FROM sessions WHERE id IN ({list})"));
+            let (tokens_sql, rows_sql) = (
+                format!("DELETE FROM refresh_tokens WHERE session_id IN ({list})"),
+                format!("DELETE FROM sessions WHERE id IN ({list})"),
+            );
             let (mut tokens, mut rows) = (sqlx::query(&tokens_sql), sqlx::query(&rows_sql));
             for id in &ids {
                 tokens = tokens.bind(id.clone());
@@ -90,7 +96,10 @@ impl AuthService {
         if let Some(age) = security_events {
             let before = now - age.as_millis() as i64;
             purged.security_events = self
-                .delete_in_batches("DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < $1 LIMIT $2)", before)
+                .delete_in_batches(
+                    "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < $1 LIMIT $2)",
+                    before,
+                )
                 .await?;
         }
         let before = now - LOGIN_COUNT_RETENTION_MS;
@@ -108,11 +117,17 @@ impl AuthService {
         )
         .await?;
         // DPoP proofs too old to be accepted anyway (PostgreSQL's; SQLite's live in memory).
-        self.delete_in_batches("DELETE FROM dpop_proofs WHERE id IN (SELECT id FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)", now)
-            .await?;
+        self.delete_in_batches(
+            "DELETE FROM dpop_proofs WHERE id IN (SELECT id FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)",
+            now,
+        )
+        .await?;
         // Hand-offs nobody redeemed.
-        self.delete_in_batches("DELETE FROM handoffs WHERE id IN (SELECT id FROM handoffs WHERE expires_at < $1 LIMIT $2)", now)
-            .await?;
+        self.delete_in_batches(
+            "DELETE FROM handoffs WHERE id IN (SELECT id FROM handoffs WHERE expires_at < $1 LIMIT $2)",
+            now,
+        )
+        .await?;
         // A retired key may still sign on an instance that has not read the keys since, for one
         // poll interval; its tokens then live one token lifetime, verified with the leeway.
         let config = self.settings();

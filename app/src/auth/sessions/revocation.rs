@@ -80,7 +80,9 @@ impl Scope {
                 ending!("id = $3 AND user_id = $4").bind(session_id.clone()).bind(user_id.clone())
             }
             Self::AllOfUser(user_id) => ending!("user_id = $3").bind(user_id.clone()),
-            Self::AllOfUserBut { user_id, keep } => ending!("user_id = $3 AND id <> $4").bind(user_id.clone()).bind(keep.clone()),
+            Self::AllOfUserBut { user_id, keep } => {
+                ending!("user_id = $3 AND id <> $4").bind(user_id.clone()).bind(keep.clone())
+            }
         }
     }
 }
@@ -102,14 +104,21 @@ impl AuthService {
         let at = now_ms();
         let returned = self
             .writer()
-            .execute_grouped(move || std::iter::once(scope.statement(reason, at)).chain(event.as_ref().map(EventRow::insert)).collect())
+            .execute_grouped(move || {
+                std::iter::once(scope.statement(reason, at)).chain(event.as_ref().map(EventRow::insert)).collect()
+            })
             .await?;
         self.sessions_ended().await;
         Ok(returned.first().map_or(0, |rows| rows.len() as u64))
     }
 
     /// Ends the live sessions in `scope` within `tx`, a change that must happen together with it.
-    pub(crate) async fn revoke_in(&self, tx: &mut WriteTx<'_>, scope: Scope, reason: Reason) -> Result<Ended, AppError> {
+    pub(crate) async fn revoke_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        scope: Scope,
+        reason: Reason,
+    ) -> Result<Ended, AppError> {
         let ended = scope.statement(reason, now_ms()).fetch_all(&mut **tx).await?;
         Ok(Ended(ended.len() as u64))
     }

@@ -73,7 +73,8 @@ impl Rotation {
         const SIZES: usize = Rotation::LARGEST_BATCH.ilog2() as usize + 1;
         static SQL: [std::sync::OnceLock<String>; SIZES] = [const { std::sync::OnceLock::new() }; SIZES];
         SQL[size.ilog2() as usize].get_or_init(|| {
-            const TYPES: [&str; Rotation::VALUES] = ["TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT"];
+            const TYPES: [&str; Rotation::VALUES] =
+                ["TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT"];
             let rows: Vec<String> = (0..size)
                 .map(|row| {
                     let values: Vec<String> = TYPES

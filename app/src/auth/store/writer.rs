@@ -85,10 +85,7 @@ impl<M: Merge> Writer<M> {
     }
 
     /// Runs one writing statement in its own transaction, queued like [`Self::begin`].
-    pub(crate) async fn execute<'q>(
-        &self,
-        query: Query<'q, sqlx::Any, AnyArguments<'q>>,
-    ) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn execute<'q>(&self, query: Query<'q, sqlx::Any, AnyArguments<'q>>) -> Result<u64, sqlx::Error> {
         let _turn = self.shared.turn().await;
         Ok(query.execute(&self.shared.db).await?.rows_affected())
     }

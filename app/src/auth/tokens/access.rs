@@ -71,11 +71,16 @@ impl Key {
         // The kid is derived from the public key: stable, and says nothing secret.
         let public = signing.verifying_key().to_bytes();
         let digest = <sha2::Sha256 as sha2::Digest>::digest(public);
-        NewKey { kid: URL_SAFE_NO_PAD.encode(&digest[..12]), pkcs8: der.as_bytes().to_vec(), public_x: URL_SAFE_NO_PAD.encode(public) }
+        NewKey {
+            kid: URL_SAFE_NO_PAD.encode(&digest[..12]),
+            pkcs8: der.as_bytes().to_vec(),
+            public_x: URL_SAFE_NO_PAD.encode(public),
+        }
     }
 
     pub fn from_pkcs8(kid: &str, activates_at: i64, der: &[u8]) -> Result<Self, String> {
-        let signing = SigningKey::from_pkcs8_der(der).map_err(|_| format!("signing key {kid} is not an Ed25519 PKCS#8 key"))?;
+        let signing =
+            SigningKey::from_pkcs8_der(der).map_err(|_| format!("signing key {kid} is not an Ed25519 PKCS#8 key"))?;
         let public = signing.verifying_key().to_bytes();
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.into());
@@ -113,7 +118,13 @@ impl TokenSigner {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        let signer = Self { keys: RwLock::new(Arc::from(Vec::new())), issuer: issuer.to_owned(), audience: audience.to_owned(), ttl, validation };
+        let signer = Self {
+            keys: RwLock::new(Arc::from(Vec::new())),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl,
+            validation,
+        };
         signer.set_keys(keys);
         signer
     }
@@ -143,7 +154,14 @@ impl TokenSigner {
     /// The claims of a token issued at `issued_at_ms`, bound to DPoP key `jkt` if given; the same
     /// inputs give the same token, since Ed25519 signatures are deterministic. That is how the
     /// refresh grace window re-issues a pair.
-    pub fn claims(&self, user_id: &str, session_id: &str, jti: &str, issued_at_ms: i64, jkt: Option<&str>) -> AccessClaims {
+    pub fn claims(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        jti: &str,
+        issued_at_ms: i64,
+        jkt: Option<&str>,
+    ) -> AccessClaims {
         let iat = issued_at_ms.div_euclid(1000);
         AccessClaims {
             iss: self.issuer.clone(),
@@ -246,7 +264,8 @@ mod tests {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.into());
         header.kid = Some(new.kid.clone());
-        let by_jsonwebtoken = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&new.pkcs8)).unwrap();
+        let by_jsonwebtoken =
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&new.pkcs8)).unwrap();
         assert_eq!(s.sign(&claims, &new.kid).unwrap(), by_jsonwebtoken);
     }
 

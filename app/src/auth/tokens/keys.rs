@@ -90,16 +90,14 @@ pub async fn prepare(db: &Db, config: &AuthSettings) -> Result<Loaded, KeyError>
     .bind(&first.public_x)
     .bind(seal(kek, &first.kid, &first.pkcs8))
     .execute(db)
-    .await
-    ?;
+    .await?;
     let secret: [u8; 32] = rand::random();
     sqlx::query("INSERT INTO rotation_keys (id, created_at, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(PRIMARY)
         .bind(now)
         .bind(seal(kek, PRIMARY, &secret))
         .execute(db)
-        .await
-        ?;
+        .await?;
     load(db, keks).await
 }
 
@@ -116,13 +114,12 @@ async fn load(db: &Db, kek: Keks<'_>) -> Result<Loaded, KeyError> {
     if signing.is_empty() {
         return Err("no signing key in the database".into());
     }
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, secret FROM rotation_keys ORDER BY created_at, id")
-        .fetch_all(db)
-        .await
-        ?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, secret FROM rotation_keys ORDER BY created_at, id").fetch_all(db).await?;
     let mut rotation = Vec::with_capacity(rows.len());
     for (id, secret) in &rows {
-        let bytes: [u8; 32] = open(kek, id, secret)?.try_into().map_err(|_| format!("rotation key {id} is not 32 bytes"))?;
+        let bytes: [u8; 32] =
+            open(kek, id, secret)?.try_into().map_err(|_| format!("rotation key {id} is not 32 bytes"))?;
         if id == PRIMARY {
             rotation.insert(0, bytes);
         } else {
@@ -141,15 +138,16 @@ pub async fn rotate(db: &Db, config: &AuthSettings) -> Result<(String, i64), Key
     let key = Key::generate();
     let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys").fetch_one(db).await?;
     let activates_at = (now_ms() + config.keys.publish_delay.as_millis() as i64).max(latest.unwrap_or(0) + 1);
-    sqlx::query("INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&key.kid)
-        .bind(activates_at)
-        .bind(now_ms())
-        .bind(&key.public_x)
-        .bind(seal(config.keys.encryption_key.as_ref(), &key.kid, &key.pkcs8))
-        .execute(db)
-        .await
-        ?;
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, activates_at, created_at, public_key, private_key) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.kid)
+    .bind(activates_at)
+    .bind(now_ms())
+    .bind(&key.public_x)
+    .bind(seal(config.keys.encryption_key.as_ref(), &key.kid, &key.pkcs8))
+    .execute(db)
+    .await?;
     Ok((key.kid, activates_at))
 }
 
@@ -207,7 +205,9 @@ async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) 
     if let Some(bytes) = read_if_present(&path)? {
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         for key in file.keys {
-            let der = STANDARD.decode(&key.pkcs8).map_err(|_| format!("{}: key {} is not base64", path.display(), key.kid))?;
+            let der = STANDARD
+                .decode(&key.pkcs8)
+                .map_err(|_| format!("{}: key {} is not base64", path.display(), key.kid))?;
             // Activation = creation: the newest key of the file is the one it signed with.
             let decoded = Key::from_pkcs8(&key.kid, key.created_at, &der)?;
             sqlx::query(
@@ -225,18 +225,20 @@ async fn import_files(db: &Db, data_dir: &Path, kek: Option<&KeyEncryptionKey>) 
     }
     let path = data_dir.join(ROTATION_KEY_FILE);
     if let Some(bytes) = read_if_present(&path)? {
-        let secret: [u8; 32] = bytes.try_into().map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))?;
+        let secret: [u8; 32] =
+            bytes.try_into().map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))?;
         // `primary` when none exists yet; else kept beside it under a name of its own.
         let digest = <sha2::Sha256 as sha2::Digest>::digest(secret);
         let own_id = format!("imported-{}", URL_SAFE_NO_PAD.encode(&digest[..9]));
         for id in [PRIMARY, own_id.as_str()] {
-            let inserted = sqlx::query("INSERT INTO rotation_keys (id, created_at, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(id)
-                .bind(now_ms())
-                .bind(seal(kek, id, &secret))
-                .execute(db)
-                .await
-                ?;
+            let inserted = sqlx::query(
+                "INSERT INTO rotation_keys (id, created_at, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(now_ms())
+            .bind(seal(kek, id, &secret))
+            .execute(db)
+            .await?;
             if inserted.rows_affected() == 1 {
                 break;
             }
@@ -293,19 +295,18 @@ pub async fn rotate_kek(db: &Db, config: &AuthSettings) -> Result<u64, KeyError>
 async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, KeyError>) -> Result<u64, KeyError> {
     let mut changed = 0;
     for (table, id_column, column) in [("signing_keys", "kid", "private_key"), ("rotation_keys", "id", "secret")] {
-        let rows: Vec<(String, String)> = sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table}"))
-            .fetch_all(db)
-            .await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table}")).fetch_all(db).await?;
         for (id, stored) in rows {
             let Some(new) = change(&id, &stored)? else { continue };
-            changed += sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
-                .bind(new)
-                .bind(&id)
-                .bind(&stored)
-                .execute(db)
-                .await
-                ?
-                .rows_affected();
+            changed +=
+                sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
+                    .bind(new)
+                    .bind(&id)
+                    .bind(&stored)
+                    .execute(db)
+                    .await?
+                    .rows_affected();
         }
     }
     Ok(changed)
@@ -402,6 +403,9 @@ mod tests {
         assert!(open(keks(None, None), "k1", &sealed).unwrap_err().to_string().contains("KEY_ENCRYPTION_KEY"));
         let plain = seal(None, "k1", b"secret");
         assert_eq!(open(keks(None, None), "k1", &plain).unwrap(), b"secret");
-        assert!(open(keks(Some(&kek), None), "k1", &plain).unwrap_err().to_string().contains("seal-keys"), "in the clear beside a KEK");
+        assert!(
+            open(keks(Some(&kek), None), "k1", &plain).unwrap_err().to_string().contains("seal-keys"),
+            "in the clear beside a KEK"
+        );
     }
 }

@@ -49,12 +49,16 @@ pub async fn proof(method: &str, url: &str, access_token: Option<&str>) -> Optio
     let iat = (js_sys::Date::now() / 1000.0).floor() as i64;
     let ath = match access_token {
         Some(token) => {
-            let digest = JsFuture::from(subtle.digest_with_str_and_u8_array("SHA-256", token.as_bytes()).ok()?).await.ok()?;
+            let digest =
+                JsFuture::from(subtle.digest_with_str_and_u8_array("SHA-256", token.as_bytes()).ok()?).await.ok()?;
             format!(r#","ath":"{}""#, b64url(&Uint8Array::new(&digest).to_vec()))
         }
         None => String::new(),
     };
-    let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}}}"#, key.x, key.y);
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}}}"#,
+        key.x, key.y
+    );
     let claims = format!(
         r#"{{"jti":"{}","htm":"{method}","htu":{},"iat":{iat}{ath}}}"#,
         b64url(&jti),
@@ -91,14 +95,17 @@ async fn load_or_create() -> Result<Key, JsValue> {
             // Not extractable: the private key can sign, never be read, by any script.
             let made = JsFuture::from(subtle.generate_key_with_object(&params, false, &usages)?).await?;
             // Another tab may have stored its own meanwhile: theirs wins, every tab uses one key.
-            let _ = request(&store(&db, web_sys::IdbTransactionMode::Readwrite)?.add_with_key(&made, &KEY_NAME.into())?).await;
+            let _ =
+                request(&store(&db, web_sys::IdbTransactionMode::Readwrite)?.add_with_key(&made, &KEY_NAME.into())?)
+                    .await;
             get(&db).await?.ok_or(JsValue::NULL)?
         }
     };
     let private: CryptoKey = Reflect::get(&pair, &"privateKey".into())?.dyn_into()?;
     let public: CryptoKey = Reflect::get(&pair, &"publicKey".into())?.dyn_into()?;
     let jwk = JsFuture::from(subtle().ok_or(JsValue::NULL)?.export_key("jwk", &public)?).await?;
-    let coordinate = |name: &str| Reflect::get(&jwk, &name.into()).ok().and_then(|v| v.as_string()).ok_or(JsValue::NULL);
+    let coordinate =
+        |name: &str| Reflect::get(&jwk, &name.into()).ok().and_then(|v| v.as_string()).ok_or(JsValue::NULL);
     Ok(Key { private, x: coordinate("x")?, y: coordinate("y")? })
 }
 

@@ -174,9 +174,13 @@ pub async fn mark_spent(token: &str) {
 pub async fn was_spent(token: &str) -> bool {
     let Some(locks) = locks() else { return false };
     let Some(query) = method(&locks, "query") else { return false };
-    let Some(promise) = query.call0(&locks).ok().and_then(|p| p.dyn_into::<js_sys::Promise>().ok()) else { return false };
+    let Some(promise) = query.call0(&locks).ok().and_then(|p| p.dyn_into::<js_sys::Promise>().ok()) else {
+        return false;
+    };
     let Ok(snapshot) = wasm_bindgen_futures::JsFuture::from(promise).await else { return false };
     let held = js_sys::Reflect::get(&snapshot, &"held".into()).unwrap_or(JsValue::UNDEFINED);
     let marker = JsValue::from(spent_marker(token));
-    js_sys::Array::from(&held).iter().any(|lock| js_sys::Reflect::get(&lock, &"name".into()).ok() == Some(marker.clone()))
+    js_sys::Array::from(&held)
+        .iter()
+        .any(|lock| js_sys::Reflect::get(&lock, &"name".into()).ok() == Some(marker.clone()))
 }

@@ -81,7 +81,12 @@ impl AuthService {
 
     /// Checks the proof `client` brings for this request (and `access_token`, on a protected
     /// call), signed by key `expected` if given, and records its use. The key's thumbprint.
-    async fn check_proof(&self, client: &ClientInfo, access_token: Option<&str>, expected: Option<&str>) -> Result<String, AppError> {
+    async fn check_proof(
+        &self,
+        client: &ClientInfo,
+        access_token: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<String, AppError> {
         let request = client.dpop.as_ref().ok_or_else(missing)?;
         let now = now_ms();
         let verified = proof::verify(request, &self.settings().public_urls, access_token, now)?;

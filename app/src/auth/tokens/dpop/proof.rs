@@ -86,7 +86,9 @@ pub(crate) fn verify(
     if jwk.d.is_some() {
         return Err(refuse("its jwk holds a private key"));
     }
-    let (Some(x), Some(y)) = (jwk.x.as_deref(), jwk.y.as_deref()) else { return Err(refuse("its jwk is not a P-256 key")) };
+    let (Some(x), Some(y)) = (jwk.x.as_deref(), jwk.y.as_deref()) else {
+        return Err(refuse("its jwk is not a P-256 key"));
+    };
     let coordinate = |c: &str| URL_SAFE_NO_PAD.decode(c).is_ok_and(|b| b.len() == 32);
     if jwk.kty != "EC" || jwk.crv.as_deref() != Some("P-256") || !coordinate(x) || !coordinate(y) {
         return Err(refuse("its jwk is not a P-256 key"));

@@ -121,8 +121,10 @@ mod tests {
         let seen = std::sync::Arc::new(MemoryReplays::default());
         let busy = seen.hasher.hash_one("busy") as usize % SHARDS;
         let held = seen.shards[busy].lock().unwrap();
-        let others: Vec<String> =
-            (0..64).map(|i| format!("proof-{i}")).filter(|id| seen.hasher.hash_one(id) as usize % SHARDS != busy).collect();
+        let others: Vec<String> = (0..64)
+            .map(|i| format!("proof-{i}"))
+            .filter(|id| seen.hasher.hash_one(id) as usize % SHARDS != busy)
+            .collect();
         assert!(others.len() > 32, "most proofs go elsewhere: {} of 64", others.len());
         let (done, finished) = std::sync::mpsc::channel();
         let writer = {
