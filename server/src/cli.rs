@@ -173,7 +173,7 @@ impl DbCommand {
                 ))
             }
             Self::RotateSigningKey => match app::auth::tokens::keys::rotate(auth.db(), auth.settings()).await {
-                Ok((kid, activates_at)) => {
+                Ok(app::auth::tokens::keys::AddedKey { kid, activates_at }) => {
                     let wait = (activates_at - app::auth::store::db::now_ms()).max(0) / 1000;
                     done(format!("new signing key {kid}: published now, signs on every instance in {wait} s"))
                 }

@@ -38,6 +38,12 @@ const PRIMARY: &str = "primary";
 const SIGNING_KEY_FILE: &str = "signing-keys.json";
 const ROTATION_KEY_FILE: &str = "refresh-rotation.key";
 
+/// A signing key `rotate-signing-key` added: its id, and when it starts signing (ms).
+pub struct AddedKey {
+    pub kid: String,
+    pub activates_at: i64,
+}
+
 /// The keys as read from the database.
 pub struct Loaded {
     pub(crate) signing: Vec<Key>,
@@ -134,7 +140,7 @@ async fn load(db: &Db, kek: Keks<'_>) -> Result<Loaded, KeyError> {
 
 /// Stores a new signing key that signs `SIGNING_KEY_PUBLISH_DELAY` from now (and from the latest
 /// key's activation, if that is later). Returns its `kid` and activation time.
-pub async fn rotate(db: &Db, config: &AuthSettings) -> Result<(String, i64), KeyError> {
+pub async fn rotate(db: &Db, config: &AuthSettings) -> Result<AddedKey, KeyError> {
     let key = Key::generate();
     let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys").fetch_one(db).await?;
     let activates_at = (now_ms() + config.keys.publish_delay.as_millis() as i64).max(latest.unwrap_or(0) + 1);
@@ -148,7 +154,7 @@ pub async fn rotate(db: &Db, config: &AuthSettings) -> Result<(String, i64), Key
     .bind(seal(config.keys.encryption_key.as_ref(), &key.kid, &key.pkcs8))
     .execute(db)
     .await?;
-    Ok((key.kid, activates_at))
+    Ok(AddedKey { kid: key.kid, activates_at })
 }
 
 /// Deletes signing keys that were retired (a newer key activated) more than `keep_ms` ago.
