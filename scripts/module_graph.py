@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """The module import graph of each crate, and its cycles.
 
-Every `use` and every path written out (`crate::…`, `super::…`, `self::…`) is an edge from the
-module that writes it to the module it names; `pub use` re-exports are followed to the module that
-defines the item. Unit tests (`mod tests`) are left out. A module naming one of its ancestors is no edge: the auth core's files extend
-the service their parent wires (`impl AuthService`), which is the layering, not a cycle.
+Every `use` and every path written out (`crate::…`, `super::…`, `self::…`, or a child module's
+name) is an edge from the module that writes it to the module it names; `pub use` re-exports are
+followed to the module that defines the item. Unit tests (`mod tests`) are left out. A module
+naming one of its ancestors is no edge: the auth core's files extend the service their parent wires
+(`impl AuthService`), which is the layering, not a cycle. What this cannot see: one module calling
+another's `impl AuthService` method through `self` (no path is written); keep such calls flowing
+from use cases to mechanisms.
 
     python3 scripts/module_graph.py          # fails (exit 1) on a cycle not allowed below
     python3 scripts/module_graph.py --dot    # the graph, for Graphviz
@@ -19,7 +22,7 @@ CRATES = {"app": ROOT / "app/src", "server": ROOT / "server/src", "frontend": RO
 # Leptos's server functions: their browser half calls through the client, which needs the session.
 ALLOWED = [{"crate::server_fns", "crate::ui::client", "crate::ui::session"}]
 
-PATH = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
+PATH = re.compile(r"(?<![\w:])([a-z_][a-z0-9_]*)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 USE = re.compile(r"^\s*(pub(?:\([a-z]+\))?\s+)?use\s+([^;]+);", re.S | re.M)
 INLINE_MOD = re.compile(r"^\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+(\w+)\s*\{")
 
@@ -33,6 +36,7 @@ def module_of(src: Path, file: Path) -> str:
 
 def expand(tree: str) -> list[str]:
     """`a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e` (renames and globs dropped)."""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     depth, start = 0, None
     for i, ch in enumerate(tree):
@@ -53,10 +57,11 @@ def expand(tree: str) -> list[str]:
                             items.append(inner[last:j])
                         last = j + 1
                 return [p for item in items for p in expand(prefix + item)]
-    return [tree.split(" as ")[0].split("as")[0] if "::" not in tree else re.sub(r"as\w+$", "", tree)]
+    return [tree]
 
 
-def absolute(path: str, here: str) -> list[str] | None:
+def absolute(path: str, here: str, modules: set) -> list[str] | None:
+    """`path` as written in module `here`, from the crate root; `None` for another crate's."""
     segments = path.split("::")
     base = here.split("::")
     if segments[0] == "crate":
@@ -66,6 +71,9 @@ def absolute(path: str, here: str) -> list[str] | None:
     if segments[0] == "super":
         while segments and segments[0] == "super":
             base, segments = base[:-1], segments[1:]
+        return base + segments
+    # A child module's name (Rust 2018 paths are relative to the module they are written in).
+    if "::".join([*base, segments[0]]) in modules:
         return base + segments
     return None
 
@@ -83,38 +91,49 @@ def strip_tests(code: str) -> str:
 
 
 def scan(src: Path):
-    modules, refs, reexports = set(), {}, {}
+    files, inline = {}, {}
+    modules = set()
     for file in sorted(src.rglob("*.rs")):
         here = module_of(src, file)
         modules.add(here)
+        # `//` comments out (not the `//` of a URL in a string, which follows a `:`).
+        text = "\n".join(re.sub(r"(^|[^:])//.*$", r"\1", line) for line in file.read_text().splitlines())
+        code = strip_tests(text)
+        # The module each line is in: the file's, or an inline `mod name { … }` within it.
         stack: list[tuple[str, int]] = []
-        depth = 0
-        text = file.read_text()
-        # Paths in comments are prose, not imports.
-        code = strip_tests("\n".join(line.split("//")[0] for line in text.splitlines()))
+        depth, line_module = 0, []
         for line in code.splitlines():
-            current = stack[-1][0] if stack else here
             m = INLINE_MOD.match(line)
             if m:
-                stack.append((f"{current}::{m.group(1)}", depth))
-            for found in PATH.finditer(line):
-                full = absolute(found.group(0), stack[-1][0] if stack else here)
-                if full:
-                    refs.setdefault(here, set()).add(tuple(full))
+                stack.append((f"{stack[-1][0] if stack else here}::{m.group(1)}", depth))
+                modules.add(stack[-1][0])
+                inline[stack[-1][0]] = here
+            line_module.append(stack[-1][0] if stack else here)
             depth += line.count("{") - line.count("}")
             while stack and depth <= stack[-1][1]:
                 stack.pop()
+        for m in re.finditer(r"^\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+(\w+)\s*;", code, re.M):
+            modules.add(f"{here}::{m.group(1)}")
+        files[here] = (code, line_module)
+    refs, reexports = {}, {}
+    for here, (code, line_module) in files.items():
+        for number, line in enumerate(code.splitlines()):
+            if re.match(r"^\s*(pub(\([a-z]+\))?\s+)?use\s", line):
+                continue
+            for found in PATH.finditer(line):
+                full = absolute(found.group(0), line_module[number], modules)
+                if full:
+                    refs.setdefault(here, set()).add(tuple(full))
         for m in USE.finditer(code):
+            current = line_module[code.count("\n", 0, m.start() + len(m.group(0)) - len(m.group(0).lstrip()))]
             for path in expand(m.group(2)):
-                full = absolute(path, here)
+                full = absolute(path, current, modules)
                 if full is None:
                     continue
                 refs.setdefault(here, set()).add(tuple(full))
                 if m.group(1):
-                    reexports[(here, full[-1])] = tuple(full)
-        for m in re.finditer(r"^\s*(?:pub(?:\([a-z]+\))?\s+)?mod\s+(\w+)\s*;", code, re.M):
-            modules.add(f"{here}::{m.group(1)}")
-    return modules, refs, reexports
+                    reexports[(current, full[-1])] = tuple(full)
+    return modules, refs, reexports, inline
 
 
 def resolve(path: tuple, modules: set, reexports: dict, seen=0) -> str | None:
@@ -131,11 +150,13 @@ def resolve(path: tuple, modules: set, reexports: dict, seen=0) -> str | None:
 
 
 def graph(src: Path) -> dict[str, set[str]]:
-    modules, refs, reexports = scan(src)
-    edges: dict[str, set[str]] = {m: set() for m in modules}
+    modules, refs, reexports, inline = scan(src)
+    # An inline module (`mod browser { … }`) is part of its file's node.
+    edges: dict[str, set[str]] = {m: set() for m in modules if m not in inline}
     for here, paths in refs.items():
         for path in paths:
             target = resolve(path, modules, reexports)
+            target = inline.get(target, target)
             if target and target != here and not here.startswith(target + "::"):
                 edges[here].add(target)
     return edges

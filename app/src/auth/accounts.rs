@@ -13,7 +13,7 @@ use crate::domain::{parse_credentials, parse_new_credentials, Password};
 use crate::error::AppError;
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UserRow {
+struct UserRow {
     pub id: String,
     pub username: String,
     pub created_at: i64,
@@ -65,7 +65,7 @@ impl AuthService {
                 AppError::from(e)
             }
         })?;
-        let response = self.start_session(&user, 0, client, key).await?;
+        let response = self.start_session(User::from(&user), 0, client, key).await?;
         self.record(Event::Signup.of(Some(&user.id), None, client)).await;
         Ok(response)
     }
@@ -112,7 +112,7 @@ impl AuthService {
             self.execute_write(rehash).await?;
         }
         // Fails if the password changed since it was read (see `start_session`).
-        let response = self.start_session(user, *password_version, client, dpop_key).await?;
+        let response = self.start_session(User::from(user), *password_version, client, dpop_key).await?;
         self.record(Event::Login.of(Some(&user.id), None, client)).await;
         Ok(response)
     }
@@ -236,16 +236,6 @@ impl AuthService {
     /// The caller, as read with the session's liveness: no further query.
     pub async fn me(&self, principal: &Principal) -> Result<User, AppError> {
         Ok(User::clone(&principal.user))
-    }
-
-    /// For the security log only: which account a username key belongs to, if any.
-    pub(crate) async fn user_id_by_key(&self, username_key: &str) -> Option<String> {
-        sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
-            .bind(username_key)
-            .fetch_optional(self.db())
-            .await
-            .ok()
-            .flatten()
     }
 }
 

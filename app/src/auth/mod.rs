@@ -75,7 +75,7 @@ struct Inner {
 pub enum StartError {
     #[error(transparent)]
     Db(#[from] db::DbSetupError),
-    #[error("{0}")]
+    #[error("data directory: {0}")]
     DataDir(String),
     #[error("keys: {0}")]
     Keys(#[from] keys::KeyError),

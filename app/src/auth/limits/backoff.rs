@@ -24,6 +24,16 @@ impl LoginBackoff {
 }
 
 impl AuthService {
+    /// For the security log only: which account a username key belongs to, if any.
+    pub(crate) async fn user_id_by_key(&self, username_key: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
+            .bind(username_key)
+            .fetch_optional(self.db())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Counts a login attempt against `username_key` before its password is checked (so that
     /// concurrent guesses cannot all get in before the first failure is written), or refuses it
     /// while the account waits out its backoff or lock. A success clears the count again.

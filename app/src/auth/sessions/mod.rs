@@ -24,7 +24,6 @@ pub(crate) mod rotation;
 pub use cache::LIVENESS_TTL_MS;
 
 use crate::api::{rfc3339, SessionInfo, TokenResponse, User};
-use crate::auth::accounts::UserRow;
 use crate::auth::caller::{ClientInfo, Principal};
 use crate::auth::events::Event;
 use crate::auth::limits::rate::Action;
@@ -101,12 +100,11 @@ impl AuthService {
     /// and the group's commit unseen: it waits, and then its revocation sees this session.
     pub(crate) async fn start_session(
         &self,
-        user: &UserRow,
+        user: User,
         proven_by: i64,
         client: &ClientInfo,
         jkt: Option<String>,
     ) -> Result<TokenResponse, AppError> {
-        let user = User::from(user);
         let now = now_ms();
         let session_id = uuid::Uuid::new_v4().to_string();
         let jti = uuid::Uuid::new_v4().to_string();

@@ -4,8 +4,10 @@
 //! PostgreSQL a `NOTIFY` on [`CHANNEL`] clears the other instances' caches within milliseconds.
 //! If a notification is lost (the listening connection dropped), the cache's own bound still
 //! holds: nothing is believed longer than `LIVENESS_TTL_MS` (1 s). A feature that ends sessions
-//! (a password reset, a removed passkey) calls [`AuthService::revoke`] or, inside a transaction
-//! of its own, [`AuthService::revoke_in`], and cannot forget to tell the others.
+//! (a password reset, a removed passkey) calls [`AuthService::revoke`], which tells the others,
+//! or, inside a transaction of its own, [`AuthService::revoke_in`], whose `#[must_use]` answer
+//! is announced once the transaction commits. (Deleting an account deletes its sessions rather
+//! than ending them, and calls [`AuthService::sessions_ended`] itself.)
 
 use crate::auth::events::EventRow;
 use crate::auth::store::db::{now_ms, Statement};
@@ -99,17 +101,20 @@ impl Ended {
 }
 
 impl AuthService {
-    /// Ends the live sessions in `scope`, with `event` stored in the same commit if given; how many.
+    /// Ends the live sessions in `scope`; how many. With `event`, the event is stored in the same
+    /// commit (a group commit, shared with other requests' writes); without, the statement is a
+    /// transaction of its own, as short as can be.
     pub(crate) async fn revoke(&self, scope: Scope, reason: Reason, event: Option<EventRow>) -> Result<u64, AppError> {
         let at = now_ms();
-        let returned = self
-            .writer()
-            .execute_grouped(move || {
-                std::iter::once(scope.statement(reason, at)).chain(event.as_ref().map(EventRow::insert)).collect()
-            })
-            .await?;
+        let ended = match event {
+            None => self.execute_write(scope.statement(reason, at)).await?,
+            Some(event) => {
+                let build = move || vec![scope.statement(reason, at), event.insert()];
+                self.writer().execute_grouped(build).await?.first().map_or(0, |rows| rows.len() as u64)
+            }
+        };
         self.sessions_ended().await;
-        Ok(returned.first().map_or(0, |rows| rows.len() as u64))
+        Ok(ended)
     }
 
     /// Ends the live sessions in `scope` within `tx`, a change that must happen together with it.

@@ -28,8 +28,13 @@ impl Merge for Rotation {
         Self::updates(batch)
     }
 
-    fn owns(&self, row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error> {
-        Ok(row.try_get::<String, _>(2)? == self.access_jti)
+    fn key(&self) -> &str {
+        &self.access_jti
+    }
+
+    /// The statements return `user_id, dpop_jkt, access_jti`.
+    fn key_of(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
+        row.try_get(2)
     }
 }
 

@@ -23,8 +23,10 @@ use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 pub(crate) trait Merge: Send + Sync + 'static {
     /// The statements that apply every job of `batch`.
     fn statements(batch: &[&Self]) -> Vec<Statement>;
-    /// Whether `row`, returned by one of those statements, is this job's.
-    fn owns(&self, row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error>;
+    /// What tells this job apart from the others of its group.
+    fn key(&self) -> &str;
+    /// The key of the job a row returned by those statements belongs to.
+    fn key_of(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error>;
 }
 
 /// Builds the statements of one job (one transaction's worth: all or none of them apply); called
@@ -162,13 +164,11 @@ impl Shared {
         }
         if !merged.is_empty() {
             let batch: Vec<&M> = merged.iter().map(|(_, job)| *job).collect();
+            let owner: std::collections::HashMap<&str, usize> = merged.iter().map(|(i, job)| (job.key(), *i)).collect();
             for statement in M::statements(&batch) {
                 for row in statement.fetch_all(&mut *tx).await? {
-                    for (i, job) in &merged {
-                        if job.owns(&row)? {
-                            returned[*i][0].push(row);
-                            break;
-                        }
+                    if let Some(&i) = owner.get(M::key_of(&row)?.as_str()) {
+                        returned[i][0].push(row);
                     }
                 }
             }

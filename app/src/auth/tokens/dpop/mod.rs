@@ -1,5 +1,6 @@
 //! DPoP (RFC 9449): tokens bound to a key pair whose private half never leaves the client. Every
-//! check that a request holds a session's key is here.
+//! check that a request holds a session's key is here, but one: a refresh's rotation compares the
+//! key presented with the session's in its UPDATE, saving a read (see `sessions::rotation`).
 //!
 //! A client that sends a `DPoP` proof with its login or signup gets a session bound to the key's
 //! RFC 7638 thumbprint (`jkt`). From then on the session's refresh tokens work only with a proof
