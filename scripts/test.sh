@@ -30,8 +30,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # --- 0. the habits: formatting, lints (server, app on the server and in the browser), no cycles --
 say "cargo fmt --check; cargo clippy -D warnings; module graph"
 cargo fmt --all --check
-cargo clippy -p server --tests -- -D warnings
-cargo clippy -p app --features ssr --tests -- -D warnings
+# One run for both server-side crates: one feature resolution, one build of their dependencies.
+cargo clippy -p server -p app --features app/ssr --tests -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 python3 scripts/module_graph.py
 
