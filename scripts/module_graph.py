@@ -35,7 +35,7 @@ def module_of(src: Path, file: Path) -> str:
 
 
 def expand(tree: str) -> list[str]:
-    """`a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e` (renames and globs dropped)."""
+    """`a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e` (renames dropped)."""
     tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     depth, start = 0, None
@@ -78,6 +78,45 @@ def absolute(path: str, here: str, modules: set) -> list[str] | None:
     return None
 
 
+def sanitize(text: str) -> str:
+    """The code with comments removed and the insides of string and char literals blanked (line
+    breaks kept), so that neither a `//` in a URL nor a `{` in a format string misleads the scan."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    out.append("\n" if text[i] == "\n" else "")
+                    i += 1
+        elif (m := re.match(r'b?r(#*)"', text[i:])) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            end = text.find('"' + m.group(1), i + m.end())
+            end = n if end < 0 else end + 1 + len(m.group(1))
+            out.append('""' + "\n" * text.count("\n", i, end))
+            i = end
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append('""' + "\n" * text.count("\n", i, j))
+            i = j + 1
+        elif c == "'" and (m := re.match(r"'(\\.[^']*|[^'\\])'", text[i:])):
+            out.append("' '")
+            i += m.end()
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def strip_tests(code: str) -> str:
     """The code without its `mod tests { … }` blocks."""
     while (m := re.search(r"^\s*mod tests\s*\{", code, re.M)) :
@@ -96,9 +135,7 @@ def scan(src: Path):
     for file in sorted(src.rglob("*.rs")):
         here = module_of(src, file)
         modules.add(here)
-        # `//` comments out (not the `//` of a URL in a string, which follows a `:`).
-        text = "\n".join(re.sub(r"(^|[^:])//.*$", r"\1", line) for line in file.read_text().splitlines())
-        code = strip_tests(text)
+        code = strip_tests(sanitize(file.read_text()))
         # The module each line is in: the file's, or an inline `mod name { … }` within it.
         stack: list[tuple[str, int]] = []
         depth, line_module = 0, []
@@ -117,9 +154,9 @@ def scan(src: Path):
         files[here] = (code, line_module)
     refs, reexports = {}, {}
     for here, (code, line_module) in files.items():
-        for number, line in enumerate(code.splitlines()):
-            if re.match(r"^\s*(pub(\([a-z]+\))?\s+)?use\s", line):
-                continue
+        # `use` statements are read below, whole; here only the paths written in code.
+        paths_only = USE.sub(lambda m: "\n" * m.group(0).count("\n"), code)
+        for number, line in enumerate(paths_only.splitlines()):
             for found in PATH.finditer(line):
                 full = absolute(found.group(0), line_module[number], modules)
                 if full:

@@ -24,7 +24,8 @@ impl LoginBackoff {
 }
 
 impl AuthService {
-    /// For the security log only: which account a username key belongs to, if any.
+    /// Which account a username key belongs to, if any: for the security log, and the operator's
+    /// commands. A database error reads as none (the log line is not worth failing a login for).
     pub(crate) async fn user_id_by_key(&self, username_key: &str) -> Option<String> {
         sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
             .bind(username_key)
