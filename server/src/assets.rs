@@ -212,10 +212,15 @@ fn short_hash(parts: &[&[u8]]) -> String {
     hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Files above this are a dev build's debug WASM (a release one is about 0.4 MB): brotli's best
+/// level took half a minute for its 4 MB, which the first page load waited for.
+const BEST_LEVEL_UP_TO: usize = 1 << 20;
+
 fn brotli(data: &[u8]) -> bytes::Bytes {
     let mut out = Vec::with_capacity(data.len() / 3);
     {
-        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, 11, 22);
+        let quality = if data.len() <= BEST_LEVEL_UP_TO { 11 } else { 5 };
+        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, quality, 22);
         writer.write_all(data).expect("writing to memory");
     }
     out.into()
