@@ -279,8 +279,12 @@ impl AuthService {
         Ok(user)
     }
 
-    async fn session_state(&self, session_id: &str) -> Result<Option<SessionState>, AppError> {
-        Ok(sqlx::query_as::<_, SessionState>(SESSION_STATE).bind(session_id).fetch_optional(self.db()).await?)
+    /// The session with its user, if it is live at `now` (not revoked, not past its lifetime, not
+    /// idle too long); a session whose user is gone is gone too.
+    async fn live_session(&self, session_id: &str, now: i64) -> Result<Option<SessionState>, AppError> {
+        let state = sqlx::query_as::<_, SessionState>(SESSION_STATE).bind(session_id).fetch_optional(self.db()).await?;
+        let idle_ms = self.settings().refresh_idle_ttl.as_millis() as i64;
+        Ok(state.filter(|state| state.is_live(now, idle_ms)))
     }
 
     /// The refresh token of `session_id`'s `generation`.
@@ -301,9 +305,8 @@ impl AuthService {
         })
     }
 
-    /// Whether `session_id` is live: not revoked, not past its lifetime, not idle too long.
+    /// Whether `session_id` is live (see [`Self::live_session`]).
     pub(crate) async fn session_is_live(&self, session_id: &str) -> Result<bool, AppError> {
-        let idle_ms = self.settings().refresh_idle_ttl.as_millis() as i64;
-        Ok(self.session_state(session_id).await?.is_some_and(|state| state.is_live(now_ms(), idle_ms)))
+        Ok(self.live_session(session_id, now_ms()).await?.is_some())
     }
 }

@@ -57,12 +57,8 @@ impl AuthService {
                 return self.token_response(User::clone(&user), pair);
             }
         }
-        // Otherwise the session says why. Its user is read with it: a session whose user is gone
-        // is gone too.
-        let state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
-        if !state.is_live(now, self.settings().refresh_idle_ttl.as_millis() as i64) {
-            return Err(AppError::InvalidRefreshToken);
-        }
+        // Otherwise the session says why.
+        let state = self.live_session(&session_id, now).await?.ok_or(AppError::InvalidRefreshToken)?;
         dpop::check_refresh_key(state.dpop_jkt.as_deref(), key.as_deref())?;
         if generation == state.generation && !self.settings().refresh_rotation {
             return self.extend(&state, now, client).await;
@@ -127,10 +123,7 @@ impl AuthService {
     async fn live_state(&self, refresh_token: &str, client: &ClientInfo) -> Result<(SessionState, i64), AppError> {
         let Place { session_id, generation } =
             self.locate(refresh_token).await?.ok_or(AppError::InvalidRefreshToken)?;
-        let state = self.session_state(&session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
-        if !state.is_live(now_ms(), self.settings().refresh_idle_ttl.as_millis() as i64) {
-            return Err(AppError::InvalidRefreshToken);
-        }
+        let state = self.live_session(&session_id, now_ms()).await?.ok_or(AppError::InvalidRefreshToken)?;
         self.check_session_key(state.dpop_jkt.as_deref(), client).await?;
         Ok((state, generation))
     }
