@@ -147,7 +147,8 @@ pip_venv() {
   ln -sfn "$venv" "$VENVS/$name"
 }
 if [ "$WITH_TESTS" = 1 ]; then
-  apt_install chromium postgresql python3-venv nginx openssl
+  # python3-aiosmtpd: a real SMTP server the tests mail to (scripts/smtp_sink.py).
+  apt_install chromium postgresql python3-venv nginx openssl python3-aiosmtpd
   pip_venv schemathesis schemathesis "$SCHEMATHESIS_VERSION"
   # The DPoP example client (examples/dpop_client.py) signs with the `cryptography` package.
   pip_venv examples cryptography "$CRYPTOGRAPHY_VERSION"
@@ -220,7 +221,8 @@ if [ "$WITH_TESTS" = 1 ]; then
   nginx -v 2>/dev/null || fail "nginx (Debian package nginx) does not run"
   "$VENVS/schemathesis/bin/schemathesis" --version >/dev/null 2>&1 || fail "schemathesis (PyPI, in $VENVS/schemathesis) does not run"
   "$VENVS/examples/bin/python" -c "import cryptography" 2>/dev/null || fail "cryptography (PyPI, in $VENVS/examples) does not import"
-  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis, cryptography"
+  /usr/bin/python3 -c "import aiosmtpd.controller" 2>/dev/null || fail "aiosmtpd (Debian package python3-aiosmtpd) does not import"
+  say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis, cryptography, aiosmtpd"
 fi
 if [ "$WITH_BENCH" = 1 ]; then
   { wrk --version 2>&1 || true; } | grep -q '^wrk' || fail "wrk (Debian package wrk) does not run"

@@ -59,12 +59,12 @@ cargo leptos build --release --split --frontend-only
 SERVER_BIN=target/debug/server
 [ -x "$SERVER_BIN" ] || { echo "$SERVER_BIN missing: cargo test should have built it" >&2; exit 1; }
 
-start_server() { # $1 = variable to set to its URL; further args are VAR=value settings
+start_server() { # $1 = variable to set to its URL; further args are VAR=value settings (@PORT@: its port)
   local name=$1; shift
   local port; port=$(free_port)
   mkdir -p "$WORK/$name"
   env BATON_DATA_DIR="$WORK/$name" LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
-    LEPTOS_OUTPUT_NAME=baton RUST_LOG=debug "$@" "$SERVER_BIN" >"$WORK/$name.log" 2>&1 &
+    LEPTOS_OUTPUT_NAME=baton RUST_LOG=debug "${@//@PORT@/$port}" "$SERVER_BIN" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { export "$name=http://127.0.0.1:$port"; return; }
@@ -78,7 +78,7 @@ start_nginx() { # $1 = variable to set to its https URL; $2 = the URL of the Bat
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
   sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@SERVER_NAME@|127.0.0.1|" -e "s|@UPSTREAM@|$upstream|" -e "s|@CERT@|$dir/cert.pem|" \
-    -e "s|@KEY@|$dir/key.pem|" deploy/nginx.conf >"$dir/site.conf"
+    -e "s|@KEY@|$dir/key.pem|" -e "s|@ACCESS_LOG@|$dir/access.log|" deploy/nginx.conf >"$dir/site.conf"
   cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -104,23 +104,44 @@ CONF
 }
 # The whole suite signs up and logs in from 127.0.0.1: the per-address limits are raised (their
 # own tests are in server/tests/api/throttling.rs); the per-account backoff keeps its defaults.
-LIMITS=(RATE_LIMIT_SIGNUP=600 RATE_LIMIT_LOGIN=600 RATE_LIMIT_SESSIONS=600)
+LIMITS=(RATE_LIMIT_SIGNUP=600 RATE_LIMIT_LOGIN=600 RATE_LIMIT_SESSIONS=600 RATE_LIMIT_RESET=600)
+# A real SMTP server (Debian's aiosmtpd): the browser tests read the mails it keeps in MAIL_DIR.
+export MAIL_DIR="$WORK/mail"
+/usr/bin/python3 scripts/smtp_sink.py "$MAIL_DIR" >"$WORK/smtp.port" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$WORK/smtp.port" ] && break; sleep 0.1; done
+SMTP_URL="smtp://127.0.0.1:$(head -1 "$WORK/smtp.port")"
 # The grace window is for one client's lost answer: the browser must coordinate its tabs without it.
 SETTINGS=("${LIMITS[@]}" REFRESH_REUSE_GRACE=0)
 # The main server sits behind nginx (deploy/nginx.conf: TLS, X-Forwarded-For), as in production,
 # with PUBLIC_URL naming nginx's origin: the browser's DPoP proofs must name it.
 NGINX_PORT=$(free_port)
-start_server BASE_URL "${SETTINGS[@]}" TRUSTED_PROXIES=127.0.0.1 HSTS_MAX_AGE=31536000 PUBLIC_URL="https://127.0.0.1:$NGINX_PORT"
+start_server BASE_URL "${SETTINGS[@]}" TRUSTED_PROXIES=127.0.0.1 HSTS_MAX_AGE=31536000 PUBLIC_URL="https://127.0.0.1:$NGINX_PORT" \
+  SMTP_URL="$SMTP_URL"
 start_nginx BASE_URL "$BASE_URL" "$NGINX_PORT"
-start_server SHORT_TTL_URL ACCESS_TOKEN_TTL=2 "${SETTINGS[@]}"
+start_server SHORT_TTL_URL ACCESS_TOKEN_TTL=2 RESET_TOKEN_TTL=3 "${SETTINGS[@]}" SMTP_URL="$SMTP_URL" \
+  PUBLIC_URL="http://127.0.0.1:@PORT@"
 say "Playwright (headless Chromium) against $BASE_URL and $SHORT_TTL_URL"
 (cd end2end && npx playwright test --project=chromium) 2>&1 | tee "$WORK/playwright.log"
 
 # The build a developer runs (`cargo leptos watch --split`): server and WASM in debug, both with
 # `--cfg erase_components` as cargo-leptos sets it (its own target directory, so the test build's
 # cache stays), served and hydrated in Chromium.
-say "cargo leptos build --split (the dev build)"
-CARGO_TARGET_DIR=target/dev LEPTOS_SITE_ROOT=target/site-dev cargo leptos build --split
+say "cargo leptos build --split (the dev build; $(df -h --output=avail . | tail -1 | tr -d ' ') free on disk)"
+dev_build() { CARGO_TARGET_DIR=target/dev LEPTOS_SITE_ROOT=target/site-dev cargo leptos build --split >"$WORK/dev-build.log" 2>&1; }
+# Once, a CI run's dev build failed with its cause scrolled out of the printed tail: on failure its
+# errors are printed here and it is tried once more; failing again, they are the script's last words.
+if ! dev_build; then
+  grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150 || tail -60 "$WORK/dev-build.log"
+  df -h . && free -m
+  say "the dev build failed (above); trying it once more"
+  if ! dev_build; then
+    tail -40 "$WORK/dev-build.log"
+    echo "the dev build failed twice; its errors:" >&2
+    grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150 >&2 || true
+    exit 1
+  fi
+fi
 SERVER_BIN=target/dev/debug/server start_server DEV_URL LEPTOS_SITE_ROOT=target/site-dev "${SETTINGS[@]}"
 say "Playwright: the dev build at $DEV_URL"
 (cd end2end && DEV_URL=$DEV_URL npx playwright test --project=dev-build) 2>&1 | tee -a "$WORK/playwright.log"
@@ -137,10 +158,11 @@ seen=$(curl -fsSk "$BASE_URL/api/auth/sessions" -H "Authorization: Bearer $via" 
 curl -fsSkI "$BASE_URL/login" | grep -qi '^strict-transport-security: max-age=31536000' ||
   { echo "no HSTS through nginx" >&2; exit 1; }
 
-# The servers' debug logs of the whole browser run: no token, password or hash in any line.
+# The servers' debug logs of the whole browser run: no token (of a session or a mailed link),
+# password or hash in any line.
 say "scanning the servers' logs for secrets"
-logs=("$WORK/BASE_URL.log" "$WORK/SHORT_TTL_URL.log")
-if grep -nE 'brt_|eyJ[A-Za-z0-9_-]{8,}|\$argon2|correct horse battery|[Bb]earer [A-Za-z0-9]' "${logs[@]}"; then
+logs=("$WORK/BASE_URL.log" "$WORK/SHORT_TTL_URL.log" "$WORK/nginx-BASE_URL/access.log")
+if grep -nE 'brt_|blk_|eyJ[A-Za-z0-9_-]{8,}|\$argon2|correct horse battery|[Bb]earer [A-Za-z0-9]' "${logs[@]}"; then
   echo "secrets in the server logs (lines above)" >&2; exit 1
 fi
 grep -q 'event="refresh"' "${logs[@]}" || { echo "the logs hold no security events: is logging on?" >&2; exit 1; }
@@ -148,7 +170,7 @@ echo "$(cat "${logs[@]}" | wc -l) log lines, no secrets"
 
 # --- 4. Schemathesis: every check, against the OpenAPI document, as a logged-in user ---------------
 # Limits off: a 429 is documented, but it would stop the fuzzer reaching the handlers.
-start_server SCHEMA_URL RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RATE_LIMIT_SESSIONS=0
+start_server SCHEMA_URL RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RATE_LIMIT_SESSIONS=0 RATE_LIMIT_RESET=0
 # The README's DPoP example client, as a REST client would run it.
 say "examples/dpop_client.py against $SCHEMA_URL"
 "${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/examples/bin/python" examples/dpop_client.py "$SCHEMA_URL" dpop-example "correct horse battery"

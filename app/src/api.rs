@@ -41,6 +41,72 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// `POST /api/auth/signup`: the login's fields, and an email address if the user wants one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Signup {
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*[A-Za-z0-9_.\-]{3,32}\s*$"))]
+    pub username: String,
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
+    pub password: String,
+    /// Optional: without one the password cannot be reset. A link to verify it is mailed there.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 254))]
+    pub email: Option<String>,
+}
+
+/// The account, as its owner sees it (`GET /api/account`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub created_at: String,
+    pub email: Option<String>,
+    /// A link mailed to `email` was opened. Only a verified address gets reset links and notices.
+    pub email_verified: bool,
+}
+
+/// `POST /api/auth/password-reset`: a username or an email address.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    #[cfg_attr(feature = "ssr", schema(max_length = 254))]
+    pub login: String,
+}
+
+/// `POST /api/auth/password-reset/confirm`: the token from the mailed link and the new password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    pub token: String,
+    /// The signup rules.
+    #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
+    pub new_password: String,
+}
+
+/// `POST /api/account/email`: the password again, and the new address.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailChange {
+    pub password: String,
+    #[cfg_attr(feature = "ssr", schema(max_length = 254))]
+    pub email: String,
+}
+
+/// `POST /api/account/email/verify`: the token from the mailed link.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailVerification {
+    pub token: String,
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -123,6 +189,12 @@ debug_redacting!(Credentials { shown: [username], secret: [password] });
 debug_redacting!(RefreshRequest { shown: [], secret: [refresh_token] });
 debug_redacting!(PasswordChange { shown: [], secret: [current_password, new_password] });
 debug_redacting!(AccountDeletion { shown: [], secret: [password] });
+// Addresses are not secrets, but logs have no business keeping them either.
+debug_redacting!(Signup { shown: [username], secret: [password, email] });
+debug_redacting!(PasswordResetRequest { shown: [], secret: [login] });
+debug_redacting!(PasswordResetConfirm { shown: [], secret: [token, new_password] });
+debug_redacting!(EmailChange { shown: [], secret: [password, email] });
+debug_redacting!(EmailVerification { shown: [], secret: [token] });
 
 /// One logged-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

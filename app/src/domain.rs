@@ -90,6 +90,46 @@ impl std::fmt::Debug for Password {
     }
 }
 
+pub const EMAIL_MAX: usize = 254;
+
+/// An email address as typed (trimmed); [`Email::key`] is what a reset request matches. The rule
+/// is deliberately loose (one `@`, something on both sides, a dot in the domain, no spaces or
+/// control characters): only a mail that arrives proves an address, and that is what
+/// verification is for. The server also has the mail library parse it before storing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let email = raw.trim();
+        let invalid = || AppError::invalid_field("email", "Enter an email address like name@example.com.");
+        if email.chars().count() > EMAIL_MAX {
+            return Err(AppError::invalid_field(
+                "email",
+                format!("An email address has at most {EMAIL_MAX} characters."),
+            ));
+        }
+        let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+        let clean = |part: &str| {
+            !part.is_empty() && !part.contains('@') && part.chars().all(|c| !c.is_whitespace() && !c.is_control())
+        };
+        let dotted = domain.split('.').count() >= 2 && domain.split('.').all(|label| !label.is_empty());
+        if !clean(local) || !clean(domain) || !dotted || local.chars().count() > 64 {
+            return Err(invalid());
+        }
+        Ok(Self(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Lower-cased whole: what a reset request by address compares.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
 /// Both fields checked, every failure reported, so a form can mark all bad fields at once.
 pub fn parse_credentials(username: &str, password: &str) -> Result<(Username, Password), AppError> {
     merge(Username::parse(username), Password::parse(password))
@@ -148,6 +188,27 @@ mod tests {
             assert!(err.field_message("username").is_some(), "{bad:?}");
         }
         assert!(Username::parse(&"a".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "Alice@Example.COM");
+        assert_eq!(Email::parse("Alice@Example.COM").unwrap().key(), "alice@example.com");
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "al ice@example.com",
+            "a@b@example.com",
+            "alice@localhost",
+            "alice@example..com",
+            "alice@exam\nple.com",
+            &format!("{}@example.com", "a".repeat(65)),
+        ] {
+            assert!(Email::parse(bad).unwrap_err().field_message("email").is_some(), "{bad:?}");
+        }
+        assert!(Email::parse(&format!("{}@{}.com", "a".repeat(64), "b".repeat(185))).is_ok());
     }
 
     #[test]

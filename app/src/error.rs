@@ -30,6 +30,12 @@ pub enum AppError {
     /// RFC 9449: a DPoP proof missing where the session needs one, or not valid for this request.
     #[error("{0}")]
     InvalidDpopProof(String),
+    /// A password-reset link that is unknown, used, replaced or expired; the message says which.
+    #[error("{0}")]
+    InvalidResetToken(String),
+    /// An email-verification link that is unknown, used, expired or for another address.
+    #[error("{0}")]
+    InvalidVerificationToken(String),
     #[error("Not found.")]
     NotFound,
     #[error("This method is not allowed here.")]
@@ -64,6 +70,8 @@ impl AppError {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::InvalidToken => "invalid_token",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::InvalidResetToken(_) => "invalid_reset_token",
+            Self::InvalidVerificationToken(_) => "invalid_verification_token",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -91,7 +99,7 @@ impl AppError {
             Self::PayloadTooLarge => 413,
             Self::RequestTimeout => 408,
             Self::UnsupportedMediaType(_) => 415,
-            Self::BadRequest(_) => 400,
+            Self::BadRequest(_) | Self::InvalidResetToken(_) | Self::InvalidVerificationToken(_) => 400,
             Self::Internal | Self::Network(_) => 500,
         }
     }
@@ -271,6 +279,8 @@ impl TryFrom<ErrorBody> for AppError {
             "invalid_refresh_token" => Self::InvalidRefreshToken,
             "invalid_token" => Self::InvalidToken,
             "invalid_dpop_proof" => Self::InvalidDpopProof(body.message),
+            "invalid_reset_token" => Self::InvalidResetToken(body.message),
+            "invalid_verification_token" => Self::InvalidVerificationToken(body.message),
             "not_found" => Self::NotFound,
             "method_not_allowed" => Self::MethodNotAllowed,
             "too_many_requests" => Self::TooManyRequests { retry_after },

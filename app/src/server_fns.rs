@@ -3,8 +3,12 @@
 //! which attaches the access token and refreshes it when needed.
 
 #[cfg(feature = "ssr")]
-use crate::api::{AccountDeletion, Credentials, PasswordChange};
-use crate::api::{RefreshState, Secret, Sensitive, SessionInfo, TokenResponse, User};
+use crate::api::{
+    AccountDeletion, Credentials, EmailChange, EmailVerification, PasswordChange, PasswordResetConfirm,
+    PasswordResetRequest,
+};
+// Not `Signup` and `Account` by name: `#[server]` names each function's arguments after it.
+use crate::api::{self, RefreshState, Secret, Sensitive, SessionInfo, TokenResponse, User};
 use crate::error::AppError;
 use crate::ui::client::{AuthClient, DpopClient};
 use leptos::prelude::*;
@@ -43,8 +47,8 @@ mod ssr {
 }
 
 #[server(prefix = "/api/fn", endpoint = "signup", client = DpopClient)]
-pub async fn signup(username: String, password: Sensitive) -> Result<TokenResponse, AppError> {
-    ssr::auth()?.signup(&Credentials { username, password: password.0 }, &ssr::client().await?).await
+pub async fn signup(username: String, password: Sensitive, email: Option<String>) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.signup(&api::Signup { username, password: password.0, email }, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "login", client = DpopClient)]
@@ -123,4 +127,40 @@ pub async fn change_password(current_password: Sensitive, new_password: Sensitiv
 pub async fn delete_account(password: Sensitive) -> Result<(), AppError> {
     let (auth, who) = ssr::principal().await?;
     auth.delete_account(&who, &AccountDeletion { password: password.0 }, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "account", client = AuthClient)]
+pub async fn account() -> Result<api::Account, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.account(&who).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "change_email", client = AuthClient)]
+pub async fn change_email(password: Sensitive, email: String) -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.change_email(&who, &EmailChange { password: password.0, email }, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "resend_verification", client = AuthClient)]
+pub async fn resend_verification() -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.resend_verification(&who).await
+}
+
+/// No login needed: the link may be opened on another device.
+#[server(prefix = "/api/fn", endpoint = "verify_email")]
+pub async fn verify_email(token: Sensitive) -> Result<(), AppError> {
+    ssr::auth()?.verify_email(&EmailVerification { token: token.0 }, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "request_password_reset")]
+pub async fn request_password_reset(login: String) -> Result<(), AppError> {
+    ssr::auth()?.request_password_reset(&PasswordResetRequest { login }, &ssr::client().await?).await
+}
+
+/// The new password, and this device logged in (bound to its key where it can keep one).
+#[server(prefix = "/api/fn", endpoint = "confirm_password_reset", client = DpopClient)]
+pub async fn confirm_password_reset(token: Sensitive, new_password: Sensitive) -> Result<TokenResponse, AppError> {
+    let confirm = PasswordResetConfirm { token: token.0, new_password: new_password.0 };
+    ssr::auth()?.confirm_password_reset(&confirm, &ssr::client().await?).await
 }

@@ -3,7 +3,7 @@ import { test as base, expect, Browser, BrowserContextOptions, Page, ConsoleMess
 /** Network 4xx answers that a test provokes on purpose (a wrong password is a 401, too many is a
  * 429): Chromium logs each as a console error although nothing failed. Only these are tolerated,
  * and only for the server-function endpoints. */
-const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (401|409|422|429)/;
+const EXPECTED_STATUS = /^Failed to load resource: the server responded with a status of (400|401|409|422|429)/;
 /** What a test that cuts the network or makes the server busy provokes on purpose. */
 const PROVOKED_FAILURE = /^Failed to load resource: (net::ERR_|the server responded with a status of 503)/;
 

@@ -80,7 +80,10 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(middleware::from_fn_with_state(state.http.limits.body_read_timeout, request_limits::read_body_in_time))
         .layer(middleware::from_fn_with_state(security_headers::hsts(&state.http), security_headers::add))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // The path, never the query: a mailed link's token rides in it (`/reset?token=…`).
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 
@@ -114,6 +117,7 @@ pub async fn spawn(
     let auth = AuthService::start(settings.auth).await?;
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    auth.listening_at(addr);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = AppState::new(auth.clone(), settings.http, leptos_options);
     let done = tokio::spawn(serve(listener, state, async move {

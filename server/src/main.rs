@@ -87,7 +87,10 @@ async fn main() -> ExitCode {
     };
     // The bound address, not the configured one: with port 0 the OS picks, and scripts read this line.
     match listener.local_addr() {
-        Ok(bound) => tracing::info!("listening on http://{bound}"),
+        Ok(bound) => {
+            state.auth.listening_at(bound);
+            tracing::info!("listening on http://{bound}")
+        }
         Err(_) => tracing::info!("listening on http://{addr}"),
     }
     if let Err(e) = server::serve(listener, state, shutdown_signal()).await {

@@ -22,6 +22,11 @@ pub enum Event {
     AccountLocked,
     AccountUnlocked,
     PasswordChanged,
+    /// With a link mailed to the account's address (`Happened::with_detail`: none).
+    PasswordResetRequested,
+    PasswordReset,
+    EmailChanged,
+    EmailVerified,
     AccountDeleted,
 }
 
@@ -41,6 +46,10 @@ impl Event {
             Self::AccountLocked => "account_locked",
             Self::AccountUnlocked => "account_unlocked",
             Self::PasswordChanged => "password_changed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::EmailChanged => "email_changed",
+            Self::EmailVerified => "email_verified",
             Self::AccountDeleted => "account_deleted",
         }
     }
@@ -139,7 +148,7 @@ impl AuthService {
 
 /// The security log keeps the kind of client, not its raw User-Agent: that string is chosen by the
 /// client, can carry anything, and with an address it fingerprints a person.
-fn agent_family(user_agent: &str) -> &'static str {
+pub(crate) fn agent_family(user_agent: &str) -> &'static str {
     const FAMILIES: [(&str, &str); 7] = [
         ("Firefox/", "Firefox"),
         ("Edg/", "Edge"),

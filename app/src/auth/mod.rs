@@ -15,6 +15,8 @@
 //!   `confirmations`, and the `network` a client counts by.
 //! - `store/`: the database (`db`), the one write queue (`writer`), private files. Mechanisms only:
 //!   nothing in it knows a use case.
+//! - `mail/`: the queue mail waits in and its sender (SMTP or files); `letters`: what each mail
+//!   says, and the notices that tell a person what happened to their account.
 //! - `events`: the security event log. `admin`: the operator's command line. `settings`: every
 //!   setting, read, checked, printed and documented in one table.
 
@@ -23,7 +25,9 @@ pub mod admin;
 pub mod caller;
 mod credentials;
 mod events;
+mod letters;
 pub mod limits;
+pub(crate) mod mail;
 pub mod origin;
 mod sessions;
 pub mod settings;
@@ -69,6 +73,11 @@ struct Inner {
     verified: sessions::cache::VerifiedTokens,
     live: sessions::cache::LiveSessions,
     users: sessions::cache::KnownUsers,
+    outbox: mail::Outbox,
+    /// Where links point without `PUBLIC_URL`: the server's own address, once it listens.
+    local_origin: std::sync::OnceLock<String>,
+    /// Password-reset requests being looked up in the background (see `accounts::reset`).
+    reset_lookups: accounts::reset::Lookups,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +90,8 @@ pub enum StartError {
     Keys(#[from] keys::KeyError),
     #[error("password hasher: {0}")]
     Hasher(AppError),
+    #[error("mail: {0}")]
+    Mail(String),
 }
 
 impl AuthService {
@@ -100,6 +111,7 @@ impl AuthService {
         rotation.set(loaded.rotation);
         let hasher =
             PasswordHasher::new(settings.argon2, settings.max_concurrent_hashes).await.map_err(StartError::Hasher)?;
+        let outbox = mail::Outbox::new(&settings).map_err(StartError::Mail)?;
         let writer = writer::Writer::new(db.clone(), settings.is_sqlite());
         let rate_limiter = RateLimiter::new(settings.rate_limits);
         let limits_db = match settings.is_sqlite() {
@@ -122,13 +134,33 @@ impl AuthService {
             verified: Default::default(),
             live: Default::default(),
             users: Default::default(),
+            outbox,
+            local_origin: Default::default(),
+            reset_lookups: Default::default(),
             settings,
         };
         let service = Self { inner: Arc::new(inner) };
         sessions::retention::spawn(&service);
         keys::spawn_polling(&service);
         sessions::revocation::spawn_listener(&service);
+        mail::spawn(&service);
         Ok(service)
+    }
+
+    /// The address the server listens at, for links when `PUBLIC_URL` is unset (`localhost` for
+    /// loopback: a browser treats it as a secure context, and passkeys need a name, not an IP).
+    pub fn listening_at(&self, addr: std::net::SocketAddr) {
+        let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
+        let host = if addr.is_ipv6() && !addr.ip().is_loopback() { format!("[{host}]") } else { host };
+        let _ = self.inner.local_origin.set(format!("http://{host}:{}", addr.port()));
+    }
+
+    /// `PUBLIC_URL`'s first origin, else the server's own address.
+    fn link_origin(&self) -> String {
+        match self.inner.settings.public_urls.first() {
+            Some(origin) => origin.clone(),
+            None => self.inner.local_origin.get().cloned().unwrap_or_else(|| "http://localhost:3000".into()),
+        }
     }
 
     pub fn settings(&self) -> &AuthSettings {

@@ -1,7 +1,10 @@
-//! The inside page's account card: change the password, delete the account. Both ask for the
+//! The inside page's account card: the email address (its state, "Send again", a new one), change
+//! the password, delete the account. A new address, a new password and deleting ask for the
 //! current password again; the server throttles wrong ones like logins.
 
 use super::session;
+use crate::api::Account;
+use crate::domain::Email;
 use crate::error::AppError;
 use crate::server_fns;
 use leptos::prelude::*;
@@ -13,9 +16,102 @@ pub fn AccountCard() -> AnyView {
     view! {
         <article class="card">
             <h2>"Your account"</h2>
+            <EmailAddress/>
             <ChangePassword/>
             <DeleteAccount/>
         </article>
+    }
+    .into_any()
+}
+
+/// Type-erased, as the card: each part's full view type nested in the card's is too deep.
+#[component]
+fn EmailAddress() -> AnyView {
+    let account = RwSignal::new(None::<Result<Account, AppError>>);
+    let load = move || leptos::task::spawn_local(async move { account.set(Some(server_fns::account().await)) });
+    Effect::new(move |_| load());
+    let resend = Action::new(|_: &()| server_fns::resend_verification());
+    let (editing, password, email) = (RwSignal::new(false), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let change = Action::new(move |(password, email): &(String, String)| {
+        server_fns::change_email(password.clone().into(), email.trim().to_owned())
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = change.value().get() {
+            password.set(String::new());
+            editing.set(false);
+            load();
+        }
+    });
+    let email_error =
+        move || change.value().get().and_then(Result::err).and_then(|e| e.field_message("email").map(str::to_owned));
+    let change_error = move || {
+        change.value().get().and_then(Result::err).filter(|e| e.field_message("email").is_none()).map(|e| describe(&e))
+    };
+    let state = move || {
+        match account.get() {
+        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+        Some(Err(e)) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+        Some(Ok(Account { email: None, .. })) => view! {
+            <p data-testid="email-state">"No email address. Without one, your password cannot be reset if you forget it."</p>
+        }
+        .into_any(),
+        Some(Ok(Account { email: Some(address), email_verified: true, .. })) => view! {
+            <p data-testid="email-state">{address}" "<span class="badge">"Verified"</span></p>
+        }
+        .into_any(),
+        Some(Ok(Account { email: Some(address), .. })) => view! {
+            <p data-testid="email-state">{address}" "<span class="badge badge-warning">"Not verified"</span></p>
+            <p class="muted">"Open the link we mailed to confirm it: until then, it cannot be used to reset your password."</p>
+            <button class="button button-small button-secondary" type="button" disabled=move || resend.pending().get()
+                on:click=move |_| { resend.dispatch(()); }>"Send again"</button>
+            <p class="result" role="status">{move || matches!(resend.value().get(), Some(Ok(()))).then_some("Sent. Check your inbox.")}</p>
+        }
+        .into_any(),
+    }
+    };
+    view! {
+        <div class="stack" data-testid="email-address">
+            <h3>"Email address"</h3>
+            {state}
+            <button class="button button-small button-secondary" type="button" aria-expanded=move || editing.get().to_string()
+                aria-controls="change-email" on:click=move |_| editing.update(|e| *e = !*e)>"Change email"</button>
+            // Only in the page while open: its "Current password" is not the password change's.
+            <Show when=move || editing.get()>
+            <form id="change-email" class="stack" novalidate=true
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    if Email::parse(&email.get_untracked()).is_ok() && !change.pending().get_untracked() {
+                        change.dispatch((password.get_untracked(), email.get_untracked()));
+                    }
+                }>
+                <div class="field" class:invalid=move || email_error().is_some()>
+                    <label for="new-email">"New email"</label>
+                    <input id="new-email" type="email" autocomplete="email" required=true
+                        aria-describedby="new-email-error" bind:value=email/>
+                    <p id="new-email-error" class="field-error">
+                        {move || email_error().or_else(|| {
+                            let typed = email.get();
+                            (!typed.is_empty()).then(|| Email::parse(&typed).err()).flatten().map(|e| e.to_string())
+                        })}
+                    </p>
+                </div>
+                <div class="field">
+                    <label for="email-password">"Current password"</label>
+                    <input id="email-password" type="password" autocomplete="current-password" required=true
+                        bind:value=password/>
+                </div>
+                <p class="form-error" role="alert">{change_error}</p>
+                <button class="button" type="submit" disabled=move || change.pending().get()
+                    aria-busy=move || change.pending().get().to_string()>
+                    <Show when=move || change.pending().get()><span class="spinner" aria-hidden="true"></span></Show>
+                    "Save email"
+                </button>
+            </form>
+            </Show>
+            <p class="result" role="status" data-testid="email-changed">
+                {move || matches!(change.value().get(), Some(Ok(()))).then_some("Saved. We mailed a link to confirm the new address.")}
+            </p>
+        </div>
     }
     .into_any()
 }

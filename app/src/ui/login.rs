@@ -2,7 +2,7 @@
 //! (`crate::domain`), and the server's answer appears next to the field it is about.
 
 use super::session::{self, Auth, AuthStatus};
-use crate::domain::{Password, Username, PASSWORD_MAX, PASSWORD_MIN};
+use crate::domain::{Email, Password, Username, PASSWORD_MAX, PASSWORD_MIN};
 use crate::error::AppError;
 use leptos::prelude::*;
 
@@ -37,15 +37,17 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
     // What was typed or autofilled before the WASM took over stays in the fields.
     let username = RwSignal::new(prefilled("username"));
     let password = RwSignal::new(prefilled("password"));
+    let email = RwSignal::new(prefilled("email"));
+    let email_input = NodeRef::<leptos::html::Input>::new();
     let (user_input, pass_input) = (NodeRef::<leptos::html::Input>::new(), NodeRef::<leptos::html::Input>::new());
     let form = NodeRef::<leptos::html::Form>::new();
     let (user_touched, pass_touched, submitted) = (RwSignal::new(false), RwSignal::new(false), RwSignal::new(false));
-    let action = Action::new(move |(u, p): &(String, String)| {
-        let (u, p) = (u.clone(), p.clone());
+    let action = Action::new(move |(u, p, e): &(String, String, String)| {
+        let (u, p, e) = (u.clone(), p.clone(), e.trim().to_owned());
         async move {
             let result = match mode {
                 Mode::Login => crate::server_fns::login(u, p.into()).await,
-                Mode::Signup => crate::server_fns::signup(u, p.into()).await,
+                Mode::Signup => crate::server_fns::signup(u, p.into(), (!e.is_empty()).then_some(e)).await,
             };
             result.map(session::logged_in)
         }
@@ -67,6 +69,14 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
             .flatten();
         local.or_else(|| server_error().and_then(|e| e.field_message("password").map(str::to_owned)))
     };
+    // Optional: checked only when something was typed.
+    let email_error = move || {
+        let typed = email.get();
+        let local = (submitted.get() && !typed.trim().is_empty())
+            .then(|| Email::parse(&typed).err().and_then(|e| e.field_message("email").map(str::to_owned)))
+            .flatten();
+        local.or_else(|| server_error().and_then(|e| e.field_message("email").map(str::to_owned)))
+    };
     // Errors not about one field (wrong password, name taken, too many attempts, offline).
     let form_error =
         move || server_error().filter(|e| !matches!(e, AppError::InvalidInput { fields, .. } if !fields.is_empty()));
@@ -82,29 +92,33 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
 
     let submit = move || {
         // The fields themselves are the truth: a browser may autofill without an input event.
-        for (input, value) in [(user_input, username), (pass_input, password)] {
+        for (input, value) in [(user_input, username), (pass_input, password), (email_input, email)] {
             if let Some(el) = input.get_untracked() {
                 value.set(el.value());
             }
         }
         submitted.set(true);
         let (u, p) = (username.get_untracked(), password.get_untracked());
+        let e = if mode == Mode::Signup { email.get_untracked() } else { String::new() };
         // A failed submit takes the user to what needs fixing.
         if Username::parse(&u).is_err() {
             focus(user_input);
         } else if Password::parse(&p).is_err() {
             focus(pass_input);
+        } else if !e.trim().is_empty() && Email::parse(&e).is_err() {
+            focus(email_input);
         } else if !action.pending().get_untracked() && wait.remaining.get_untracked() == 0 {
-            action.dispatch((u, p));
+            action.dispatch((u, p, e));
         }
     };
     let form_error_ref = NodeRef::<leptos::html::P>::new();
     Effect::new(move |_| {
         if let Some(Err(e)) = action.value().get() {
-            match (e.field_message("username"), e.field_message("password")) {
-                (Some(_), _) => focus(user_input),
-                (None, Some(_)) => focus(pass_input),
-                (None, None) => focus(form_error_ref),
+            match (e.field_message("username"), e.field_message("password"), e.field_message("email")) {
+                (Some(_), _, _) => focus(user_input),
+                (None, Some(_), _) => focus(pass_input),
+                (None, None, Some(_)) => focus(email_input),
+                (None, None, None) => focus(form_error_ref),
             }
         }
     });
@@ -193,6 +207,18 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
                     <p id="caps-hint" class="field-hint" role="status">{move || caps_lock.get().then_some("Caps Lock is on.")}</p>
                     <p id="password-error" class="field-error">{pass_error}</p>
                 </div>
+                {(mode == Mode::Signup).then(|| view! {
+                    <div class="field" class:invalid=move || email_error().is_some()>
+                        <label for="email">"Email"</label>
+                        <input id="email" name="email" type="email" autocomplete="email" autocapitalize="none"
+                            spellcheck="false" aria-describedby="email-hint email-error"
+                            aria-invalid=move || email_error().is_some().to_string()
+                            node_ref=email_input bind:value=email/>
+                        <p id="email-hint" class="field-hint">"Optional. Only to reset a forgotten password and to tell you \
+                            about sign-ins: without one, a forgotten password cannot be reset."</p>
+                        <p id="email-error" class="field-error">{email_error}</p>
+                    </div>
+                })}
                 <p id="form-error" class="form-error" role="alert" tabindex="-1" data-testid="form-error" node_ref=form_error_ref>
                     {move || form_error().map(|e| e.to_string())}
                 </p>
@@ -207,6 +233,7 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
                     </Show>
                 </button>
             </form>
+            {(mode == Mode::Login).then(|| view! { <p class="switch"><a href="/forgot">"Forgot your password?"</a></p> })}
             <p class="switch">{other_text}" "<a href=other_href>{other_label}</a></p>
         </section>
     }

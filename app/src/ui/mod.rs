@@ -12,6 +12,7 @@ mod guard;
 mod inside;
 mod login;
 mod next;
+mod recovery;
 pub mod session;
 
 use leptos::prelude::*;
@@ -134,6 +135,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=|| view! { <Title text="Log in"/><login::LoginPage next=next_param()/> }/>
                     <Route path=path!("/signup") view=|| view! { <Title text="Create your account"/><login::SignupPage next=next_param()/> }/>
                     <Route path=path!("/inside") view=|| view! { <Title text="Inside"/><PreloadChunks/><inside::InsideIsland/> }/>
+                    <Route path=path!("/forgot") view=|| view! { <Title text="Forgot your password?"/><recovery::ForgotPage/> }/>
+                    <Route path=path!("/reset") view=|| view! { <Title text="Choose a new password"/><recovery::ResetPage token=token_param()/> }/>
+                    <Route path=path!("/verify") view=|| view! { <Title text="Confirm your email address"/><recovery::VerifyPage token=token_param()/> }/>
                 </Routes>
             </main>
         </Router>
@@ -158,6 +162,11 @@ fn PreloadChunks() -> impl IntoView {
 /// The request's `next` parameter, handed to the form's island as a prop.
 fn next_param() -> Option<String> {
     leptos_router::hooks::use_query_map().read_untracked().get("next")
+}
+
+/// The `token` of a mailed link, handed to its page's island.
+fn token_param() -> String {
+    leptos_router::hooks::use_query_map().read_untracked().get("token").unwrap_or_default()
 }
 
 /// The top bar's account links (or the logged-in user's name).

@@ -1,16 +1,81 @@
-//! `/api/account/*`: the user's own account. The current password is asked again for both.
+//! `/api/account/*`: the user's own account. The current password is asked again to change the
+//! password or the address, or to delete the account.
 
 use super::extract::{Authenticated, Client, Json};
 use crate::AppState;
-use app::api::{AccountDeletion, PasswordChange};
+use app::api::{Account, AccountDeletion, EmailChange, EmailVerification, PasswordChange};
 use app::error::{AppError, ErrorBody};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
+use axum::routing::{get, post};
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/account/password", post(change_password)).route("/api/account", delete(delete_account))
+    Router::new()
+        .route("/api/account/password", post(change_password))
+        .route("/api/account", get(account).delete(delete_account))
+        .route("/api/account/email", post(change_email))
+        .route("/api/account/email/resend", post(resend_verification))
+        .route("/api/account/email/verify", post(verify_email))
+}
+
+#[utoipa::path(get, path = "/api/account", tag = "account", security(("accessToken" = [])),
+    responses(
+        (status = 200, description = "The account: username, email and whether it is verified", body = Account),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    ))]
+pub async fn account(
+    State(s): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<axum::Json<Account>, AppError> {
+    Ok(axum::Json(s.auth.account(&who).await?))
+}
+
+#[utoipa::path(post, path = "/api/account/email", tag = "account", security(("accessToken" = [])), request_body = EmailChange,
+    responses(
+        (status = 202, description = "The address is the account's, unverified; a link to verify it is on its way (at most 5 an hour), and a verified old address is told"),
+        (status = 401, description = "`invalid_credentials`: the password is wrong; `invalid_token`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not an address mail can go to (`fields` names `email`)", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many wrong passwords for this account; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn change_email(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+    Json(body): Json<EmailChange>,
+) -> Result<StatusCode, AppError> {
+    s.auth.change_email(&who, &body, &client).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/account/email/resend", tag = "account", security(("accessToken" = [])),
+    responses(
+        (status = 202, description = "If the account's address is unverified, a new link is on its way (at most 5 an hour)"),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+    ))]
+pub async fn resend_verification(
+    State(s): State<AppState>,
+    Authenticated(who): Authenticated,
+) -> Result<StatusCode, AppError> {
+    s.auth.resend_verification(&who).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/account/email/verify", tag = "account", request_body = EmailVerification,
+    responses(
+        (status = 204, description = "The address the link was sent to is verified; no login needed"),
+        (status = 400, description = "`invalid_verification_token`: unknown, used, replaced, expired, or for an address no longer on the account", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn verify_email(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<EmailVerification>,
+) -> Result<StatusCode, AppError> {
+    s.auth.verify_email(&body, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/account/password", tag = "account", security(("accessToken" = [])), request_body = PasswordChange,

@@ -1,8 +1,11 @@
-//! `/api/auth/*`: signup, login, refresh, logout and sessions, for any client that speaks JSON.
+//! `/api/auth/*`: signup, login, refresh, logout, sessions and password reset, for any client
+//! that speaks JSON.
 
 use super::extract::{authorization, Authenticated, Client, Json};
 use crate::AppState;
-use app::api::{Credentials, RefreshRequest, SessionInfo, TokenResponse};
+use app::api::{
+    Credentials, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, SessionInfo, Signup, TokenResponse,
+};
 use app::auth::bearer_token;
 use app::error::{AppError, ErrorBody};
 use axum::body::Bytes;
@@ -22,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/logout-all", post(logout_all))
         .route("/api/auth/sessions", get(sessions))
         .route("/api/auth/sessions/{id}", delete(revoke_session))
+        .route("/api/auth/password-reset", post(request_password_reset))
+        .route("/api/auth/password-reset/confirm", post(confirm_password_reset))
 }
 
 /// Tokens must never sit in a browser or proxy cache.
@@ -31,18 +36,18 @@ fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
     res
 }
 
-#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Signup,
     responses(
         (status = 201, description = "Account created and logged in", body = TokenResponse),
         (status = 409, description = "`username_taken`", body = ErrorBody),
-        (status = 422, description = "`invalid_input`: the fields and reasons", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: the fields and reasons (`username`, `password`, `email`)", body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: this address signs up too often; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn signup(
     State(s): State<AppState>,
     Client(client): Client,
-    Json(body): Json<Credentials>,
+    Json(body): Json<Signup>,
 ) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::CREATED, s.auth.signup(&body, &client).await?))
 }
@@ -161,4 +166,36 @@ pub async fn revoke_session(
 ) -> Result<StatusCode, AppError> {
     s.auth.revoke_session(&who, &id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Always the same answer, in the same time: if an account with a verified email matches the username or address, a link valid for `RESET_TOKEN_TTL` is on its way (at most 3 an hour per account)"),
+        (status = 422, description = "`invalid_input`: `login` is longer than 254 characters", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: more than `RATE_LIMIT_RESET` requests an hour from this address; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn request_password_reset(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<PasswordResetRequest>,
+) -> Result<StatusCode, AppError> {
+    s.auth.request_password_reset(&body, &client).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
+    responses(
+        (status = 200, description = "The password is set; every session of the account ended, its login backoff cleared; a new session for this client (DPoP-bound as for login)", body = TokenResponse),
+        (status = 400, description = "`invalid_reset_token`: unknown, used, replaced or expired (the message says which)", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: the new password breaks a rule (`fields` names `newPassword`)", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: counted like logins; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn confirm_password_reset(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<PasswordResetConfirm>,
+) -> Result<Response, AppError> {
+    Ok(no_store(StatusCode::OK, s.auth.confirm_password_reset(&body, &client).await?))
 }

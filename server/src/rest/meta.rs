@@ -55,7 +55,10 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     paths(
         super::auth::signup, super::auth::login, super::auth::refresh, super::auth::refresh_with_bearer,
         super::auth::logout, super::auth::logout_all, super::auth::sessions, super::auth::revoke_session,
+        super::auth::request_password_reset, super::auth::confirm_password_reset,
         super::users::me, super::users::secret, super::account::change_password, super::account::delete_account,
+        super::account::account, super::account::change_email, super::account::resend_verification,
+        super::account::verify_email,
         healthz, jwks, openapi,
     ),
     components(schemas(ErrorBody)),

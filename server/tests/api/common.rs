@@ -40,7 +40,7 @@ fn default_http() -> HttpSettings {
 }
 
 /// The settings every test server starts from, in-process or as a binary.
-const TEST_SETTINGS: [(&str, &str); 6] = [
+const TEST_SETTINGS: [(&str, &str); 7] = [
     // Cheap hashes keep the suite fast; the parameters themselves are tested in `app`.
     ("ARGON2_MEMORY_KIB", "8192"),
     ("ARGON2_ITERATIONS", "1"),
@@ -49,6 +49,7 @@ const TEST_SETTINGS: [(&str, &str); 6] = [
     ("RATE_LIMIT_LOGIN", "0"),
     ("RATE_LIMIT_REFRESH", "0"),
     ("RATE_LIMIT_SESSIONS", "0"),
+    ("RATE_LIMIT_RESET", "0"),
 ];
 
 /// `tweak` adjusts the configuration before start (short lifetimes, no grace window, …).

@@ -14,6 +14,8 @@ mod keys;
 mod limits;
 mod load;
 mod logs;
+mod mail;
+mod mail_sink;
 mod metrics;
 mod outage;
 mod sessions;

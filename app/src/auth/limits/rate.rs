@@ -25,6 +25,8 @@ pub enum Action {
     ConfirmPassword,
     /// Storing or redeeming a hand-off between two pages (see `handoff`).
     HandOff,
+    /// Asking for a password-reset link: counted per hour, not per minute.
+    PasswordReset,
 }
 
 impl Action {
@@ -36,6 +38,7 @@ impl Action {
             Self::ListSessions => "list_sessions",
             Self::ConfirmPassword => "confirm_password",
             Self::HandOff => "hand_off",
+            Self::PasswordReset => "password_reset",
         }
     }
 }
@@ -102,15 +105,17 @@ impl RateLimiter {
 
     /// The buckets `action` from `ip` is charged to, narrowest first; none when the limit is off.
     fn buckets_for(&self, action: Action, ip: Option<&str>) -> Vec<Charge> {
-        let per_minute = match action {
-            Action::Signup => self.limits.signup,
+        let minute = Duration::from_secs(60);
+        let (allowance, period) = match action {
+            Action::Signup => (self.limits.signup, minute),
             // A confirmation costs what a login costs: the login's allowance, in a bucket of its own.
-            Action::Login | Action::ConfirmPassword => self.limits.login,
+            Action::Login | Action::ConfirmPassword => (self.limits.login, minute),
             // A hand-off happens at most once per page the user opens: fewer than refreshes.
-            Action::Refresh | Action::HandOff => self.limits.refresh,
-            Action::ListSessions => self.limits.sessions,
+            Action::Refresh | Action::HandOff => (self.limits.refresh, minute),
+            Action::ListSessions => (self.limits.sessions, minute),
+            Action::PasswordReset => (self.limits.reset, 60 * minute),
         };
-        if per_minute == 0 {
+        if allowance == 0 {
             return Vec::new();
         }
         let ip = ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical());
@@ -124,7 +129,7 @@ impl RateLimiter {
             .iter()
             .map(|&(prefix, multiple)| {
                 let key = BucketKey { action, subject: Subject::Network(network(ip, prefix), prefix) };
-                Charge { key, pace: pace(per_minute.saturating_mul(multiple)) }
+                Charge { key, pace: pace(allowance.saturating_mul(multiple), period) }
             })
             .collect()
     }
@@ -135,7 +140,7 @@ impl RateLimiter {
             0 => Vec::new(),
             per_minute => {
                 let key = BucketKey { action: Action::ConfirmPassword, subject: Subject::Account(user_id.to_owned()) };
-                vec![Charge { key, pace: pace(per_minute) }]
+                vec![Charge { key, pace: pace(per_minute, Duration::from_secs(60)) }]
             }
         }
     }
@@ -252,15 +257,15 @@ enum SharedCheck {
     Db(sqlx::Error),
 }
 
-/// GCRA's emission interval and burst tolerance for `per_minute` requests a minute.
+/// GCRA's emission interval and burst tolerance for `allowance` requests a `period`.
 pub(super) struct Pace {
     interval: Duration,
     burst: Duration,
 }
 
-fn pace(per_minute: u32) -> Pace {
-    let interval = Duration::from_secs(60) / per_minute;
-    Pace { interval, burst: interval * (per_minute - 1) }
+fn pace(allowance: u32, period: Duration) -> Pace {
+    let interval = period / allowance;
+    Pace { interval, burst: interval * (allowance - 1) }
 }
 
 impl AuthService {
@@ -307,7 +312,19 @@ mod tests {
             refresh: 0,
             sessions: per_minute,
             password_confirmations: per_minute,
+            reset: per_minute,
         })
+    }
+
+    #[test]
+    fn reset_requests_are_counted_per_hour() {
+        let limiter = limiter(5);
+        for _ in 0..5 {
+            assert!(limiter.check(Action::PasswordReset, Some("10.0.0.1")).is_ok());
+        }
+        let limited = limiter.check(Action::PasswordReset, Some("10.0.0.1")).expect_err("6th refused");
+        // The next one in 12 minutes (an hour's pace), not in 12 seconds (a minute's).
+        assert!(limited.retry_after > Duration::from_secs(710) && limited.retry_after <= Duration::from_secs(720));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::{IssuedPair, SessionState};
 use crate::api::{RefreshState, TokenResponse, User};
 use crate::auth::caller::ClientInfo;
 use crate::auth::events::Event;
+use crate::auth::letters::Notice;
 use crate::auth::limits::rate::Action;
 use crate::auth::store::db::now_ms;
 use crate::auth::tokens::dpop;
@@ -229,7 +230,11 @@ impl AuthService {
     ) -> Result<(), AppError> {
         let event = self
             .log_event(Event::RefreshTokenReuse.of(Some(&state.user_id), Some(&state.id), client).with_detail(detail));
-        self.revoke(Scope::Session(state.id.clone()), Reason::RefreshTokenReuse, event).await?;
+        let ended = self.revoke(Scope::Session(state.id.clone()), Reason::RefreshTokenReuse, event).await?;
+        // Told once, by whichever presentation ended the session, not at every replay after.
+        if ended > 0 {
+            self.notify(&state.user_id, Notice::RefreshReused, client);
+        }
         Ok(())
     }
 }

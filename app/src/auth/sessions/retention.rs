@@ -5,7 +5,7 @@
 //! - security events older than `SECURITY_EVENT_RETENTION`;
 //! - failed-login counts untouched for 30 days (names that never existed pile up otherwise);
 //! - rate-limit buckets that are empty again (PostgreSQL); DPoP proofs and hand-offs past their
-//!   lifetimes;
+//!   lifetimes; mailed links a day after they expired; mails that failed for good, after a week;
 //! - signing keys retired long enough that no token they signed can still be valid.
 //!
 //! Rows go in batches, each its own short write transaction: a request waits for one batch at most.
@@ -126,6 +126,18 @@ impl AuthService {
         self.delete_in_batches(
             "DELETE FROM handoffs WHERE id IN (SELECT id FROM handoffs WHERE expires_at < $1 LIMIT $2)",
             now,
+        )
+        .await?;
+        // Mailed links a day past their expiry (the hourly caps count the last hour's only), and
+        // mails that failed for good a week ago (their message is blanked already).
+        self.delete_in_batches(
+            "DELETE FROM link_tokens WHERE token_hash IN (SELECT token_hash FROM link_tokens WHERE expires_at < $1 LIMIT $2)",
+            now - 86_400_000,
+        )
+        .await?;
+        self.delete_in_batches(
+            "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE failed_at < $1 LIMIT $2)",
+            now - 7 * 86_400_000,
         )
         .await?;
         // A retired key may still sign on an instance that has not read the keys since, for one

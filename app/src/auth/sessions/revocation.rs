@@ -44,6 +44,8 @@ pub(crate) enum Reason {
     /// A spent refresh token's fate was asked after its answer was lost (see `refresh`).
     RefreshLost,
     PasswordChanged,
+    /// The password was reset with a mailed link: every session ends.
+    PasswordReset,
     Operator,
 }
 
@@ -56,6 +58,7 @@ impl Reason {
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::RefreshLost => "refresh_lost",
             Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
             Self::Operator => "operator",
         }
     }

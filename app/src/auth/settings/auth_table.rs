@@ -1,7 +1,7 @@
 //! [`AUTH_SETTINGS`]: the auth core's variables, one entry each, and the readers only they use.
 
 use super::values::{items, number, on_off, secs, show_list, show_on_off, show_secs, show_set};
-use super::{loopback, redact_url, AuthSettings, DatabaseUrl, KeyEncryptionKey, Setting, Unset};
+use super::{loopback, redact_url, AuthSettings, DatabaseUrl, KeyEncryptionKey, Setting, SmtpUrl, Unset};
 use crate::auth::limits::network::IpNet;
 use std::path::{Path, PathBuf};
 
@@ -177,6 +177,15 @@ pub static AUTH_SETTINGS: &[Setting<AuthSettings>] = &[
         show: |s| s.rate_limits.password_confirmations.to_string(),
     },
     Setting {
+        var: "RATE_LIMIT_RESET",
+        default: Unset::Is("5"),
+        doc: "Password-reset requests per hour from one client address (IPv6 counted as `RATE_LIMIT_SIGNUP`); past \
+              it a 429. Per account, at most 3 reset mails and 5 verification mails go out an hour whatever this \
+              says (past that the answer is the same and no mail goes out); `0` switches the per-address limit off",
+        read: |v, s| number(v, 0, 1_000_000).map(|n| s.rate_limits.reset = n),
+        show: |s| s.rate_limits.reset.to_string(),
+    },
+    Setting {
         var: "LOGIN_FREE_ATTEMPTS",
         default: Unset::Is("5"),
         doc: "Consecutive failed logins of one username checked without a wait",
@@ -234,6 +243,31 @@ pub static AUTH_SETTINGS: &[Setting<AuthSettings>] = &[
               development; start-up and `check-config` warn when Baton listens elsewhere",
         read: |v, s| public_urls(v).map(|urls| s.public_urls = urls),
         show: |s| show_list(&s.public_urls),
+    },
+    // After `PUBLIC_URL`: mail needs its origin for links.
+    Setting {
+        var: "SMTP_URL",
+        default: Unset::Means("mails are written as `.eml` files under `BATON_DATA_DIR/outbox/`"),
+        doc: "The mail relay, in lettre's URL form: `smtp://host:25` unencrypted (a relay on the same host), \
+              `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465` (TLS). Needs \
+              `PUBLIC_URL` (the origin put in links). Mail waits in a queue in the database and is retried with \
+              backoff for up to 3 days; `check-config` warns about an unencrypted relay not on loopback",
+        read: |v, s| smtp_url(v, &s.public_urls).map(|url| s.mail.smtp_url = url),
+        show: |s| s.mail.smtp_url.as_ref().map_or_else(|| "(outbox files)".into(), SmtpUrl::redacted),
+    },
+    Setting {
+        var: "MAIL_FROM",
+        default: Unset::Is("Baton <baton@localhost>"),
+        doc: "The sender of Baton's mails, a mailbox like `Baton <no-reply@example.com>`",
+        read: |v, s| mail_from(v).map(|from| s.mail.from = from),
+        show: |s| s.mail.from.clone(),
+    },
+    Setting {
+        var: "RESET_TOKEN_TTL",
+        default: Unset::Is("1800"),
+        doc: "How long a password-reset link works (once); a newer link or any password change voids it sooner",
+        read: |v, s| secs(v, 1).map(|d| s.mail.reset_token_ttl = d),
+        show: |s| show_secs(s.mail.reset_token_ttl),
     },
     Setting {
         var: "DB_TIMEOUT",
@@ -334,6 +368,30 @@ fn public_urls(list: &str) -> Result<Vec<String>, String> {
             })
         })
         .collect()
+}
+
+/// `SMTP_URL`: as lettre reads it (checked here, so `check-config` finds a bad one); "" is none.
+fn smtp_url(text: &str, public_urls: &[String]) -> Result<Option<SmtpUrl>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let shown = redact_url(text);
+    if !(text.starts_with("smtp://") || text.starts_with("smtps://")) {
+        return Err(format!("{shown:?} must start with smtp:// or smtps://"));
+    }
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(text).map_err(|e| format!("{shown:?}: {e}"))?;
+    if public_urls.is_empty() {
+        return Err("needs PUBLIC_URL, the origin put in the links Baton mails".into());
+    }
+    Ok(Some(SmtpUrl(text.to_owned())))
+}
+
+/// `MAIL_FROM`: one mailbox.
+fn mail_from(text: &str) -> Result<String, String> {
+    match text.parse::<lettre::message::Mailbox>() {
+        Ok(_) => Ok(text.to_owned()),
+        Err(e) => Err(format!("{text:?} is not a mailbox like `Baton <no-reply@example.com>`: {e}")),
+    }
 }
 
 /// A key-encryption key: 32 bytes, base64; "" is none.

@@ -110,6 +110,8 @@ pub struct RateLimits {
     /// Per account, not per address: checks of a logged-in user's password (change password,
     /// delete account). Per address they share the login's allowance, in a bucket of their own.
     pub password_confirmations: u32,
+    /// Per hour, not per minute: password-reset requests.
+    pub reset: u32,
 }
 
 /// Per-account throttling of password guesses (see `limits::backoff`).
@@ -163,6 +165,61 @@ pub struct AuthSettings {
     pub db_timeout: Duration,
     pub retention: Retention,
     pub keys: KeySettings,
+    pub mail: MailSettings,
+}
+
+/// Mail (see `mail`).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `SMTP_URL`; `None` writes each mail as a file under `BATON_DATA_DIR/outbox/`.
+    pub smtp_url: Option<SmtpUrl>,
+    /// `MAIL_FROM`: a mailbox (`Baton <baton@example.com>`).
+    pub from: String,
+    /// `RESET_TOKEN_TTL`.
+    pub reset_token_ttl: Duration,
+}
+
+/// `SMTP_URL`: it may carry a password; `Debug` and [`SmtpUrl::redacted`] hide it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(pub(super) String);
+
+impl SmtpUrl {
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `smtp://` without `tls=required`/`opportunistic` to a host other than loopback: mail (and
+    /// the relay's password) crosses the network in the clear.
+    fn unencrypted_remote(&self) -> bool {
+        let Some(rest) = self.0.strip_prefix("smtp://") else { return false };
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.split('/').next().unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host_port.split(':').next().unwrap_or_default(),
+        };
+        let encrypted = query.split('&').any(|p| p == "tls=required" || p == "tls=opportunistic");
+        let loopback =
+            host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        !encrypted && !loopback
+    }
+}
+
+impl From<String> for SmtpUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 /// The shared keys (see `keys`).
@@ -292,7 +349,14 @@ impl AuthSettings {
             jwt_audience: String::new(),
             argon2: Argon2Settings { memory_kib: 0, iterations: 0, parallelism: 0 },
             max_concurrent_hashes: 0,
-            rate_limits: RateLimits { signup: 0, login: 0, refresh: 0, sessions: 0, password_confirmations: 0 },
+            rate_limits: RateLimits {
+                signup: 0,
+                login: 0,
+                refresh: 0,
+                sessions: 0,
+                password_confirmations: 0,
+                reset: 0,
+            },
             login_backoff: LoginBackoff { free_attempts: 0, max_delay: zero, lock_after: 0, lock_duration: zero },
             trusted_proxies: TrustedProxies::default(),
             public_urls: Vec::new(),
@@ -304,6 +368,7 @@ impl AuthSettings {
                 publish_delay: zero,
                 poll_interval: zero,
             },
+            mail: MailSettings { smtp_url: None, from: String::new(), reset_token_ttl: zero },
         }
     }
 
@@ -326,6 +391,13 @@ impl AuthSettings {
                 "PUBLIC_URL is unset: DPoP proofs are checked against the Host each client sends, so a proof made \
                  for another server that trusts Baton's keys could be replayed here; set PUBLIC_URL to the origin \
                  people reach Baton at"
+                    .into(),
+            );
+        }
+        if self.mail.smtp_url.as_ref().is_some_and(SmtpUrl::unencrypted_remote) {
+            warnings.push(
+                "SMTP_URL names a relay off this host without TLS: mail, with its links, and the relay's password \
+                 cross the network in the clear; use smtps:// or ?tls=required"
                     .into(),
             );
         }
@@ -508,6 +580,41 @@ mod tests {
         }
         let warnings = legacy.warnings(false);
         assert!(warnings.iter().any(|w| w.contains("TRUSTED_PROXY_HOPS is set without TRUSTED_PROXIES")));
+    }
+
+    #[test]
+    fn mail_settings() {
+        let origin = ("PUBLIC_URL", "https://baton.example.com");
+        let unset = config(&[]).unwrap();
+        assert!(unset.mail.smtp_url.is_none());
+        assert_eq!(unset.mail.from, "Baton <baton@localhost>");
+        assert_eq!(unset.mail.reset_token_ttl, Duration::from_secs(1800));
+        assert_eq!(unset.rate_limits.reset, 5);
+        // Links need an origin: SMTP without PUBLIC_URL is refused, naming the variable.
+        let no_origin = config(&[("SMTP_URL", "smtp://127.0.0.1:2525")]).unwrap_err();
+        assert_eq!(no_origin.var, "SMTP_URL");
+        assert!(no_origin.reason.contains("PUBLIC_URL"), "{}", no_origin.reason);
+        for bad in ["http://mail.example.com", "smtp://", "smtp://h:notaport", "mail.example.com:25"] {
+            assert_eq!(config(&[origin, ("SMTP_URL", bad)]).unwrap_err().var, "SMTP_URL", "{bad}");
+        }
+        assert_eq!(config(&[("MAIL_FROM", "not a mailbox")]).unwrap_err().var, "MAIL_FROM");
+        // The relay's password is never shown, and the warning is only for a remote relay in the clear.
+        let secret = "smtps://baton:hunter2@mail.example.com:465";
+        let c = config(&[origin, ("SMTP_URL", secret)]).unwrap();
+        let shown = format!("{:?} {:?}", c.mail, c.effective());
+        assert!(!shown.contains("hunter2") && shown.contains("mail.example.com"), "{shown}");
+        assert!(c.warnings(true).is_empty());
+        for (url, warned) in [
+            ("smtp://127.0.0.1:25", false),
+            ("smtp://localhost:25", false),
+            ("smtp://[::1]:25", false),
+            ("smtp://u:p@mail.example.com:587?tls=required", false),
+            ("smtp://mail.example.com:25", true),
+            ("smtp://u:p@10.0.0.5:25", true),
+        ] {
+            let c = config(&[origin, ("SMTP_URL", url)]).unwrap();
+            assert_eq!(c.warnings(true).iter().any(|w| w.contains("SMTP_URL")), warned, "{url}");
+        }
     }
 
     #[test]

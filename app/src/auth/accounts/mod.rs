@@ -1,14 +1,21 @@
-//! Accounts: signup, login and the current user.
+//! Accounts: signup, login, change password, delete account and the current user; the email
+//! address and its verification (`email`); a password reset by mailed link (`reset`); the
+//! single-use links both mail (`links`).
+
+mod email;
+mod links;
+pub(crate) mod reset;
 
 use super::caller::{ClientInfo, Principal};
 use super::credentials::password::Lane;
 use super::events::Event;
+use super::letters::{address_prefix, Notice};
 use super::limits::confirmations::Confirming;
 use super::limits::rate::Action;
 use super::sessions::revocation::{Reason, Scope};
 use super::store::db::{is_unique_violation, now_ms};
 use super::AuthService;
-use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, TokenResponse, User};
+use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, Signup, TokenResponse, User};
 use crate::domain::{parse_credentials, parse_new_credentials, Password};
 use crate::error::AppError;
 
@@ -30,9 +37,19 @@ struct UserWithHash {
 #[derive(sqlx::FromRow)]
 struct AccountRow {
     id: String,
+    username: String,
     username_key: String,
     password_hash: String,
     password_version: i64,
+    email: Option<String>,
+    email_verified_at: Option<i64>,
+}
+
+impl AccountRow {
+    /// The address notices go to: the account's, if verified.
+    fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified_at.is_some())
+    }
 }
 
 impl From<&UserRow> for User {
@@ -43,21 +60,25 @@ impl From<&UserRow> for User {
 
 impl AuthService {
     #[tracing::instrument(skip_all)]
-    pub async fn signup(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+    pub async fn signup(&self, input: &Signup, client: &ClientInfo) -> Result<TokenResponse, AppError> {
         self.limit_rate(Action::Signup, client).await?;
         let (username, password) = parse_new_credentials(&input.username, &input.password)?;
+        let email = email::parse_optional(input.email.as_deref())?;
         let key = self.presented_key(client).await?;
         let hash = self.inner.hasher.hash(&password, Lane::Other).await?;
         let user =
             UserRow { id: uuid::Uuid::new_v4().to_string(), username: username.as_str().into(), created_at: now_ms() };
         let insert = sqlx::query(
-            "INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (id, username, username_key, password_hash, created_at, email, email_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&user.id)
         .bind(&user.username)
         .bind(username.key())
         .bind(&hash)
-        .bind(user.created_at);
+        .bind(user.created_at)
+        .bind(email.as_ref().map(|e| e.as_str().to_owned()))
+        .bind(email.as_ref().map(|e| e.key()));
         self.execute_write(insert).await.map_err(|e| {
             if is_unique_violation(&e) {
                 AppError::UsernameTaken
@@ -67,6 +88,9 @@ impl AuthService {
         })?;
         let response = self.start_session(User::from(&user), 0, client, key).await?;
         self.record(Event::Signup.of(Some(&user.id), None, client)).await;
+        if let Some(email) = email {
+            self.mail_verification_link(&user.id, &user.username, email.as_str()).await;
+        }
         Ok(response)
     }
 
@@ -111,10 +135,31 @@ impl AuthService {
             .bind(password_version);
             self.execute_write(rehash).await?;
         }
+        let familiar = self.familiar_client(&user.id, client).await?;
         // Fails if the password changed since it was read (see `start_session`).
         let response = self.start_session(User::from(user), *password_version, client, dpop_key).await?;
         self.record(Event::Login.of(Some(&user.id), None, client)).await;
+        if !familiar {
+            self.notify(&user.id, Notice::NewSignIn, client);
+        }
         Ok(response)
+    }
+
+    /// A session of this account (live or ended, as long as it is kept) came from the same kind
+    /// of client and the same address prefix. None at all (the sessions purged after a long
+    /// absence) is not familiar either: the owner hears of the sign-in.
+    async fn familiar_client(&self, user_id: &str, client: &ClientInfo) -> Result<bool, AppError> {
+        let family = client.user_agent.as_deref().map(super::events::agent_family);
+        let prefix = client.ip.as_deref().and_then(address_prefix);
+        let seen: Vec<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT user_agent, ip FROM sessions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 100")
+                .bind(user_id)
+                .fetch_all(self.db())
+                .await?;
+        Ok(seen.iter().any(|(agent, ip)| {
+            agent.as_deref().map(super::events::agent_family) == family
+                && ip.as_deref().and_then(address_prefix) == prefix
+        }))
     }
 
     /// A session of `user_id` began in the last 30 days from this very address: the login's
@@ -170,6 +215,8 @@ impl AuthService {
         tx.commit().await?;
         ended.announce(self).await;
         self.record(Event::PasswordChanged.of(Some(&user.id), Some(&principal.session_id), client)).await;
+        // Reset links mailed before are void now: they were for the old password's version.
+        self.notify(&user.id, Notice::PasswordChanged, client);
         Ok(())
     }
 
@@ -198,6 +245,9 @@ impl AuthService {
         self.sessions_ended().await;
         self.inner.users.forget(&user.id);
         self.record(Event::AccountDeleted.of(Some(&user.id), Some(&principal.session_id), client)).await;
+        if let Some(email) = user.verified_email() {
+            self.notify_address(&user.username, email, Notice::AccountDeleted, client);
+        }
         Ok(())
     }
 
@@ -213,7 +263,8 @@ impl AuthService {
     ) -> Result<(AccountRow, Confirming), AppError> {
         let confirming = self.limit_confirmation(&principal.user_id, client).await?;
         let user = sqlx::query_as::<_, AccountRow>(
-            "SELECT id, username_key, password_hash, password_version FROM users WHERE id = $1",
+            "SELECT id, username, username_key, password_hash, password_version, email, email_verified_at \
+             FROM users WHERE id = $1",
         )
         .bind(&principal.user_id)
         .fetch_optional(self.db())

@@ -1,0 +1,204 @@
+//! A forgotten password: ask for a link by username or email, open it, choose a new password.
+//!
+//! Asking answers the same, in the same time, whether or not an account matched: the request is
+//! charged to its address's limit and answered; the lookup and the mail happen afterwards, in a
+//! task of their own ([`Lookups`]: 16 at once, 1,024 waiting; past that a flood's requests are
+//! dropped, logged, rather than held in memory). Only an account with
+//! a verified address gets a link, at most 3 an hour. A link works once, for `RESET_TOKEN_TTL`,
+//! while the password is the one it was sent for (a newer link or a change voids it). Using it
+//! sets the password, ends every session, clears the login backoff (the user's own unlock), and
+//! logs this device in.
+
+use super::links::{self, Closed};
+use crate::api::{PasswordResetConfirm, PasswordResetRequest, TokenResponse, User};
+use crate::auth::caller::ClientInfo;
+use crate::auth::credentials::password::Lane;
+use crate::auth::events::Event;
+use crate::auth::letters::{reset_letter, Notice, Origin};
+use crate::auth::limits::rate::Action;
+use crate::auth::sessions::revocation::{Reason, Scope};
+use crate::auth::tokens::links::Purpose;
+use crate::auth::AuthService;
+use crate::domain::{Email, Password, Username};
+use crate::error::AppError;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// An account a reset link may go to.
+#[derive(sqlx::FromRow)]
+struct Candidate {
+    id: String,
+    username: String,
+    email: Option<String>,
+    email_verified_at: Option<i64>,
+    password_version: i64,
+}
+
+/// What a reset link lets its holder change.
+#[derive(sqlx::FromRow)]
+struct ResetTarget {
+    username: String,
+    username_key: String,
+    created_at: i64,
+    password_version: i64,
+}
+
+/// The background lookups of reset requests: how many run, how many may wait.
+pub(crate) struct Lookups {
+    running: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
+}
+
+impl Default for Lookups {
+    fn default() -> Self {
+        Self { running: Arc::new(Semaphore::new(16)), waiting: Arc::new(Semaphore::new(1024)) }
+    }
+}
+
+impl AuthService {
+    /// `POST /api/auth/password-reset`: always `Ok` (past the address's limit, a 429).
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(
+        &self,
+        input: &PasswordResetRequest,
+        client: &ClientInfo,
+    ) -> Result<(), AppError> {
+        self.limit_rate(Action::PasswordReset, client).await?;
+        // Blank matches nobody, and is answered like any other name (202); only the length is a rule.
+        let login = input.login.trim().to_owned();
+        if login.chars().count() > crate::domain::EMAIL_MAX {
+            return Err(AppError::invalid_field("login", "A username or an email address is at most 254 characters."));
+        }
+        let lookups = &self.inner.reset_lookups;
+        let Ok(place) = lookups.waiting.clone().try_acquire_owned() else {
+            tracing::warn!(target: "security", event = "reset_requests_dropped", ip = client.ip.as_deref(),
+                "1,024 password-reset requests wait already: this one is dropped");
+            return Ok(());
+        };
+        let (auth, client, running) = (self.clone(), client.clone(), lookups.running.clone());
+        tokio::spawn(async move {
+            let Ok(_turn) = running.acquire_owned().await else { return };
+            drop(place);
+            if let Err(e) = auth.mail_reset_links(&login, &client).await {
+                tracing::warn!(target: "mail", error = %e, "a password-reset request could not be served");
+            }
+        });
+        Ok(())
+    }
+
+    /// The part of a reset request that depends on who exists, after it was answered.
+    async fn mail_reset_links(&self, login: &str, client: &ClientInfo) -> Result<(), AppError> {
+        let select = "SELECT id, username, email, email_verified_at, password_version FROM users";
+        let candidates: Vec<Candidate> = if login.contains('@') {
+            let Ok(email) = Email::parse(login) else { return Ok(()) };
+            // An address may be on several accounts (addresses are not unique): each gets its own link.
+            sqlx::query_as(&format!("{select} WHERE email_key = $1 AND email_verified_at IS NOT NULL LIMIT 10"))
+                .bind(email.key())
+                .fetch_all(self.db())
+                .await?
+        } else {
+            let Ok(username) = Username::parse(login) else { return Ok(()) };
+            sqlx::query_as(&format!("{select} WHERE username_key = $1"))
+                .bind(username.key())
+                .fetch_all(self.db())
+                .await?
+        };
+        let origin = Origin::of(client);
+        let ttl = self.settings().mail.reset_token_ttl;
+        for user in candidates {
+            let (Some(email), Some(_)) = (user.email.as_deref(), user.email_verified_at) else { continue };
+            let mut tx = self.begin_write().await?;
+            let ttl_ms = ttl.as_millis() as i64;
+            let issued =
+                links::issue_in(&mut tx, &user.id, Purpose::ResetPassword, email, user.password_version, ttl_ms)
+                    .await?;
+            let Some(token) = issued else {
+                tracing::info!(target: "security", event = "reset_mail_capped", user_id = %user.id, "no reset mail: 3 this hour");
+                continue;
+            };
+            let letter = reset_letter(&user.username, self.link("/reset", &token), ttl, &origin);
+            self.compose(&letter, email)?.insert().execute(&mut *tx).await?;
+            if let Some(event) = self.log_event(Event::PasswordResetRequested.of(Some(&user.id), None, client)) {
+                event.insert().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            self.mail_queued();
+        }
+        Ok(())
+    }
+
+    /// `POST /api/auth/password-reset/confirm`: the new password, and a session on this device.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_password_reset(
+        &self,
+        input: &PasswordResetConfirm,
+        client: &ClientInfo,
+    ) -> Result<TokenResponse, AppError> {
+        // It costs a hash: counted like a login.
+        self.limit_rate(Action::Login, client).await?;
+        let link = match self.open_link(&input.token, Purpose::ResetPassword).await? {
+            Ok(link) => link,
+            Err(closed) => return Err(reset_refusal(closed)),
+        };
+        let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
+        let dpop_key = self.presented_key(client).await?;
+        let user = sqlx::query_as::<_, ResetTarget>(
+            "SELECT username, username_key, created_at, password_version FROM users WHERE id = $1",
+        )
+        .bind(&link.user_id)
+        .fetch_optional(self.db())
+        .await?
+        .ok_or_else(|| reset_refusal(Closed::Unknown))?;
+        if user.password_version != link.password_version {
+            return Err(reset_refusal(Closed::Used));
+        }
+        let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
+        let mut tx = self.begin_write().await?;
+        // The link and the password version it was sent for, both still as read: of two uses of
+        // one link, or a use racing a change, one wins and the other changes nothing.
+        let spent = links::spend(&link.token_hash).execute(&mut *tx).await?.rows_affected();
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $1, password_version = password_version + 1 \
+             WHERE id = $2 AND password_version = $3",
+        )
+        .bind(&hash)
+        .bind(&link.user_id)
+        .bind(link.password_version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent != 1 || changed != 1 {
+            tx.rollback().await?;
+            return Err(reset_refusal(Closed::Used));
+        }
+        // The user's own unlock: a locked or backed-off username is free again.
+        sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
+            .bind(&user.username_key)
+            .execute(&mut *tx)
+            .await?;
+        let ended = self.revoke_in(&mut tx, Scope::AllOfUser(link.user_id.clone()), Reason::PasswordReset).await?;
+        tx.commit().await?;
+        ended.announce(self).await;
+        self.record(Event::PasswordReset.of(Some(&link.user_id), None, client)).await;
+        self.notify(&link.user_id, Notice::PasswordReset, client);
+        let me = User {
+            id: link.user_id.clone(),
+            username: user.username,
+            created_at: crate::api::rfc3339(user.created_at),
+        };
+        self.start_session(me, link.password_version + 1, client, dpop_key).await
+    }
+}
+
+fn reset_refusal(closed: Closed) -> AppError {
+    AppError::InvalidResetToken(
+        match closed {
+            Closed::Unknown => "This reset link is not valid. Ask for a new one.",
+            Closed::Used => {
+                "This reset link was already used or replaced by a newer one. Ask for a new one if you need it."
+            }
+            Closed::Expired => "This reset link has expired. Ask for a new one.",
+        }
+        .into(),
+    )
+}

@@ -1,0 +1,139 @@
+//! The pages mailed links lead to, and the one that asks for a link: `/forgot` (ask for a reset
+//! link by username or email), `/reset?token=…` (choose a new password: every session ends, this
+//! device is logged in), `/verify?token=…` (confirms the address when opened). Each is loaded
+//! apart (`lazy`): `/login` does not download them.
+
+use super::session;
+use crate::domain::Password;
+use crate::error::AppError;
+use crate::server_fns;
+use leptos::prelude::*;
+
+/// The same words whether or not an account matched.
+pub const SENT: &str = "If an account matches, a link is on its way. Check your inbox.";
+
+#[island(lazy)]
+pub fn ForgotPage() -> impl IntoView {
+    let login = RwSignal::new(String::new());
+    let send = Action::new(move |login: &String| server_fns::request_password_reset(login.clone()));
+    let error = move || send.value().get().and_then(Result::err);
+    let sent = move || matches!(send.value().get(), Some(Ok(())));
+    view! {
+        <section class="card narrow auth-card">
+            <h1>"Forgot your password?"</h1>
+            <p class="muted">"Enter your username or the email address of your account. If the account has a \
+                confirmed address, we mail it a link to choose a new password."</p>
+            <form class="stack" method="post" novalidate=true
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    if !send.pending().get_untracked() {
+                        send.dispatch(login.get_untracked());
+                    }
+                }>
+                <div class="field" class:invalid=move || error().and_then(|e| e.field_message("login").map(str::to_owned)).is_some()>
+                    <label for="login">"Username or email"</label>
+                    <input id="login" name="login" type="text" autocomplete="username" autocapitalize="none"
+                        spellcheck="false" required=true bind:value=login/>
+                </div>
+                <p class="form-error" role="alert" data-testid="form-error">{move || error().map(|e| e.to_string())}</p>
+                <p class="result" role="status" data-testid="reset-sent">{move || sent().then_some(SENT)}</p>
+                <button class="button button-wide" type="submit" disabled=move || send.pending().get()
+                    aria-busy=move || send.pending().get().to_string()>
+                    <Show when=move || send.pending().get()><span class="spinner" aria-hidden="true"></span></Show>
+                    "Send link"
+                </button>
+            </form>
+            <p class="switch"><a href="/login">"Back to log in"</a></p>
+        </section>
+    }
+}
+
+#[island(lazy)]
+pub fn ResetPage(token: String) -> impl IntoView {
+    let password = RwSignal::new(String::new());
+    let token = StoredValue::new(token);
+    let reset = Action::new(move |new: &String| {
+        let (token, new) = (token.get_value(), new.clone());
+        async move {
+            let tokens = server_fns::confirm_password_reset(token.into(), new.into()).await?;
+            session::logged_in(tokens);
+            super::go("/inside");
+            Ok::<(), AppError>(())
+        }
+    });
+    let error = move || reset.value().get().and_then(Result::err);
+    let field_error = move || {
+        error().and_then(|e| e.field_message("newPassword").map(str::to_owned)).or_else(|| {
+            let typed = password.get();
+            (!typed.is_empty()).then(|| Password::parse(&typed).err()).flatten().map(|e| e.to_string())
+        })
+    };
+    let link_error = move || error().filter(|e| matches!(e, AppError::InvalidResetToken(_)));
+    let other_error = move || {
+        error().filter(|e| e.field_message("newPassword").is_none() && !matches!(e, AppError::InvalidResetToken(_)))
+    };
+    view! {
+        <section class="card narrow auth-card">
+            <h1>"Choose a new password"</h1>
+            <p class="muted">"Every device logged in to your account will be logged out; this one will be logged in."</p>
+            <Show when=move || link_error().is_some()>
+                <p class="form-error" role="alert" data-testid="link-error">{move || link_error().map(|e| e.to_string())}</p>
+                <p><a class="button" href="/forgot">"Ask for a new link"</a></p>
+            </Show>
+            <form class="stack" method="post" novalidate=true hidden=move || link_error().is_some()
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    if !reset.pending().get_untracked() {
+                        reset.dispatch(password.get_untracked());
+                    }
+                }>
+                <div class="field" class:invalid=move || field_error().is_some()>
+                    <label for="new-password">"New password"</label>
+                    <input id="new-password" name="new-password" type="password" autocomplete="new-password"
+                        required=true aria-describedby="new-password-error"
+                        aria-invalid=move || field_error().is_some().to_string() bind:value=password/>
+                    <p id="new-password-error" class="field-error">{field_error}</p>
+                </div>
+                <p class="form-error" role="alert" data-testid="form-error">{move || other_error().map(|e| e.to_string())}</p>
+                <button class="button button-wide" type="submit" disabled=move || reset.pending().get()
+                    aria-busy=move || reset.pending().get().to_string()>
+                    <Show when=move || reset.pending().get()><span class="spinner" aria-hidden="true"></span></Show>
+                    "Set new password"
+                </button>
+            </form>
+        </section>
+    }
+}
+
+/// Confirms the address as soon as the page runs: opening the link is the confirmation.
+#[island(lazy)]
+pub fn VerifyPage(token: String) -> impl IntoView {
+    let verify = Action::new(move |token: &String| server_fns::verify_email(token.clone().into()));
+    let token = StoredValue::new(token);
+    Effect::new(move |ran: Option<()>| {
+        if ran.is_none() {
+            verify.dispatch(token.get_value());
+        }
+    });
+    let outcome = move || {
+        match verify.value().get() {
+        None => view! { <p class="muted" role="status">"Confirming your address…"</p> }.into_any(),
+        Some(Ok(())) => view! {
+            <p class="result" role="status" data-testid="verified">"Your email address is confirmed. You can reset your password with it if you ever forget it."</p>
+            <p><a class="button" href="/inside">"Go to your account"</a></p>
+        }
+        .into_any(),
+        Some(Err(e)) => view! {
+            <p class="form-error" role="alert" data-testid="link-error">{e.to_string()}</p>
+            <p class="muted">"Log in and use \"Send again\" on your account to get a new link."</p>
+        }
+        .into_any(),
+    }
+    };
+    view! {
+        <section class="card narrow auth-card">
+            <h1>"Confirm your email address"</h1>
+            {outcome}
+        </section>
+    }
+}
