@@ -27,11 +27,13 @@ for (const colorScheme of ["light", "dark"] as const) {
 
 // A first visit in dark mode, scanned as soon as the page is live, with nothing clicked or hovered
 // (the scans above click first, and so hover the form's button).
-test("axe finds no serious or critical violation on a fresh /login and /signup in dark mode", async ({ browser }) => {
+test("axe finds no serious or critical violation on a fresh /login, /signup and the mailed links' pages in dark mode", async ({ browser }) => {
   const context = await browser.newContext({ colorScheme: "dark", ignoreHTTPSErrors: true });
   const page = await context.newPage();
-  for (const path of ["/login", "/signup"]) {
+  for (const path of ["/login", "/signup", "/forgot", "/reset?token=blk_x", "/verify?token=blk_x"]) {
     await gotoHydrated(page, path);
+    // The verify page has said what became of its link.
+    if (path.startsWith("/verify")) await expect(page.getByTestId("link-error")).toBeVisible();
     expect(await seriousViolations(page), path).toEqual([]);
   }
   await context.close();

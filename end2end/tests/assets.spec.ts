@@ -59,6 +59,7 @@ test("/login downloads at most 150 KB of code and style; the inside page's part 
   await gotoHydrated(page, "/login");
   const login = await sizes();
   const total = login.reduce((sum, f) => sum + f.bytes, 0);
+  console.log(`/login first load: ${total} bytes`);
   expect(total, JSON.stringify(login)).toBeLessThanOrEqual(150 * 1024);
   expect(login.filter((f) => f.file.includes("/split_")), "a chunk of a lazy island on /login").toEqual([]);
 

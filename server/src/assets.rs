@@ -29,7 +29,8 @@ pub struct Assets {
     pub output_name: Option<String>,
     /// `/pkg/baton.<hash>.css`.
     pub stylesheet: Option<String>,
-    /// `/pkg/split_<name>.<hash>.wasm`: the lazy islands' chunks.
+    /// `/pkg/<part>.<hash>.wasm`: what the inside page's lazy island loads (its own part and the
+    /// chunks it shares with the other lazy islands), which that page preloads.
     pub chunks: Vec<String>,
 }
 
@@ -84,8 +85,11 @@ impl Assets {
             assets.insert(hashed(SPLIT_LOADER), "text/javascript", rewrite_references(loader, &names), true);
             assets.insert(SPLIT_LOADER.to_owned(), "text/javascript", loader.clone(), false);
         }
+        let inside = split.parts_of("inside_island");
         for (file, chunk) in split.chunks {
-            assets.chunks.push(format!("/{}/{}", options.site_pkg_dir, hashed(&file)));
+            if inside.as_ref().is_none_or(|parts| parts.contains(&file)) {
+                assets.chunks.push(format!("/{}/{}", options.site_pkg_dir, hashed(&file)));
+            }
             assets.insert(hashed(&file), "application/wasm", chunk.clone(), true);
             assets.insert(file, "application/wasm", chunk, false);
         }
@@ -178,12 +182,15 @@ fn rewrite_references(content: &[u8], names: &[(String, String)]) -> Vec<u8> {
 /// The JS that loads the split parts; the main JS imports it under this name.
 const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
 
-/// What `cargo leptos build --split` adds: the loader and the chunks (`split_*.wasm`).
+/// What `cargo leptos build --split` adds: the loader, each lazy island's part (`split_*.wasm`),
+/// the chunks lazy islands share (`chunk_*.wasm`), and which island needs which (the manifest).
 #[derive(Default)]
 struct Split {
     loader: Option<Vec<u8>>,
     /// By file name, in name order.
     chunks: Vec<(String, Vec<u8>)>,
+    /// `{"<island>_loader_<n>": ["chunk_5", …, "split_<island>_loader_<n>"]}`.
+    manifest: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Split {
@@ -195,12 +202,23 @@ impl Split {
             .flatten()
             .filter_map(|entry| {
                 let file = entry.file_name().into_string().ok()?;
-                let is_chunk = file.starts_with("split_") && file.ends_with(".wasm");
+                let is_chunk = (file.starts_with("split_") || file.starts_with("chunk_")) && file.ends_with(".wasm");
                 is_chunk.then(|| Some((file, std::fs::read(entry.path()).ok()?))).flatten()
             })
             .collect();
         chunks.sort();
-        Self { loader: Some(loader), chunks }
+        let manifest = std::fs::read(dir.join("__wasm_split_manifest.json"))
+            .ok()
+            .and_then(|m| serde_json::from_slice(&m).ok())
+            .unwrap_or_default();
+        Self { loader: Some(loader), chunks, manifest }
+    }
+
+    /// The files (`chunk_5.wasm`, `split_….wasm`) the lazy island named `island` loads; `None`
+    /// without a manifest that names it.
+    fn parts_of(&self, island: &str) -> Option<Vec<String>> {
+        let (_, parts) = self.manifest.iter().find(|(key, _)| key.starts_with(island))?;
+        Some(parts.as_array()?.iter().filter_map(|p| Some(format!("{}.wasm", p.as_str()?))).collect())
     }
 }
 

@@ -106,10 +106,15 @@ async fn split_parts_share_the_hash_and_name_each_other_by_it() {
     std::fs::write(root.join("pkg/baton.wasm"), b"\0asm main").unwrap();
     std::fs::write(root.join("pkg/baton.js"), "import * as s from \"./__wasm_split.______________________.js\";\n")
         .unwrap();
-    let loader =
-        "import { initSync } from \"./baton.js\";\nfetch(new URL(\"./split_inside_7.wasm\", import.meta.url));\n";
+    // Two lazy islands, and a chunk of code they share (`chunk_5`), as the manifest says.
+    let loader = "import { initSync } from \"./baton.js\";\nfetch(new URL(\"./split_inside_7.wasm\", import.meta.url));\n\
+                  fetch(new URL(\"./split_forgot_3.wasm\", import.meta.url));\nfetch(new URL(\"./chunk_5.wasm\", import.meta.url));\n";
     std::fs::write(root.join("pkg/__wasm_split.______________________.js"), loader).unwrap();
     std::fs::write(root.join("pkg/split_inside_7.wasm"), &chunk).unwrap();
+    std::fs::write(root.join("pkg/split_forgot_3.wasm"), b"\0asm forgot").unwrap();
+    std::fs::write(root.join("pkg/chunk_5.wasm"), b"\0asm shared").unwrap();
+    let manifest = r#"{"inside_island_loader_7": ["chunk_5", "split_inside_7"], "forgot_page_loader_3": ["chunk_5", "split_forgot_3"]}"#;
+    std::fs::write(root.join("pkg/__wasm_split_manifest.json"), manifest).unwrap();
     let app = spawn_app_serving(&root).await;
 
     let html = get(&app, "/login", &[]).await.text().await.unwrap();
@@ -125,7 +130,11 @@ async fn split_parts_share_the_hash_and_name_each_other_by_it() {
     let hashed_loader = res.text().await.unwrap();
     // The chunk joins the page's own instance of the glue, not a second one under the plain name.
     assert!(hashed_loader.contains(&format!("from \"./baton.{hash}.js\"")), "{hashed_loader}");
-    assert!(hashed_loader.contains(&format!("\"./split_inside_7.{hash}.wasm\"")), "{hashed_loader}");
+    for part in ["split_inside_7", "split_forgot_3", "chunk_5"] {
+        assert!(hashed_loader.contains(&format!("\"./{part}.{hash}.wasm\"")), "{part}: {hashed_loader}");
+        let res = get(&app, &format!("/pkg/{part}.{hash}.wasm"), &[]).await;
+        assert_eq!(header(&res, CACHE_CONTROL), "public, max-age=31536000, immutable", "{part}");
+    }
 
     let res = get(&app, &format!("/pkg/split_inside_7.{hash}.wasm"), &[(ACCEPT_ENCODING, "br")]).await;
     assert_eq!(header(&res, CACHE_CONTROL), "public, max-age=31536000, immutable");
@@ -145,7 +154,10 @@ async fn split_parts_share_the_hash_and_name_each_other_by_it() {
     {
         assert!(link.contains(attribute), "{attribute} in {link}");
     }
-    assert!(!html.contains("split_inside_7"), "not on /login");
+    assert!(inside.contains(&format!("href=\"/pkg/chunk_5.{hash}.wasm\"")), "the shared chunk is preloaded too");
+    // Not another lazy island's part: the inside page does not load it.
+    assert!(!inside.contains("split_forgot_3"), "{inside}");
+    assert!(!html.contains("split_inside_7") && !html.contains("chunk_5"), "not on /login");
 
     // The plain names: as built, revalidated.
     let res = get(&app, "/pkg/__wasm_split.______________________.js", &[]).await;
