@@ -8,15 +8,18 @@ ALTER TABLE users ADD COLUMN email_key TEXT;
 ALTER TABLE users ADD COLUMN email_verified_at BIGINT;
 CREATE INDEX users_by_email ON users (email_key);
 
--- Single-use links (verify an address, reset a password). Only a SHA-256 of the token is kept:
--- a copy of the database opens no link.
+-- Single-use links (verify an address, reset a password). Only a SHA-256 of the token is kept.
+-- A verification link for an address other than the account's is a pending change of address:
+-- the account keeps its verified address until the link is opened.
 CREATE TABLE link_tokens (
     token_hash       TEXT PRIMARY KEY,
     user_id          TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     -- verify_email | reset_password
     purpose          TEXT NOT NULL,
-    -- The address the link was sent to: verifying marks that address, not a later one.
+    -- The address the link was sent to: verifying makes that address the account's, verified.
     email            TEXT NOT NULL,
+    -- Lower-cased: links an address got lately, whichever accounts they were for, are capped.
+    email_key        TEXT NOT NULL,
     -- A reset link works only while the password is the one it was sent for: any change voids it.
     password_version BIGINT NOT NULL,
     created_at       BIGINT NOT NULL,
@@ -25,10 +28,11 @@ CREATE TABLE link_tokens (
     used_at          BIGINT
 );
 CREATE INDEX link_tokens_by_user ON link_tokens (user_id, purpose, created_at);
+CREATE INDEX link_tokens_by_email ON link_tokens (email_key, purpose, created_at);
 
 -- Mail waits here until sent: a request never waits for the mail server, and neither its outage
--- nor a crash loses a mail. A row is deleted once sent; its message (which may hold a link) is
--- blanked when it fails for good.
+-- nor a crash loses a mail. A row is deleted once sent; its message (which may hold a link, so
+-- that until then a copy of the database holds it too) is blanked when it fails for good.
 CREATE TABLE mail_outbox (
     id              TEXT PRIMARY KEY,
     -- What the mail is about (reset_link, new_sign_in …): logs name it, never the message.
@@ -40,8 +44,12 @@ CREATE TABLE mail_outbox (
     created_at      BIGINT NOT NULL,
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
-    -- An instance sending it holds it until then (several instances share one queue).
+    -- The instance sending it holds it until then (several instances share one queue); only
+    -- the holder settles it.
     claimed_until   BIGINT,
+    claimed_by      TEXT,
+    -- A mail carrying a link is not sent after its link expired (nor kept: it is blanked).
+    expires_at      BIGINT,
     failed_at       BIGINT
 );
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at);

@@ -67,6 +67,9 @@ pub struct Account {
     pub email: Option<String>,
     /// A link mailed to `email` was opened. Only a verified address gets reset links and notices.
     pub email_verified: bool,
+    /// The address the account is changing to: it becomes `email` once the link mailed there is
+    /// opened (until then the verified `email` stays).
+    pub pending_email: Option<String>,
 }
 
 /// `POST /api/auth/password-reset`: a username or an email address.

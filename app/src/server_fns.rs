@@ -144,7 +144,7 @@ pub async fn change_email(password: Sensitive, email: String) -> Result<(), AppE
 #[server(prefix = "/api/fn", endpoint = "resend_verification", client = AuthClient)]
 pub async fn resend_verification() -> Result<(), AppError> {
     let (auth, who) = ssr::principal().await?;
-    auth.resend_verification(&who).await
+    auth.resend_verification(&who, &ssr::client().await?).await
 }
 
 /// No login needed: the link may be opened on another device.

@@ -40,6 +40,12 @@ pub async fn serve(axum::extract::State(cache): axum::extract::State<PageCache>,
         return next.run(req).await;
     }
     let key = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    // A mailed link's page carries its token (in the island's props): kept nowhere, not even here.
+    if req.uri().query().is_some_and(|q| q.contains("token=")) {
+        let mut res = next.run(req).await;
+        res.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        return res;
+    }
     let hit = cache.0.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
     if let Some(template) = hit {
         return template.fill(&fresh_nonce());

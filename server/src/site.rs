@@ -22,9 +22,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let no_script = no_script_page(&stylesheet.0);
     Router::new()
         .route("/api/{*rest}", any(crate::rest::not_found))
-        // The login and signup forms post here only when the page's code did not run.
+        // The login, signup and password-reset forms post here only when the page's code did not run.
         .route("/login", axum::routing::post(no_script.clone()))
-        .route("/signup", axum::routing::post(no_script))
+        .route("/signup", axum::routing::post(no_script.clone()))
+        .route("/forgot", axum::routing::post(no_script.clone()))
+        .route("/reset", axum::routing::post(no_script))
         .route(&format!("/{}/{{file}}", options.site_pkg_dir), get(pkg_file))
         .leptos_routes_with_context(
             state,

@@ -25,6 +25,8 @@ pub enum Event {
     /// With a link mailed to the account's address (`Happened::with_detail`: none).
     PasswordResetRequested,
     PasswordReset,
+    /// A new address asked for, while a verified one stays until the new one is verified.
+    EmailChangeRequested,
     EmailChanged,
     EmailVerified,
     AccountDeleted,
@@ -48,6 +50,7 @@ impl Event {
             Self::PasswordChanged => "password_changed",
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordReset => "password_reset",
+            Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::EmailVerified => "email_verified",
             Self::AccountDeleted => "account_deleted",

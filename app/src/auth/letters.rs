@@ -1,8 +1,9 @@
 //! Every mail Baton sends, in words: the links (verify an address, reset a password) and the
 //! notices that tell a person what happened to their account: what, when, from which kind of
 //! client and address, and what to do. Notices go only to a verified address (an unverified one
-//! may be a stranger's typo) and are queued in the background: they never delay or fail the
-//! request that caused them.
+//! may be a stranger's typo). Those of a change the user made (password, address, deletion,
+//! reset) are queued in its transaction; those of what happened to them (a new sign-in, a reused
+//! refresh token) in the background, so that they never delay or fail the request.
 
 use super::caller::ClientInfo;
 use super::events::agent_family;
@@ -21,7 +22,12 @@ pub(crate) enum Notice {
     RefreshReused,
     PasswordChanged,
     PasswordReset,
-    /// To the old address: the account's address is now `new` (shown half-hidden).
+    /// To the verified address: someone with the password asked to change it to `new` (shown
+    /// half-hidden), which happens once a link sent there is opened.
+    EmailChangeRequested {
+        new: String,
+    },
+    /// To the old address: the account's address is now `new`.
     EmailChanged {
         new: String,
     },
@@ -119,14 +125,27 @@ pub(crate) fn notice_letter(notice: &Notice, username: &str, origin: &Origin) ->
                 .into(),
             "If this was not you, someone can read this mailbox: secure it, then reset your password again.",
         ),
+        Notice::EmailChangeRequested { new } => (
+            "email_change_requested",
+            "A new email address was asked for your Baton account",
+            format!(
+                "Someone logged in to your Baton account, with its password, asked to change its email address to \
+                 {}. It changes only once a link sent there is opened (within 24 hours); until then this address \
+                 stays the account's.",
+                half_hidden(new)
+            ),
+            "If this was not you, someone knows your password: reset it now from the login page (\"Forgot your \
+             password?\"). That cancels the change and logs everyone out.",
+        ),
         Notice::EmailChanged { new } => (
             "email_changed",
             "The email address of your Baton account was changed",
             format!(
-                "The email address of your Baton account was changed to {}. Password resets and notices go there now.",
+                "The email address of your Baton account is now {}: password resets and notices go there.",
                 half_hidden(new)
             ),
-            NOT_YOU_PASSWORD,
+            "If this was not you, someone had your password and the new mailbox: log in if you still can, change \
+             your password and log out everywhere.",
         ),
         Notice::AccountDeleted => (
             "account_deleted",
@@ -163,8 +182,8 @@ pub(crate) fn verify_letter(username: &str, link: String, hours: u64) -> Letter 
 /// "30 minutes", or seconds for what is shorter than one.
 fn lifetime(ttl: std::time::Duration) -> String {
     match ttl.as_secs() {
-        60 => "1 minute".into(),
-        s if s >= 60 => format!("{} minutes", s / 60),
+        s if (60..120).contains(&s) => "1 minute".into(),
+        s if s >= 120 => format!("{} minutes", s / 60),
         1 => "1 second".into(),
         s => format!("{s} seconds"),
     }
@@ -216,13 +235,6 @@ impl AuthService {
         });
     }
 
-    /// Tells `username` at `email` (already known to be verified), in the background: for an
-    /// account that is gone, or an address that is no longer the account's.
-    pub(crate) fn notify_address(&self, username: &str, email: &str, notice: Notice, client: &ClientInfo) {
-        let (auth, username, email, origin) = (self.clone(), username.to_owned(), email.to_owned(), Origin::of(client));
-        tokio::spawn(async move { auth.send_notice(&username, &email, &notice, &origin).await });
-    }
-
     async fn send_notice(&self, username: &str, email: &str, notice: &Notice, origin: &Origin) {
         let letter = notice_letter(notice, username, origin);
         if let Err(e) = self.queue_mail(&letter, email).await {
@@ -248,6 +260,9 @@ mod tests {
         assert_eq!(address_prefix("nonsense"), None);
         assert_eq!(half_hidden("alice@example.com"), "al…@example.com");
         assert_eq!(when(1_795_772_644_123), "2026-11-27 09:44 UTC");
+        let secs = std::time::Duration::from_secs;
+        let said: Vec<String> = [1, 3, 60, 90, 120, 1800].map(|s| lifetime(secs(s))).to_vec();
+        assert_eq!(said, ["1 second", "3 seconds", "1 minute", "1 minute", "2 minutes", "30 minutes"]);
     }
 
     #[test]
@@ -258,6 +273,7 @@ mod tests {
             Notice::RefreshReused,
             Notice::PasswordChanged,
             Notice::PasswordReset,
+            Notice::EmailChangeRequested { new: "bob@example.com".into() },
             Notice::EmailChanged { new: "bob@example.com".into() },
             Notice::AccountDeleted,
         ];

@@ -55,6 +55,15 @@ fn EmailAddress() -> AnyView {
             <p data-testid="email-state">"No email address. Without one, your password cannot be reset if you forget it."</p>
         }
         .into_any(),
+        Some(Ok(Account { email: Some(address), email_verified: true, pending_email: Some(pending), .. })) => view! {
+            <p data-testid="email-state">{address}" "<span class="badge">"Verified"</span></p>
+            <p class="muted" data-testid="email-pending">"Changing to "{pending}": open the link we mailed there. \
+                Until then, your address stays as it is."</p>
+            <button class="button button-small button-secondary" type="button" disabled=move || resend.pending().get()
+                on:click=move |_| { resend.dispatch(()); }>"Send again"</button>
+            <p class="result" role="status">{move || matches!(resend.value().get(), Some(Ok(()))).then_some("Asked. Check that inbox.")}</p>
+        }
+        .into_any(),
         Some(Ok(Account { email: Some(address), email_verified: true, .. })) => view! {
             <p data-testid="email-state">{address}" "<span class="badge">"Verified"</span></p>
         }
@@ -64,7 +73,7 @@ fn EmailAddress() -> AnyView {
             <p class="muted">"Open the link we mailed to confirm it: until then, it cannot be used to reset your password."</p>
             <button class="button button-small button-secondary" type="button" disabled=move || resend.pending().get()
                 on:click=move |_| { resend.dispatch(()); }>"Send again"</button>
-            <p class="result" role="status">{move || matches!(resend.value().get(), Some(Ok(()))).then_some("Sent. Check your inbox.")}</p>
+            <p class="result" role="status">{move || matches!(resend.value().get(), Some(Ok(()))).then_some("Asked. Check your inbox.")}</p>
         }
         .into_any(),
     }
@@ -87,7 +96,8 @@ fn EmailAddress() -> AnyView {
                 <div class="field" class:invalid=move || email_error().is_some()>
                     <label for="new-email">"New email"</label>
                     <input id="new-email" type="email" autocomplete="email" required=true
-                        aria-describedby="new-email-error" bind:value=email/>
+                        aria-describedby="new-email-error" aria-invalid=move || email_error().is_some().to_string()
+                        bind:value=email/>
                     <p id="new-email-error" class="field-error">
                         {move || email_error().or_else(|| {
                             let typed = email.get();
@@ -109,7 +119,7 @@ fn EmailAddress() -> AnyView {
             </form>
             </Show>
             <p class="result" role="status" data-testid="email-changed">
-                {move || matches!(change.value().get(), Some(Ok(()))).then_some("Saved. We mailed a link to confirm the new address.")}
+                {move || matches!(change.value().get(), Some(Ok(()))).then_some("We mailed a link to the new address: open it to confirm the address.")}
             </p>
         </div>
     }

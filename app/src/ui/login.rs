@@ -240,7 +240,7 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
 }
 
 /// Set by the page's first script on a form submitted before hydration (see `ui::shell`).
-const PENDING_SUBMIT: &str = "data-submit-pending";
+pub(super) const PENDING_SUBMIT: &str = "data-submit-pending";
 
 /// The value of a server-rendered field while the page hydrates: whatever the user typed or the
 /// browser autofilled before the WASM took over, which hydration would otherwise wipe.

@@ -12,28 +12,55 @@ use leptos::prelude::*;
 /// The same words whether or not an account matched.
 pub const SENT: &str = "If an account matches, a link is on its way. Check your inbox.";
 
+/// What was typed before the page's code ran is read from the field itself at submit, and a
+/// submit the page held back then (see `ui::shell`) goes out once it runs.
+fn on_submit_or_held(form: NodeRef<leptos::html::Form>, submit: impl Fn() + Clone + 'static) {
+    Effect::new(move |_| {
+        if let Some(form) = form.get() {
+            if form.has_attribute(super::login::PENDING_SUBMIT) {
+                let _ = form.remove_attribute(super::login::PENDING_SUBMIT);
+                submit();
+            }
+        }
+    });
+}
+
+/// The field's own value (typed, or autofilled without an input event), into `value`.
+fn read_field(input: NodeRef<leptos::html::Input>, value: RwSignal<String>) {
+    if let Some(el) = input.get_untracked() {
+        value.set(el.value());
+    }
+}
+
 #[island(lazy)]
 pub fn ForgotPage() -> impl IntoView {
     let login = RwSignal::new(String::new());
+    let (form, field) = (NodeRef::<leptos::html::Form>::new(), NodeRef::<leptos::html::Input>::new());
     let send = Action::new(move |login: &String| server_fns::request_password_reset(login.clone()));
+    let submit = move || {
+        read_field(field, login);
+        if !send.pending().get_untracked() {
+            send.dispatch(login.get_untracked());
+        }
+    };
+    on_submit_or_held(form, submit);
     let error = move || send.value().get().and_then(Result::err);
     let sent = move || matches!(send.value().get(), Some(Ok(())));
     view! {
         <section class="card narrow auth-card">
             <h1>"Forgot your password?"</h1>
             <p class="muted">"Enter your username or the email address of your account. If the account has a \
-                confirmed address, we mail it a link to choose a new password."</p>
-            <form class="stack" method="post" novalidate=true
+                confirmed address, we mail it a link to choose a new password. If you ask more than once, only \
+                the newest link works."</p>
+            <form class="stack" method="post" novalidate=true node_ref=form
                 on:submit=move |ev| {
                     ev.prevent_default();
-                    if !send.pending().get_untracked() {
-                        send.dispatch(login.get_untracked());
-                    }
+                    submit();
                 }>
                 <div class="field" class:invalid=move || error().and_then(|e| e.field_message("login").map(str::to_owned)).is_some()>
                     <label for="login">"Username or email"</label>
                     <input id="login" name="login" type="text" autocomplete="username" autocapitalize="none"
-                        spellcheck="false" required=true bind:value=login/>
+                        spellcheck="false" required=true node_ref=field bind:value=login/>
                 </div>
                 <p class="form-error" role="alert" data-testid="form-error">{move || error().map(|e| e.to_string())}</p>
                 <p class="result" role="status" data-testid="reset-sent">{move || sent().then_some(SENT)}</p>
@@ -51,6 +78,7 @@ pub fn ForgotPage() -> impl IntoView {
 #[island(lazy)]
 pub fn ResetPage(token: String) -> impl IntoView {
     let password = RwSignal::new(String::new());
+    let (form, field) = (NodeRef::<leptos::html::Form>::new(), NodeRef::<leptos::html::Input>::new());
     let token = StoredValue::new(token);
     let reset = Action::new(move |new: &String| {
         let (token, new) = (token.get_value(), new.clone());
@@ -72,6 +100,13 @@ pub fn ResetPage(token: String) -> impl IntoView {
     let other_error = move || {
         error().filter(|e| e.field_message("newPassword").is_none() && !matches!(e, AppError::InvalidResetToken(_)))
     };
+    let submit = move || {
+        read_field(field, password);
+        if !reset.pending().get_untracked() {
+            reset.dispatch(password.get_untracked());
+        }
+    };
+    on_submit_or_held(form, submit);
     view! {
         <section class="card narrow auth-card">
             <h1>"Choose a new password"</h1>
@@ -80,18 +115,16 @@ pub fn ResetPage(token: String) -> impl IntoView {
                 <p class="form-error" role="alert" data-testid="link-error">{move || link_error().map(|e| e.to_string())}</p>
                 <p><a class="button" href="/forgot">"Ask for a new link"</a></p>
             </Show>
-            <form class="stack" method="post" novalidate=true hidden=move || link_error().is_some()
+            <form class="stack" method="post" novalidate=true hidden=move || link_error().is_some() node_ref=form
                 on:submit=move |ev| {
                     ev.prevent_default();
-                    if !reset.pending().get_untracked() {
-                        reset.dispatch(password.get_untracked());
-                    }
+                    submit();
                 }>
                 <div class="field" class:invalid=move || field_error().is_some()>
                     <label for="new-password">"New password"</label>
                     <input id="new-password" name="new-password" type="password" autocomplete="new-password"
                         required=true aria-describedby="new-password-error"
-                        aria-invalid=move || field_error().is_some().to_string() bind:value=password/>
+                        aria-invalid=move || field_error().is_some().to_string() node_ref=field bind:value=password/>
                     <p id="new-password-error" class="field-error">{field_error}</p>
                 </div>
                 <p class="form-error" role="alert" data-testid="form-error">{move || other_error().map(|e| e.to_string())}</p>

@@ -33,7 +33,7 @@ pub async fn account(
 
 #[utoipa::path(post, path = "/api/account/email", tag = "account", security(("accessToken" = [])), request_body = EmailChange,
     responses(
-        (status = 202, description = "The address is the account's, unverified; a link to verify it is on its way (at most 5 an hour), and a verified old address is told"),
+        (status = 202, description = "A link to verify the address is on its way (at most 5 an hour). An account with a verified address keeps it, and it is told, until the link is opened; one without takes the new address at once, unverified"),
         (status = 401, description = "`invalid_credentials`: the password is wrong; `invalid_token`", body = ErrorBody),
         (status = 422, description = "`invalid_input`: not an address mail can go to (`fields` names `email`)", body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
@@ -51,21 +51,23 @@ pub async fn change_email(
 
 #[utoipa::path(post, path = "/api/account/email/resend", tag = "account", security(("accessToken" = [])),
     responses(
-        (status = 202, description = "If the account's address is unverified, a new link is on its way (at most 5 an hour)"),
+        (status = 202, description = "If the account's address is unverified, or it is changing to another, a new link is on its way (at most 5 an hour)"),
         (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: more than `RATE_LIMIT_RESET` an hour from this address; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn resend_verification(
     State(s): State<AppState>,
+    Client(client): Client,
     Authenticated(who): Authenticated,
 ) -> Result<StatusCode, AppError> {
-    s.auth.resend_verification(&who).await?;
+    s.auth.resend_verification(&who, &client).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 #[utoipa::path(post, path = "/api/account/email/verify", tag = "account", request_body = EmailVerification,
     responses(
-        (status = 204, description = "The address the link was sent to is verified; no login needed"),
-        (status = 400, description = "`invalid_verification_token`: unknown, used, replaced, expired, or for an address no longer on the account", body = ErrorBody),
+        (status = 204, description = "The address the link was sent to is the account's, verified; no login needed"),
+        (status = 400, description = "`invalid_verification_token`: unknown, used, replaced by a newer link, or expired", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`; see `Retry-After`", body = ErrorBody),
     ))]

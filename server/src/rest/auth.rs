@@ -174,6 +174,7 @@ pub async fn revoke_session(
         (status = 422, description = "`invalid_input`: `login` is longer than 254 characters", body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: more than `RATE_LIMIT_RESET` requests an hour from this address; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`server_busy`: 1,024 requests wait to be looked up already; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn request_password_reset(
     State(s): State<AppState>,

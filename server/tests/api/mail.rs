@@ -252,9 +252,33 @@ async fn a_reset_request_does_not_tell_who_exists() {
     };
     let (known_median, unknown_median) = (median(&mut known_ms), median(&mut unknown_ms));
     println!("reset request medians: known {known_median:.3} ms, unknown {unknown_median:.3} ms");
-    // The answer is given before anything is looked up: the two differ by noise only. (Looking
-    // up and queueing first, the known one took 2–3 ms longer here.)
-    assert!((known_median - unknown_median).abs() < 0.5, "known {known_median:.3} ms, unknown {unknown_median:.3} ms");
+    // Reported, and bounded loosely: the answer is given before anything is looked up (the test
+    // below proves that), so the two differ by noise; a lookup done first cost 0.3-0.7 ms here.
+    assert!((known_median - unknown_median).abs() < 2.0, "known {known_median:.3} ms, unknown {unknown_median:.3} ms");
+}
+
+/// The answer does not wait for the lookup: with the account's row locked by someone else (so
+/// that a lookup queueing its link must wait), a request for it is answered at once, and the
+/// link goes out once the lock is gone.
+#[tokio::test]
+async fn a_reset_request_is_answered_before_anything_is_looked_up() {
+    let sink = MailSink::start();
+    let app = app_with(&sink, |_| {}).await;
+    verified(&app, &sink, "busy", "busy@example.com").await;
+    let mut conn = app.auth.db().acquire().await.unwrap();
+    if is_postgres() {
+        sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+        sqlx::query("SELECT 1 FROM users WHERE username_key = 'busy' FOR UPDATE").execute(&mut *conn).await.unwrap();
+    } else {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.unwrap();
+    }
+    let start = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(3), ask_reset(&app, "busy")).await;
+    let waited = start.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    assert_eq!(answer.expect("answered while the account's row was locked").status(), 202, "after {waited:?}");
+    sink.wait_for("busy@example.com", "Reset").await;
 }
 
 #[tokio::test]
@@ -328,7 +352,7 @@ async fn a_reset_unlocks_an_account_locked_by_failed_logins() {
 }
 
 #[tokio::test]
-async fn a_new_address_is_verified_anew_and_the_old_one_is_told() {
+async fn a_verified_address_stays_until_the_new_one_is_verified_and_is_told_both_times() {
     let sink = MailSink::start();
     let app = app_with(&sink, |_| {}).await;
     let tokens = verified(&app, &sink, "mover", "old@example.com").await;
@@ -341,22 +365,70 @@ async fn a_new_address_is_verified_anew_and_the_old_one_is_told() {
     assert_eq!(body["fields"][0]["field"], "email");
     assert_eq!(change(PASSWORD, "new@example.com").await.unwrap().status(), 202);
     let shown = account(&app, &tokens.access_token).await;
-    assert_eq!((shown["email"].as_str(), shown["emailVerified"].as_bool()), (Some("new@example.com"), Some(false)));
+    assert_eq!(shown["email"], "old@example.com", "the verified address stays: {shown}");
+    assert_eq!(shown["emailVerified"], true);
+    assert_eq!(shown["pendingEmail"], "new@example.com");
 
-    let notice = sink.wait_for("old@example.com", "email address of your Baton account was changed").await;
-    assert!(notice.text.contains("ne…@example.com") && !notice.text.contains("new@example.com"), "{}", notice.text);
+    let asked = sink.wait_for("old@example.com", "A new email address was asked").await;
+    assert!(asked.text.contains("ne…@example.com") && !asked.text.contains("new@example.com"), "{}", asked.text);
     let link = sink.wait_for("new@example.com", "Confirm").await.link_token("/verify");
-    // Until verified, the new address gets no reset link (and the old one no longer does).
+    // Meanwhile a reset goes to the address that is still the account's, not to the new one.
     ask_reset(&app, "mover").await;
+    let reset = sink.wait_for("old@example.com", "Reset").await.link_token("/reset");
     assert_no_more_mail(&sink, "new@example.com", 1).await;
-    assert_eq!(app.post("/api/account/email/verify", json!({ "token": link })).await.status(), 204);
-    assert_eq!(account(&app, &tokens.access_token).await["emailVerified"], true);
 
-    // "Send again" for an unverified address; nothing for a verified one.
+    assert_eq!(app.post("/api/account/email/verify", json!({ "token": link })).await.status(), 204);
+    let shown = account(&app, &tokens.access_token).await;
+    assert_eq!((shown["email"].as_str(), shown["emailVerified"].as_bool()), (Some("new@example.com"), Some(true)));
+    assert_eq!(shown["pendingEmail"], Value::Null);
+    let changed = sink.wait_for("old@example.com", "email address of your Baton account was changed").await;
+    assert!(changed.text.contains("ne…@example.com"), "{}", changed.text);
+    // The reset link the old address got is void now: the account is no longer reachable there.
+    assert_error(confirm_reset(&app, &reset, NEW_PASSWORD).await, 400, "invalid_reset_token").await;
+
+    // "Send again": nothing to send for a verified address with no change under way.
     let resend =
         app.http.post(app.url("/api/account/email/resend")).bearer_auth(&tokens.access_token).send().await.unwrap();
     assert_eq!(resend.status(), 202);
     assert_no_more_mail(&sink, "new@example.com", 1).await;
+}
+
+/// Someone with the password asks for their own address; the owner, told at the old one, resets
+/// the password from it: the change is cancelled and its link opens nothing.
+#[tokio::test]
+async fn a_reset_cancels_a_change_of_address_under_way() {
+    let sink = MailSink::start();
+    let app = app_with(&sink, |_| {}).await;
+    let tokens = verified(&app, &sink, "owner", "owner@example.com").await;
+    let body = json!({"password": PASSWORD, "email": "thief@example.com"});
+    let res = app.http.post(app.url("/api/account/email")).bearer_auth(&tokens.access_token).json(&body).send().await;
+    assert_eq!(res.unwrap().status(), 202);
+    let thiefs = sink.wait_for("thief@example.com", "Confirm").await.link_token("/verify");
+    sink.wait_for("owner@example.com", "A new email address was asked").await;
+    ask_reset(&app, "owner@example.com").await;
+    let reset = sink.wait_for("owner@example.com", "Reset").await.link_token("/reset");
+    let fresh: TokenResponse = confirm_reset(&app, &reset, NEW_PASSWORD).await.json().await.unwrap();
+    assert_error(
+        app.post("/api/account/email/verify", json!({ "token": thiefs })).await,
+        400,
+        "invalid_verification_token",
+    )
+    .await;
+    let shown = account(&app, &fresh.access_token).await;
+    assert_eq!((shown["email"].as_str(), shown["pendingEmail"].as_str()), (Some("owner@example.com"), None));
+}
+
+/// However many accounts name one address, it gets at most 5 verification mails an hour: nobody
+/// can make Baton flood a stranger's inbox by signing up with it.
+#[tokio::test]
+async fn an_address_gets_at_most_five_verification_mails_an_hour_whatever_the_accounts() {
+    let sink = MailSink::start();
+    let app = app_with(&sink, |_| {}).await;
+    for i in 0..7 {
+        signup_with_email(&app, &format!("spammer{i}"), "victim@example.com").await;
+    }
+    sink.wait_for_nth("victim@example.com", "Confirm", 5, Duration::from_secs(20)).await;
+    assert_no_more_mail(&sink, "victim@example.com", 5).await;
 }
 
 #[tokio::test]
@@ -493,6 +565,23 @@ async fn a_kill_between_queueing_and_sending_loses_no_mail() {
     assert!(mail.link("/verify").starts_with("http://baton.test/verify?token=blk_"), "{}", mail.text);
     let log = std::fs::read_to_string(&second.log).unwrap() + &std::fs::read_to_string(&first.log).unwrap();
     assert!(!log.contains(&mail.link_token("/verify")), "a link's token in the log");
+}
+
+/// A mailed link's page is kept in no cache (Baton's page cache included: the token is in the
+/// page), and its form posted without JavaScript gets the page that says so, not a 405.
+#[tokio::test]
+async fn a_link_page_is_cached_nowhere_and_its_form_needs_no_script_to_fail_plainly() {
+    let app = spawn_app().await;
+    for path in ["/reset?token=blk_a", "/verify?token=blk_b", "/reset?token=blk_a"] {
+        let res = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+    }
+    for path in ["/forgot", "/reset?token=blk_a"] {
+        let res = app.http.post(app.url(path)).form(&[("login", "alice")]).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.text().await.unwrap().contains("JavaScript needed"), "{path}");
+    }
 }
 
 /// Without `SMTP_URL`, mail is written under `BATON_DATA_DIR/outbox/`, and the log says where.

@@ -1,12 +1,14 @@
 //! The account's email address: set at signup or changed later (the password asked again), and
-//! verified by opening a mailed link, which works once, for a day, for the address it was sent to.
-//! Only a verified address gets reset links and notices.
+//! verified by opening a mailed link (single use, a day). Only a verified address gets reset links
+//! and notices, so a verified address is not given up lightly: asking for a new one leaves it in
+//! place (and tells it) until the link sent to the new one is opened; a password change or reset
+//! in between cancels the change. An account without a verified address takes a new one at once.
 
 use super::links::{self, Closed};
 use crate::api::{Account, EmailChange, EmailVerification};
 use crate::auth::caller::{ClientInfo, Principal};
 use crate::auth::events::Event;
-use crate::auth::letters::{verify_letter, Notice};
+use crate::auth::letters::{notice_letter, verify_letter, Notice, Origin};
 use crate::auth::limits::rate::Action;
 use crate::auth::mail::transport::deliverable;
 use crate::auth::store::db::now_ms;
@@ -40,15 +42,30 @@ struct AccountView {
     created_at: i64,
     email: Option<String>,
     email_verified_at: Option<i64>,
+    /// The address of the newest live verification link, if it is not the account's.
+    pending: Option<String>,
+}
+
+/// What a verification link finds, under the user row's lock.
+#[derive(sqlx::FromRow)]
+struct Verifying {
+    username: String,
+    email: Option<String>,
+    email_verified_at: Option<i64>,
 }
 
 impl AuthService {
     /// `GET /api/account`.
     pub async fn account(&self, principal: &Principal) -> Result<Account, AppError> {
         let row = sqlx::query_as::<_, AccountView>(
-            "SELECT username, created_at, email, email_verified_at FROM users WHERE id = $1",
+            "SELECT username, created_at, email, email_verified_at, \
+             (SELECT l.email FROM link_tokens l WHERE l.user_id = users.id AND l.purpose = 'verify_email' \
+              AND l.used_at IS NULL AND l.expires_at > $2 AND (users.email_key IS NULL OR l.email_key <> users.email_key) \
+              ORDER BY l.created_at DESC LIMIT 1) AS pending \
+             FROM users WHERE id = $1",
         )
         .bind(&principal.user_id)
+        .bind(now_ms())
         .fetch_optional(self.db())
         .await?
         .ok_or(AppError::InvalidToken)?;
@@ -58,11 +75,11 @@ impl AuthService {
             created_at: crate::api::rfc3339(row.created_at),
             email_verified: row.email.is_some() && row.email_verified_at.is_some(),
             email: row.email,
+            pending_email: row.pending,
         })
     }
 
-    /// `POST /api/account/email`: a new address, unverified until its link is opened; the old
-    /// one, if verified, is told.
+    /// `POST /api/account/email`.
     #[tracing::instrument(skip_all)]
     pub async fn change_email(
         &self,
@@ -73,35 +90,63 @@ impl AuthService {
         let email = parse(&input.email)?;
         let (user, _confirming) = self.confirm_password(principal, &input.password, client).await?;
         let same = user.email.as_deref().is_some_and(|old| old.to_lowercase() == email.key());
-        if same && user.email_verified_at.is_some() {
-            return Ok(());
-        }
-        if !same {
-            let update =
-                sqlx::query("UPDATE users SET email = $1, email_key = $2, email_verified_at = NULL WHERE id = $3")
-                    .bind(email.as_str())
-                    .bind(email.key())
-                    .bind(&user.id);
-            self.execute_write(update).await?;
-            self.record(Event::EmailChanged.of(Some(&user.id), Some(&principal.session_id), client)).await;
-            if let Some(old) = user.verified_email() {
-                self.notify_address(&user.username, old, Notice::EmailChanged { new: email.as_str().into() }, client);
+        match (same, user.verified_email()) {
+            (true, Some(_)) => Ok(()),
+            // The verified address stays until the new one is proven; it hears of the request.
+            (false, Some(old)) => {
+                if !self.under_caps(&user.id, Purpose::VerifyEmail, email.as_str()).await? {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                let ttl_ms = VERIFY_TTL_HOURS as i64 * 3_600_000;
+                let issued = links::issue_in(&mut tx, &user.id, Purpose::VerifyEmail, Some(email.as_str()), ttl_ms);
+                let Some(link) = issued.await? else { return Ok(()) };
+                let letter = verify_letter(&user.username, self.link("/verify", &link.token), VERIFY_TTL_HOURS);
+                self.compose(&letter, &link.email)?.until(link.expires_at).insert().execute(&mut *tx).await?;
+                let asked = Notice::EmailChangeRequested { new: email.as_str().into() };
+                let notice = notice_letter(&asked, &user.username, &Origin::of(client));
+                self.compose(&notice, old)?.insert().execute(&mut *tx).await?;
+                tx.commit().await?;
+                self.mail_queued();
+                self.record(Event::EmailChangeRequested.of(Some(&user.id), Some(&principal.session_id), client)).await;
+                Ok(())
+            }
+            // Unverified (as typed again, perhaps in other case): a new link to it as stored.
+            (true, None) => {
+                let stored = user.email.as_deref().unwrap_or(email.as_str());
+                self.mail_verification_link(&user.id, &user.username, stored).await;
+                Ok(())
+            }
+            // No verified address to protect: the new one is the account's at once, unverified.
+            (false, None) => {
+                let update =
+                    sqlx::query("UPDATE users SET email = $1, email_key = $2, email_verified_at = NULL WHERE id = $3")
+                        .bind(email.as_str())
+                        .bind(email.key())
+                        .bind(&user.id);
+                self.execute_write(update).await?;
+                self.record(Event::EmailChanged.of(Some(&user.id), Some(&principal.session_id), client)).await;
+                self.mail_verification_link(&user.id, &user.username, email.as_str()).await;
+                Ok(())
             }
         }
-        self.mail_verification_link(&user.id, &user.username, email.as_str()).await;
-        Ok(())
     }
 
-    /// `POST /api/account/email/resend`: the account's unverified address gets a new link.
-    pub async fn resend_verification(&self, principal: &Principal) -> Result<(), AppError> {
+    /// `POST /api/account/email/resend`: a new link for the unverified address, or for the one
+    /// the account is changing to.
+    pub async fn resend_verification(&self, principal: &Principal, client: &ClientInfo) -> Result<(), AppError> {
+        self.limit_rate(Action::ResendVerification, client).await?;
         let account = self.account(principal).await?;
-        if let (Some(email), false) = (&account.email, account.email_verified) {
-            self.mail_verification_link(&account.id, &account.username, email).await;
+        let unverified = account.email.as_deref().filter(|_| !account.email_verified);
+        if let Some(address) = account.pending_email.as_deref().or(unverified) {
+            self.mail_verification_link(&account.id, &account.username, address).await;
         }
         Ok(())
     }
 
-    /// `POST /api/account/email/verify`: no login needed (the link may be opened on another device).
+    /// `POST /api/account/email/verify`: no login needed (the link may be opened on another
+    /// device). The link's address becomes the account's, verified; if it replaces a verified
+    /// one, reset links sent there are void and it is told.
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, input: &EmailVerification, client: &ClientInfo) -> Result<(), AppError> {
         self.limit_rate(Action::HandOff, client).await?;
@@ -110,30 +155,55 @@ impl AuthService {
             Err(closed) => return Err(verify_refusal(closed)),
         };
         let mut tx = self.begin_write().await?;
-        let spent = links::spend(&link.token_hash).execute(&mut *tx).await?.rows_affected();
-        // The address the link went to, not whatever the account has now.
-        let verified = sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email = $3")
+        if links::spend(&link.token_hash).execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(verify_refusal(Closed::Used));
+        }
+        sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1")
+            .bind(&link.user_id)
+            .execute(&mut *tx)
+            .await?;
+        let user = sqlx::query_as::<_, Verifying>("SELECT username, email, email_verified_at FROM users WHERE id = $1")
+            .bind(&link.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user) = user else {
+            tx.rollback().await?;
+            return Err(verify_refusal(Closed::Unknown));
+        };
+        let key = link.email.to_lowercase();
+        let replaced = user.email.as_deref().filter(|old| old.to_lowercase() != key);
+        sqlx::query("UPDATE users SET email = $1, email_key = $2, email_verified_at = $3 WHERE id = $4")
+            .bind(&link.email)
+            .bind(&key)
             .bind(now_ms())
             .bind(&link.user_id)
-            .bind(&link.email)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if spent != 1 || verified != 1 {
-            tx.rollback().await?;
-            return Err(match spent {
-                1 => AppError::InvalidVerificationToken(
-                    "This link was for an address that is no longer on the account.".into(),
-                ),
-                _ => verify_refusal(Closed::Used),
-            });
+            .await?;
+        if let Some(old) = replaced {
+            sqlx::query(
+                "UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'reset_password' AND used_at IS NULL",
+            )
+            .bind(now_ms())
+            .bind(&link.user_id)
+            .execute(&mut *tx)
+            .await?;
+            if user.email_verified_at.is_some() {
+                let changed = Notice::EmailChanged { new: link.email.clone() };
+                let notice = notice_letter(&changed, &user.username, &Origin::of(client));
+                self.compose(&notice, old)?.insert().execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
+        self.mail_queued();
+        if replaced.is_some() {
+            self.record(Event::EmailChanged.of(Some(&link.user_id), None, client)).await;
+        }
         self.record(Event::EmailVerified.of(Some(&link.user_id), None, client)).await;
         Ok(())
     }
 
-    /// Mails a verification link to `email`, unless 5 went out this hour. Never fails its caller:
+    /// Mails a verification link for `email`, unless a cap was reached. Never fails its caller:
     /// the account card offers "Send again".
     pub(super) async fn mail_verification_link(&self, user_id: &str, username: &str, email: &str) {
         if let Err(e) = self.try_mail_verification_link(user_id, username, email).await {
@@ -142,14 +212,17 @@ impl AuthService {
     }
 
     async fn try_mail_verification_link(&self, user_id: &str, username: &str, email: &str) -> Result<(), AppError> {
+        if !self.under_caps(user_id, Purpose::VerifyEmail, email).await? {
+            tracing::info!(target: "security", event = "verify_mail_capped", user_id, "no verification mail: a cap was reached");
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
         let ttl_ms = VERIFY_TTL_HOURS as i64 * 3_600_000;
-        let Some(token) = links::issue_in(&mut tx, user_id, Purpose::VerifyEmail, email, 0, ttl_ms).await? else {
-            tracing::info!(target: "security", event = "verify_mail_capped", user_id, "no verification mail: 5 this hour");
+        let Some(link) = links::issue_in(&mut tx, user_id, Purpose::VerifyEmail, Some(email), ttl_ms).await? else {
             return Ok(());
         };
-        let letter = verify_letter(username, self.link("/verify", &token), VERIFY_TTL_HOURS);
-        self.compose(&letter, email)?.insert().execute(&mut *tx).await?;
+        let letter = verify_letter(username, self.link("/verify", &link.token), VERIFY_TTL_HOURS);
+        self.compose(&letter, &link.email)?.until(link.expires_at).insert().execute(&mut *tx).await?;
         tx.commit().await?;
         self.mail_queued();
         Ok(())

@@ -1,5 +1,5 @@
-//! The rows of mailed links (`link_tokens`): issue one (under the account's hourly cap, voiding
-//! its older ones of the same purpose), open one, spend one.
+//! The rows of mailed links (`link_tokens`): issue one (under the hourly caps, voiding the
+//! account's older ones of the same purpose), open one, spend one.
 
 use crate::auth::store::db::{now_ms, Statement};
 use crate::auth::store::writer::WriteTx;
@@ -7,12 +7,14 @@ use crate::auth::tokens::links::{self, Purpose};
 use crate::auth::AuthService;
 use crate::error::AppError;
 
-/// Mails of one purpose per account per hour, whatever the addresses asking: past it the answer
-/// is the same and no mail goes out (a refusal would tell who exists).
-fn hourly_cap(purpose: Purpose) -> i64 {
+/// Mails of one purpose an hour, per account and per address (whichever accounts asked), however
+/// many addresses ask: past either cap the answer is the same and no mail goes out (a refusal
+/// would tell who exists). Per address: nobody can make Baton mail a stranger's inbox more than
+/// this, however many accounts they sign up with it.
+fn hourly_caps(purpose: Purpose) -> (i64, i64) {
     match purpose {
-        Purpose::ResetPassword => 3,
-        Purpose::VerifyEmail => 5,
+        Purpose::ResetPassword => (3, 6),
+        Purpose::VerifyEmail => (5, 5),
     }
 }
 
@@ -34,31 +36,53 @@ pub(super) enum Closed {
     Expired,
 }
 
-/// In `tx`: unless `user_id` had its hourly cap of `purpose` links, voids its older ones and
-/// stores a new one; the new link's token. The user's row is locked first, so that requests
-/// racing for the last place under the cap (on PostgreSQL, whose transactions overlap) take it
-/// one after the other.
+/// A link just stored: its token, the address it goes to, when it expires.
+pub(super) struct Issued {
+    pub token: String,
+    pub email: String,
+    pub expires_at: i64,
+}
+
+/// What the account is, read under its row's lock.
+#[derive(sqlx::FromRow)]
+struct Holder {
+    email: Option<String>,
+    email_verified_at: Option<i64>,
+    password_version: i64,
+}
+
+/// In `tx`: a new link of `purpose` for `user_id`, voiding its older ones: a reset link to the
+/// account's verified address (none: no link), a verification link to `verify` (the account's
+/// address, or the one it is to change to). `None` past a cap. The user's row is locked first and
+/// read again under the lock, so that a link always matches the account as it is now (an address
+/// changed, a password changed meanwhile), and requests racing for the last place under a cap
+/// take it one after the other (on PostgreSQL, whose transactions overlap).
 pub(super) async fn issue_in(
     tx: &mut WriteTx<'_>,
     user_id: &str,
     purpose: Purpose,
-    email: &str,
-    password_version: i64,
+    verify: Option<&str>,
     ttl_ms: i64,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<Issued>, sqlx::Error> {
     let now = now_ms();
     sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1")
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
-    let sent: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM link_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $3")
+    let holder =
+        sqlx::query_as::<_, Holder>("SELECT email, email_verified_at, password_version FROM users WHERE id = $1")
             .bind(user_id)
-            .bind(purpose.as_str())
-            .bind(now - 3_600_000)
-            .fetch_one(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
-    if sent >= hourly_cap(purpose) {
+    let Some(holder) = holder else { return Ok(None) };
+    let email = match (purpose, verify, holder.email, holder.email_verified_at) {
+        (Purpose::VerifyEmail, Some(address), _, _) => address.to_owned(),
+        (Purpose::ResetPassword, None, Some(address), Some(_)) => address,
+        _ => return Ok(None),
+    };
+    let (per_account, per_address) = hourly_caps(purpose);
+    let counts = sent_lately(&mut **tx, user_id, purpose, &email.to_lowercase(), now).await?;
+    if counts.0 >= per_account || counts.1 >= per_address {
         return Ok(None);
     }
     sqlx::query("UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
@@ -69,22 +93,52 @@ pub(super) async fn issue_in(
         .await?;
     let (token, hash) = links::issue();
     sqlx::query(
-        "INSERT INTO link_tokens (token_hash, user_id, purpose, email, password_version, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO link_tokens (token_hash, user_id, purpose, email, email_key, password_version, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(hash)
     .bind(user_id)
     .bind(purpose.as_str())
-    .bind(email)
-    .bind(password_version)
+    .bind(&email)
+    .bind(email.to_lowercase())
+    .bind(holder.password_version)
     .bind(now)
     .bind(now + ttl_ms)
     .execute(&mut **tx)
     .await?;
-    Ok(Some(token))
+    Ok(Some(Issued { token, email, expires_at: now + ttl_ms }))
+}
+
+/// Links of `purpose` issued in the last hour to `user_id`, and to `email_key` (any account).
+async fn sent_lately<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+    purpose: Purpose,
+    email_key: &str,
+    now: i64,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM link_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $4), \
+                (SELECT COUNT(*) FROM link_tokens WHERE email_key = $3 AND purpose = $2 AND created_at > $4)",
+    )
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .bind(email_key)
+    .bind(now - 3_600_000)
+    .fetch_one(db)
+    .await
 }
 
 impl AuthService {
+    /// Whether a link of `purpose` for `user_id` to `email` is still under both caps: read
+    /// before taking the write lock, so that a flood past the caps costs reads only (the caps
+    /// are checked again under the lock, in [`issue_in`]).
+    pub(super) async fn under_caps(&self, user_id: &str, purpose: Purpose, email: &str) -> Result<bool, AppError> {
+        let (per_account, per_address) = hourly_caps(purpose);
+        let (account, address) = sent_lately(self.db(), user_id, purpose, &email.to_lowercase(), now_ms()).await?;
+        Ok(account < per_account && address < per_address)
+    }
+
     /// The link `token` names, if it is one of `purpose` that still opens.
     pub(super) async fn open_link(&self, token: &str, purpose: Purpose) -> Result<Result<LinkRow, Closed>, AppError> {
         let Some(hash) = links::presented(token) else { return Ok(Err(Closed::Unknown)) };

@@ -9,11 +9,12 @@ pub(crate) mod reset;
 use super::caller::{ClientInfo, Principal};
 use super::credentials::password::Lane;
 use super::events::Event;
-use super::letters::{address_prefix, Notice};
+use super::letters::{address_prefix, notice_letter, Notice, Origin};
 use super::limits::confirmations::Confirming;
 use super::limits::rate::Action;
 use super::sessions::revocation::{Reason, Scope};
 use super::store::db::{is_unique_violation, now_ms};
+use super::store::writer::WriteTx;
 use super::AuthService;
 use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, Signup, TokenResponse, User};
 use crate::domain::{parse_credentials, parse_new_credentials, Password};
@@ -212,11 +213,20 @@ impl AuthService {
         }
         let others = Scope::AllOfUserBut { user_id: user.id.clone(), keep: principal.session_id.clone() };
         let ended = self.revoke_in(&mut tx, others, Reason::PasswordChanged).await?;
+        // Reset links mailed before are void now (they were for the old password's version); a
+        // change of address asked with the old password is cancelled with it.
+        sqlx::query(
+            "UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'verify_email' AND used_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+        self.queue_notice_in(&mut tx, &user, Notice::PasswordChanged, client).await?;
         tx.commit().await?;
         ended.announce(self).await;
+        self.mail_queued();
         self.record(Event::PasswordChanged.of(Some(&user.id), Some(&principal.session_id), client)).await;
-        // Reset links mailed before are void now: they were for the old password's version.
-        self.notify(&user.id, Notice::PasswordChanged, client);
         Ok(())
     }
 
@@ -241,12 +251,27 @@ impl AuthService {
             .bind(&user.username_key)
             .execute(&mut *tx)
             .await?;
+        self.queue_notice_in(&mut tx, &user, Notice::AccountDeleted, client).await?;
         tx.commit().await?;
         self.sessions_ended().await;
         self.inner.users.forget(&user.id);
+        self.mail_queued();
         self.record(Event::AccountDeleted.of(Some(&user.id), Some(&principal.session_id), client)).await;
+        Ok(())
+    }
+
+    /// Queues `notice` to `user`'s verified address (none: nothing) in the transaction of the
+    /// change it tells of: it goes if and only if the change happened.
+    async fn queue_notice_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        user: &AccountRow,
+        notice: Notice,
+        client: &ClientInfo,
+    ) -> Result<(), AppError> {
         if let Some(email) = user.verified_email() {
-            self.notify_address(&user.username, email, Notice::AccountDeleted, client);
+            let letter = notice_letter(&notice, &user.username, &Origin::of(client));
+            self.compose(&letter, email)?.insert().execute(&mut **tx).await?;
         }
         Ok(())
     }

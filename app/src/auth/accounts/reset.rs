@@ -14,7 +14,7 @@ use crate::api::{PasswordResetConfirm, PasswordResetRequest, TokenResponse, User
 use crate::auth::caller::ClientInfo;
 use crate::auth::credentials::password::Lane;
 use crate::auth::events::Event;
-use crate::auth::letters::{reset_letter, Notice, Origin};
+use crate::auth::letters::{notice_letter, reset_letter, Notice, Origin};
 use crate::auth::limits::rate::Action;
 use crate::auth::sessions::revocation::{Reason, Scope};
 use crate::auth::tokens::links::Purpose;
@@ -31,7 +31,6 @@ struct Candidate {
     username: String,
     email: Option<String>,
     email_verified_at: Option<i64>,
-    password_version: i64,
 }
 
 /// What a reset link lets its holder change.
@@ -41,6 +40,8 @@ struct ResetTarget {
     username_key: String,
     created_at: i64,
     password_version: i64,
+    email_key: Option<String>,
+    email_verified_at: Option<i64>,
 }
 
 /// The background lookups of reset requests: how many run, how many may wait.
@@ -70,10 +71,11 @@ impl AuthService {
             return Err(AppError::invalid_field("login", "A username or an email address is at most 254 characters."));
         }
         let lookups = &self.inner.reset_lookups;
+        // Refused before anything is looked up: the 503 says nothing about who exists.
         let Ok(place) = lookups.waiting.clone().try_acquire_owned() else {
-            tracing::warn!(target: "security", event = "reset_requests_dropped", ip = client.ip.as_deref(),
-                "1,024 password-reset requests wait already: this one is dropped");
-            return Ok(());
+            tracing::warn!(target: "security", event = "reset_requests_refused", ip = client.ip.as_deref(),
+                "1,024 password-reset requests wait already: 503");
+            return Err(AppError::Busy { retry_after: 5 });
         };
         let (auth, client, running) = (self.clone(), client.clone(), lookups.running.clone());
         tokio::spawn(async move {
@@ -88,7 +90,7 @@ impl AuthService {
 
     /// The part of a reset request that depends on who exists, after it was answered.
     async fn mail_reset_links(&self, login: &str, client: &ClientInfo) -> Result<(), AppError> {
-        let select = "SELECT id, username, email, email_verified_at, password_version FROM users";
+        let select = "SELECT id, username, email, email_verified_at FROM users";
         let candidates: Vec<Candidate> = if login.contains('@') {
             let Ok(email) = Email::parse(login) else { return Ok(()) };
             // An address may be on several accounts (addresses are not unique): each gets its own link.
@@ -107,17 +109,16 @@ impl AuthService {
         let ttl = self.settings().mail.reset_token_ttl;
         for user in candidates {
             let (Some(email), Some(_)) = (user.email.as_deref(), user.email_verified_at) else { continue };
-            let mut tx = self.begin_write().await?;
-            let ttl_ms = ttl.as_millis() as i64;
-            let issued =
-                links::issue_in(&mut tx, &user.id, Purpose::ResetPassword, email, user.password_version, ttl_ms)
-                    .await?;
-            let Some(token) = issued else {
-                tracing::info!(target: "security", event = "reset_mail_capped", user_id = %user.id, "no reset mail: 3 this hour");
+            if !self.under_caps(&user.id, Purpose::ResetPassword, email).await? {
+                tracing::info!(target: "security", event = "reset_mail_capped", user_id = %user.id, "no reset mail: a cap was reached");
                 continue;
-            };
-            let letter = reset_letter(&user.username, self.link("/reset", &token), ttl, &origin);
-            self.compose(&letter, email)?.insert().execute(&mut *tx).await?;
+            }
+            let mut tx = self.begin_write().await?;
+            // The address and the password version as they are under the lock, not as read above.
+            let issued = links::issue_in(&mut tx, &user.id, Purpose::ResetPassword, None, ttl.as_millis() as i64);
+            let Some(link) = issued.await? else { continue };
+            let letter = reset_letter(&user.username, self.link("/reset", &link.token), ttl, &origin);
+            self.compose(&letter, &link.email)?.until(link.expires_at).insert().execute(&mut *tx).await?;
             if let Some(event) = self.log_event(Event::PasswordResetRequested.of(Some(&user.id), None, client)) {
                 event.insert().execute(&mut *tx).await?;
             }
@@ -143,13 +144,18 @@ impl AuthService {
         let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
         let dpop_key = self.presented_key(client).await?;
         let user = sqlx::query_as::<_, ResetTarget>(
-            "SELECT username, username_key, created_at, password_version FROM users WHERE id = $1",
+            "SELECT username, username_key, created_at, password_version, email_key, email_verified_at \
+             FROM users WHERE id = $1",
         )
         .bind(&link.user_id)
         .fetch_optional(self.db())
         .await?
         .ok_or_else(|| reset_refusal(Closed::Unknown))?;
-        if user.password_version != link.password_version {
+        // Only while the password and the verified address are those it was sent for (a change
+        // of address voids the links sent to the old one).
+        let still_theirs =
+            user.email_key.as_deref() == Some(&link.email.to_lowercase()) && user.email_verified_at.is_some();
+        if user.password_version != link.password_version || !still_theirs {
             return Err(reset_refusal(Closed::Used));
         }
         let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
@@ -176,11 +182,22 @@ impl AuthService {
             .bind(&user.username_key)
             .execute(&mut *tx)
             .await?;
+        // A change of address asked with the old password is cancelled with it.
+        sqlx::query(
+            "UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'verify_email' AND used_at IS NULL",
+        )
+        .bind(crate::auth::store::db::now_ms())
+        .bind(&link.user_id)
+        .execute(&mut *tx)
+        .await?;
         let ended = self.revoke_in(&mut tx, Scope::AllOfUser(link.user_id.clone()), Reason::PasswordReset).await?;
+        // The notice in the same transaction: it is queued if and only if the reset happened.
+        let notice = notice_letter(&Notice::PasswordReset, &user.username, &Origin::of(client));
+        self.compose(&notice, &link.email)?.insert().execute(&mut *tx).await?;
         tx.commit().await?;
         ended.announce(self).await;
+        self.mail_queued();
         self.record(Event::PasswordReset.of(Some(&link.user_id), None, client)).await;
-        self.notify(&link.user_id, Notice::PasswordReset, client);
         let me = User {
             id: link.user_id.clone(),
             username: user.username,

@@ -27,6 +27,8 @@ pub enum Action {
     HandOff,
     /// Asking for a password-reset link: counted per hour, not per minute.
     PasswordReset,
+    /// Asking for a verification link again ("Send again"): as a reset request, in its own bucket.
+    ResendVerification,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
             Self::ConfirmPassword => "confirm_password",
             Self::HandOff => "hand_off",
             Self::PasswordReset => "password_reset",
+            Self::ResendVerification => "resend_verification",
         }
     }
 }
@@ -113,7 +116,7 @@ impl RateLimiter {
             // A hand-off happens at most once per page the user opens: fewer than refreshes.
             Action::Refresh | Action::HandOff => (self.limits.refresh, minute),
             Action::ListSessions => (self.limits.sessions, minute),
-            Action::PasswordReset => (self.limits.reset, 60 * minute),
+            Action::PasswordReset | Action::ResendVerification => (self.limits.reset, 60 * minute),
         };
         if allowance == 0 {
             return Vec::new();

@@ -11,10 +11,12 @@ pub(crate) enum Transport {
     Files(PathBuf),
 }
 
-/// Why a mail was not sent: worth trying again later, or never.
+/// Why a mail was not sent: worth trying again soon, refused by the relay (5xx), or too late.
 pub(crate) enum SendError {
     Transient(String),
     Permanent(String),
+    /// The link it carries expired before the mail could go.
+    Expired,
 }
 
 impl Transport {

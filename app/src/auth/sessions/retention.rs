@@ -5,7 +5,8 @@
 //! - security events older than `SECURITY_EVENT_RETENTION`;
 //! - failed-login counts untouched for 30 days (names that never existed pile up otherwise);
 //! - rate-limit buckets that are empty again (PostgreSQL); DPoP proofs and hand-offs past their
-//!   lifetimes; mailed links a day after they expired; mails that failed for good, after a week;
+//!   lifetimes; mailed links a day after they expired; mails that failed for good, and mail
+//!   written as files (no `SMTP_URL`), after a week;
 //! - signing keys retired long enough that no token they signed can still be valid.
 //!
 //! Rows go in batches, each its own short write transaction: a request waits for one batch at most.
@@ -140,6 +141,8 @@ impl AuthService {
             now - 7 * 86_400_000,
         )
         .await?;
+        // Without SMTP_URL: mail written as files a week ago (their links have long expired).
+        purge_outbox_files(&self.settings().data_dir.join("outbox"), Duration::from_secs(7 * 86_400)).await;
         // A retired key may still sign on an instance that has not read the keys since, for one
         // poll interval; its tokens then live one token lifetime, verified with the leeway.
         let config = self.settings();
@@ -157,6 +160,17 @@ impl AuthService {
             if deleted < BATCH as u64 {
                 return Ok(total);
             }
+        }
+    }
+}
+
+/// Deletes the `.eml` files in `dir` older than `age`.
+async fn purge_outbox_files(dir: &std::path::Path, age: Duration) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let old = entry.metadata().await.ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+        if old.is_some_and(|elapsed| elapsed > age) && entry.path().extension().is_some_and(|e| e == "eml") {
+            let _ = tokio::fs::remove_file(entry.path()).await;
         }
     }
 }
