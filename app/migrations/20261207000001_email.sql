@@ -18,7 +18,7 @@ CREATE TABLE link_tokens (
     purpose          TEXT NOT NULL,
     -- The address the link was sent to: verifying makes that address the account's, verified.
     email            TEXT NOT NULL,
-    -- Lower-cased: links an address got lately, whichever accounts they were for, are capped.
+    -- Lower-cased (see `link_recipients`).
     email_key        TEXT NOT NULL,
     -- A reset link works only while the password is the one it was sent for: any change voids it.
     password_version BIGINT NOT NULL,
@@ -28,7 +28,17 @@ CREATE TABLE link_tokens (
     used_at          BIGINT
 );
 CREATE INDEX link_tokens_by_user ON link_tokens (user_id, purpose, created_at);
-CREATE INDEX link_tokens_by_email ON link_tokens (email_key, purpose, created_at);
+
+-- Links mailed to an address in its current hour-long window, whichever accounts they were for:
+-- kept apart from the accounts, so that deleting one does not reset the count, and upserted
+-- under a lock, so that concurrent requests for one address take its last places in turn.
+CREATE TABLE link_recipients (
+    email_key        TEXT NOT NULL,
+    purpose          TEXT NOT NULL,
+    window_start     BIGINT NOT NULL,
+    sent             BIGINT NOT NULL,
+    PRIMARY KEY (email_key, purpose)
+);
 
 -- Mail waits here until sent: a request never waits for the mail server, and neither its outage
 -- nor a crash loses a mail. A row is deleted once sent; its message (which may hold a link, so

@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
+import { Page } from "@playwright/test";
 import { test, expect, gotoHydrated, uniqueName, logInElsewhere, PASSWORD } from "./fixtures";
 
 // scripts/test.sh runs a real SMTP server (scripts/smtp_sink.py) and points both servers at it;
@@ -30,10 +31,8 @@ function link(mail: Mail, page: string): string {
   return found![0];
 }
 
-test("sign up with an email, verify it, forget the password, reset it from the mail: every other device is out", async ({
-  page,
-  browser,
-}) => {
+/** Signs up a new user with an address through the form; lands inside. */
+async function signUpWithEmail(page: Page): Promise<{ name: string; email: string }> {
   const name = uniqueName();
   const email = `${name}@example.com`;
   await gotoHydrated(page, "/signup");
@@ -42,6 +41,14 @@ test("sign up with an email, verify it, forget the password, reset it from the m
   await page.getByLabel("Email").fill(email);
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/inside$/);
+  return { name, email };
+}
+
+test("sign up with an email, verify it, forget the password, reset it from the mail: every other device is out", async ({
+  page,
+  browser,
+}) => {
+  const { name, email } = await signUpWithEmail(page);
   await expect(page.getByTestId("email-state")).toContainText("Not verified");
 
   // The link from the mail, opened as a person would: the address is confirmed.
@@ -90,15 +97,25 @@ test("sign up with an email, verify it, forget the password, reset it from the m
   await expect(page.getByRole("link", { name: "Ask for a new link" })).toHaveAttribute("href", "/forgot");
 });
 
+test("/forgot filled in and sent before its code arrived is sent once it does, not lost", async ({ page }) => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route(/split_forgot_page[^/]*\.wasm$/, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto("/forgot");
+  await page.getByLabel("Username or email").fill("nobody-in-particular");
+  await page.getByRole("button", { name: "Send link" }).click();
+  const sent = page.waitForResponse((r) => r.url().includes("/api/fn/request_password_reset"));
+  release();
+  expect((await sent).status()).toBe(200);
+  await expect(page).toHaveURL(/\/forgot$/);
+  await expect(page.getByTestId("reset-sent")).toHaveText(/If an account matches, a link is on its way/);
+});
+
 test("an unverified address gets no reset link, and the answer is the same as for nobody", async ({ page }) => {
-  const name = uniqueName();
-  const email = `${name}@example.com`;
-  await gotoHydrated(page, "/signup");
-  await page.getByLabel("Username").fill(name);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByLabel("Email").fill(email);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(/\/inside$/);
+  const { name, email } = await signUpWithEmail(page);
   await mailTo(email, "Confirm your email");
   for (const login of [name, `nobody-${name}`]) {
     await gotoHydrated(page, "/forgot");

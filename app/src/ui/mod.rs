@@ -21,8 +21,11 @@ use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 use session::{Auth, AuthStatus};
 
-const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (e) { \
-    if (!document.body.hasAttribute('data-hydrated')) { e.preventDefault(); e.target.setAttribute('data-submit-pending', ''); } \
+/// A form of a lazy island (`data-lazy`) is live only once its own code came (`data-live`), after
+/// the page's.
+const HOLD_EARLY_SUBMITS: &str = "document.addEventListener('submit', function (e) { var f = e.target; \
+    if (!document.body.hasAttribute('data-hydrated') || (f.hasAttribute('data-lazy') && !f.hasAttribute('data-live'))) \
+    { e.preventDefault(); f.setAttribute('data-submit-pending', ''); } \
 }, true);";
 
 /// When the page's code cannot run (WebAssembly refused, as in iOS Lockdown Mode or by a filter;

@@ -12,17 +12,34 @@ use leptos::prelude::*;
 /// The same words whether or not an account matched.
 pub const SENT: &str = "If an account matches, a link is on its way. Check your inbox.";
 
-/// What was typed before the page's code ran is read from the field itself at submit, and a
-/// submit the page held back then (see `ui::shell`) goes out once it runs.
+/// Marks the form live once its island's code runs (until then the page's first script holds a
+/// submit back, see `ui::shell`), and sends a submit held back then. What was typed before is
+/// read from the field itself (see [`typed`], [`read_field`]).
 fn on_submit_or_held(form: NodeRef<leptos::html::Form>, submit: impl Fn() + Clone + 'static) {
     Effect::new(move |_| {
         if let Some(form) = form.get() {
+            let _ = form.set_attribute("data-live", "");
             if form.has_attribute(super::login::PENDING_SUBMIT) {
                 let _ = form.remove_attribute(super::login::PENDING_SUBMIT);
                 submit();
             }
         }
     });
+}
+
+/// What the server-rendered field `id` holds when the island starts: typed while its code was on
+/// its way (a lazy island starts after the page), which the island's first render would wipe.
+fn typed(id: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let field = document().get_element_by_id(id).and_then(|el| el.dyn_into::<web_sys::HtmlInputElement>().ok());
+        if let Some(field) = field {
+            return field.value();
+        }
+    }
+    let _ = id;
+    String::new()
 }
 
 /// The field's own value (typed, or autofilled without an input event), into `value`.
@@ -34,7 +51,7 @@ fn read_field(input: NodeRef<leptos::html::Input>, value: RwSignal<String>) {
 
 #[island(lazy)]
 pub fn ForgotPage() -> impl IntoView {
-    let login = RwSignal::new(String::new());
+    let login = RwSignal::new(typed("login"));
     let (form, field) = (NodeRef::<leptos::html::Form>::new(), NodeRef::<leptos::html::Input>::new());
     let send = Action::new(move |login: &String| server_fns::request_password_reset(login.clone()));
     let submit = move || {
@@ -52,7 +69,7 @@ pub fn ForgotPage() -> impl IntoView {
             <p class="muted">"Enter your username or the email address of your account. If the account has a \
                 confirmed address, we mail it a link to choose a new password. If you ask more than once, only \
                 the newest link works."</p>
-            <form class="stack" method="post" novalidate=true node_ref=form
+            <form class="stack" method="post" novalidate=true data-lazy="" node_ref=form
                 on:submit=move |ev| {
                     ev.prevent_default();
                     submit();
@@ -77,7 +94,7 @@ pub fn ForgotPage() -> impl IntoView {
 
 #[island(lazy)]
 pub fn ResetPage(token: String) -> impl IntoView {
-    let password = RwSignal::new(String::new());
+    let password = RwSignal::new(typed("new-password"));
     let (form, field) = (NodeRef::<leptos::html::Form>::new(), NodeRef::<leptos::html::Input>::new());
     let token = StoredValue::new(token);
     let reset = Action::new(move |new: &String| {
@@ -115,7 +132,7 @@ pub fn ResetPage(token: String) -> impl IntoView {
                 <p class="form-error" role="alert" data-testid="link-error">{move || link_error().map(|e| e.to_string())}</p>
                 <p><a class="button" href="/forgot">"Ask for a new link"</a></p>
             </Show>
-            <form class="stack" method="post" novalidate=true hidden=move || link_error().is_some() node_ref=form
+            <form class="stack" method="post" novalidate=true data-lazy="" hidden=move || link_error().is_some() node_ref=form
                 on:submit=move |ev| {
                     ev.prevent_default();
                     submit();

@@ -567,6 +567,44 @@ async fn a_kill_between_queueing_and_sending_loses_no_mail() {
     assert!(!log.contains(&mail.link_token("/verify")), "a link's token in the log");
 }
 
+/// Deleting the accounts that asked does not reset an address's count, and a stale link for an
+/// unverified address a user corrected is void even when the cap keeps a new one from going.
+#[tokio::test]
+async fn the_address_cap_survives_deleted_accounts_and_a_correction_voids_the_old_link() {
+    let sink = MailSink::start();
+    let app = app_with(&sink, |_| {}).await;
+    // A typo's owner gets the first link, then fills that address's hour from other accounts.
+    let mine = signup_with_email(&app, "typist", "tpyo@example.com").await;
+    let stale = sink.wait_for("tpyo@example.com", "Confirm").await.link_token("/verify");
+    for i in 0..6 {
+        let other = signup_with_email(&app, &format!("filler{i}"), "typo@example.com").await;
+        let res = app
+            .http
+            .delete(app.url("/api/account"))
+            .bearer_auth(&other.access_token)
+            .json(&json!({"password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    sink.wait_for_nth("typo@example.com", "Confirm", 5, Duration::from_secs(20)).await;
+    assert_no_more_mail(&sink, "typo@example.com", 5).await;
+    // The owner of the account corrects the address: no new link can go (the cap), and the old one is void.
+    let body = json!({"password": PASSWORD, "email": "typo@example.com"});
+    let res = app.http.post(app.url("/api/account/email")).bearer_auth(&mine.access_token).json(&body).send().await;
+    assert_eq!(res.unwrap().status(), 202);
+    assert_error(
+        app.post("/api/account/email/verify", json!({ "token": stale })).await,
+        400,
+        "invalid_verification_token",
+    )
+    .await;
+    let shown = account(&app, &mine.access_token).await;
+    assert_eq!((shown["email"].as_str(), shown["emailVerified"].as_bool()), (Some("typo@example.com"), Some(false)));
+    assert_eq!(shown["pendingEmail"], Value::Null);
+}
+
 /// A mailed link's page is kept in no cache (Baton's page cache included: the token is in the
 /// page), and its form posted without JavaScript gets the page that says so, not a 405.
 #[tokio::test]

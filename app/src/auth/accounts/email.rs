@@ -117,14 +117,19 @@ impl AuthService {
                 self.mail_verification_link(&user.id, &user.username, stored).await;
                 Ok(())
             }
-            // No verified address to protect: the new one is the account's at once, unverified.
+            // No verified address to protect: the new one is the account's at once, unverified,
+            // and every link for another address is void (whether or not a cap lets a new one go).
             (false, None) => {
-                let update =
-                    sqlx::query("UPDATE users SET email = $1, email_key = $2, email_verified_at = NULL WHERE id = $3")
-                        .bind(email.as_str())
-                        .bind(email.key())
-                        .bind(&user.id);
-                self.execute_write(update).await?;
+                let mut tx = self.begin_write().await?;
+                links::lock_user(&user.id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE users SET email = $1, email_key = $2, email_verified_at = NULL WHERE id = $3")
+                    .bind(email.as_str())
+                    .bind(email.key())
+                    .bind(&user.id)
+                    .execute(&mut *tx)
+                    .await?;
+                links::void(&user.id, Purpose::VerifyEmail).execute(&mut *tx).await?;
+                tx.commit().await?;
                 self.record(Event::EmailChanged.of(Some(&user.id), Some(&principal.session_id), client)).await;
                 self.mail_verification_link(&user.id, &user.username, email.as_str()).await;
                 Ok(())
@@ -155,14 +160,12 @@ impl AuthService {
             Err(closed) => return Err(verify_refusal(closed)),
         };
         let mut tx = self.begin_write().await?;
+        // The user's row first, then the link's: the order every path takes (no deadlock).
+        links::lock_user(&link.user_id).execute(&mut *tx).await?;
         if links::spend(&link.token_hash).execute(&mut *tx).await?.rows_affected() != 1 {
             tx.rollback().await?;
             return Err(verify_refusal(Closed::Used));
         }
-        sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1")
-            .bind(&link.user_id)
-            .execute(&mut *tx)
-            .await?;
         let user = sqlx::query_as::<_, Verifying>("SELECT username, email, email_verified_at FROM users WHERE id = $1")
             .bind(&link.user_id)
             .fetch_optional(&mut *tx)
@@ -181,13 +184,7 @@ impl AuthService {
             .execute(&mut *tx)
             .await?;
         if let Some(old) = replaced {
-            sqlx::query(
-                "UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'reset_password' AND used_at IS NULL",
-            )
-            .bind(now_ms())
-            .bind(&link.user_id)
-            .execute(&mut *tx)
-            .await?;
+            links::void(&link.user_id, Purpose::ResetPassword).execute(&mut *tx).await?;
             if user.email_verified_at.is_some() {
                 let changed = Notice::EmailChanged { new: link.email.clone() };
                 let notice = notice_letter(&changed, &user.username, &Origin::of(client));

@@ -65,10 +65,7 @@ pub(super) async fn issue_in(
     ttl_ms: i64,
 ) -> Result<Option<Issued>, sqlx::Error> {
     let now = now_ms();
-    sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    lock_user(user_id).execute(&mut **tx).await?;
     let holder =
         sqlx::query_as::<_, Holder>("SELECT email, email_verified_at, password_version FROM users WHERE id = $1")
             .bind(user_id)
@@ -81,16 +78,30 @@ pub(super) async fn issue_in(
         _ => return Ok(None),
     };
     let (per_account, per_address) = hourly_caps(purpose);
-    let counts = sent_lately(&mut **tx, user_id, purpose, &email.to_lowercase(), now).await?;
-    if counts.0 >= per_account || counts.1 >= per_address {
+    let (account, _) = sent_lately(&mut **tx, user_id, purpose, &email.to_lowercase(), now).await?;
+    if account >= per_account {
         return Ok(None);
     }
-    sqlx::query("UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
-        .bind(now)
-        .bind(user_id)
-        .bind(purpose.as_str())
-        .execute(&mut **tx)
-        .await?;
+    // The address's count, raised under its row's lock (taken after the user's: one order
+    // everywhere); past the cap the caller drops the transaction, and the raise with it.
+    let window = now - 3_600_000;
+    let sent: i64 = sqlx::query_scalar(
+        "INSERT INTO link_recipients (email_key, purpose, window_start, sent) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (email_key, purpose) DO UPDATE SET \
+         sent = CASE WHEN link_recipients.window_start <= $4 THEN 1 ELSE link_recipients.sent + 1 END, \
+         window_start = CASE WHEN link_recipients.window_start <= $4 THEN $3 ELSE link_recipients.window_start END \
+         RETURNING sent",
+    )
+    .bind(email.to_lowercase())
+    .bind(purpose.as_str())
+    .bind(now)
+    .bind(window)
+    .fetch_one(&mut **tx)
+    .await?;
+    if sent > per_address {
+        return Ok(None);
+    }
+    void(user_id, purpose).execute(&mut **tx).await?;
     let (token, hash) = links::issue();
     sqlx::query(
         "INSERT INTO link_tokens (token_hash, user_id, purpose, email, email_key, password_version, created_at, expires_at) \
@@ -109,7 +120,8 @@ pub(super) async fn issue_in(
     Ok(Some(Issued { token, email, expires_at: now + ttl_ms }))
 }
 
-/// Links of `purpose` issued in the last hour to `user_id`, and to `email_key` (any account).
+/// Links of `purpose` issued in the last hour to `user_id`, and to `email_key` in its current
+/// window (any account, deleted ones included).
 async fn sent_lately<'c>(
     db: impl sqlx::Executor<'c, Database = sqlx::Any>,
     user_id: &str,
@@ -119,7 +131,7 @@ async fn sent_lately<'c>(
 ) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM link_tokens WHERE user_id = $1 AND purpose = $2 AND created_at > $4), \
-                (SELECT COUNT(*) FROM link_tokens WHERE email_key = $3 AND purpose = $2 AND created_at > $4)",
+                COALESCE((SELECT sent FROM link_recipients WHERE email_key = $3 AND purpose = $2 AND window_start > $4), 0)",
     )
     .bind(user_id)
     .bind(purpose.as_str())
@@ -159,6 +171,21 @@ impl AuthService {
             None => Err(Closed::Unknown),
         })
     }
+}
+
+/// Voids `user_id`'s live links of `purpose` (a newer one replaces them; the change they were for
+/// is over or cancelled).
+pub(super) fn void(user_id: &str, purpose: Purpose) -> Statement {
+    sqlx::query("UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
+        .bind(now_ms())
+        .bind(user_id.to_owned())
+        .bind(purpose.as_str())
+}
+
+/// A no-op write that locks `user_id`'s row until the transaction ends (PostgreSQL; SQLite's
+/// write transaction holds the whole database already): what is read of it next stays so.
+pub(super) fn lock_user(user_id: &str) -> Statement {
+    sqlx::query("UPDATE users SET password_version = password_version WHERE id = $1").bind(user_id.to_owned())
 }
 
 /// Marks a link used, if nobody else did first: `1` row for the one who opened it.

@@ -15,6 +15,7 @@ use super::limits::rate::Action;
 use super::sessions::revocation::{Reason, Scope};
 use super::store::db::{is_unique_violation, now_ms};
 use super::store::writer::WriteTx;
+use super::tokens::links::Purpose;
 use super::AuthService;
 use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, Signup, TokenResponse, User};
 use crate::domain::{parse_credentials, parse_new_credentials, Password};
@@ -215,13 +216,7 @@ impl AuthService {
         let ended = self.revoke_in(&mut tx, others, Reason::PasswordChanged).await?;
         // Reset links mailed before are void now (they were for the old password's version); a
         // change of address asked with the old password is cancelled with it.
-        sqlx::query(
-            "UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'verify_email' AND used_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(&user.id)
-        .execute(&mut *tx)
-        .await?;
+        links::void(&user.id, Purpose::VerifyEmail).execute(&mut *tx).await?;
         self.queue_notice_in(&mut tx, &user, Notice::PasswordChanged, client).await?;
         tx.commit().await?;
         ended.announce(self).await;

@@ -160,6 +160,8 @@ impl AuthService {
         }
         let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
         let mut tx = self.begin_write().await?;
+        // The user's row first, then the link's: the order every path takes (no deadlock).
+        links::lock_user(&link.user_id).execute(&mut *tx).await?;
         // The link and the password version it was sent for, both still as read: of two uses of
         // one link, or a use racing a change, one wins and the other changes nothing.
         let spent = links::spend(&link.token_hash).execute(&mut *tx).await?.rows_affected();
@@ -183,13 +185,7 @@ impl AuthService {
             .execute(&mut *tx)
             .await?;
         // A change of address asked with the old password is cancelled with it.
-        sqlx::query(
-            "UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'verify_email' AND used_at IS NULL",
-        )
-        .bind(crate::auth::store::db::now_ms())
-        .bind(&link.user_id)
-        .execute(&mut *tx)
-        .await?;
+        links::void(&link.user_id, Purpose::VerifyEmail).execute(&mut *tx).await?;
         let ended = self.revoke_in(&mut tx, Scope::AllOfUser(link.user_id.clone()), Reason::PasswordReset).await?;
         // The notice in the same transaction: it is queued if and only if the reset happened.
         let notice = notice_letter(&Notice::PasswordReset, &user.username, &Origin::of(client));

@@ -155,7 +155,7 @@ impl AuthService {
         let now = now_ms();
         let claim = sqlx::query(
             "UPDATE mail_outbox SET claimed_until = $1, claimed_by = $2 WHERE id = $3 AND failed_at IS NULL \
-             AND (claimed_until IS NULL OR claimed_until < $4)",
+             AND next_attempt_at <= $4 AND (claimed_until IS NULL OR claimed_until < $4)",
         )
         .bind(now + CLAIM_MS)
         .bind(outbox.instance.clone())

@@ -136,6 +136,13 @@ impl AuthService {
             now - 86_400_000,
         )
         .await?;
+        // Address counts whose hour is over.
+        self.delete_in_batches(
+            "DELETE FROM link_recipients WHERE (email_key, purpose) IN \
+             (SELECT email_key, purpose FROM link_recipients WHERE window_start < $1 LIMIT $2)",
+            now - 3_600_000,
+        )
+        .await?;
         self.delete_in_batches(
             "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox WHERE failed_at < $1 LIMIT $2)",
             now - 7 * 86_400_000,
