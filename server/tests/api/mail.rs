@@ -49,6 +49,12 @@ async fn account(app: &TestApp, access: &str) -> Value {
     res.json().await.unwrap()
 }
 
+/// `POST /api/account/email` as the holder of `access`.
+async fn change_email(app: &TestApp, access: &str, password: &str, email: &str) -> reqwest::Response {
+    let body = json!({"password": password, "email": email});
+    app.http.post(app.url("/api/account/email")).bearer_auth(access).json(&body).send().await.unwrap()
+}
+
 async fn ask_reset(app: &TestApp, login: &str) -> reqwest::Response {
     app.post("/api/auth/password-reset", json!({ "login": login })).await
 }
@@ -356,14 +362,12 @@ async fn a_verified_address_stays_until_the_new_one_is_verified_and_is_told_both
     let sink = MailSink::start();
     let app = app_with(&sink, |_| {}).await;
     let tokens = verified(&app, &sink, "mover", "old@example.com").await;
-    let change = |password: &str, email: &str| {
-        let body = json!({"password": password, "email": email});
-        app.http.post(app.url("/api/account/email")).bearer_auth(&tokens.access_token).json(&body).send()
-    };
-    assert_error(change("wrong password!", "new@example.com").await.unwrap(), 401, "invalid_credentials").await;
-    let body = assert_error(change(PASSWORD, "nope").await.unwrap(), 422, "invalid_input").await;
+    let access = &tokens.access_token;
+    let wrong = change_email(&app, access, "wrong password!", "new@example.com").await;
+    assert_error(wrong, 401, "invalid_credentials").await;
+    let body = assert_error(change_email(&app, access, PASSWORD, "nope").await, 422, "invalid_input").await;
     assert_eq!(body["fields"][0]["field"], "email");
-    assert_eq!(change(PASSWORD, "new@example.com").await.unwrap().status(), 202);
+    assert_eq!(change_email(&app, access, PASSWORD, "new@example.com").await.status(), 202);
     let shown = account(&app, &tokens.access_token).await;
     assert_eq!(shown["email"], "old@example.com", "the verified address stays: {shown}");
     assert_eq!(shown["emailVerified"], true);
@@ -400,9 +404,7 @@ async fn a_reset_cancels_a_change_of_address_under_way() {
     let sink = MailSink::start();
     let app = app_with(&sink, |_| {}).await;
     let tokens = verified(&app, &sink, "owner", "owner@example.com").await;
-    let body = json!({"password": PASSWORD, "email": "thief@example.com"});
-    let res = app.http.post(app.url("/api/account/email")).bearer_auth(&tokens.access_token).json(&body).send().await;
-    assert_eq!(res.unwrap().status(), 202);
+    assert_eq!(change_email(&app, &tokens.access_token, PASSWORD, "thief@example.com").await.status(), 202);
     let thiefs = sink.wait_for("thief@example.com", "Confirm").await.link_token("/verify");
     sink.wait_for("owner@example.com", "A new email address was asked").await;
     ask_reset(&app, "owner@example.com").await;
@@ -437,16 +439,7 @@ async fn a_link_for_an_address_no_longer_on_the_account_verifies_nothing() {
     let app = app_with(&sink, |_| {}).await;
     let tokens = signup_with_email(&app, "typo", "tpyo@example.com").await;
     let stale = sink.wait_for("tpyo@example.com", "Confirm").await.link_token("/verify");
-    let body = json!({"password": PASSWORD, "email": "typo@example.com"});
-    let res = app
-        .http
-        .post(app.url("/api/account/email"))
-        .bearer_auth(&tokens.access_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    assert_eq!(change_email(&app, &tokens.access_token, PASSWORD, "typo@example.com").await.status(), 202);
     // The newer link replaced it (and it was for the other address anyway).
     assert_error(
         app.post("/api/account/email/verify", json!({ "token": stale })).await,
@@ -591,9 +584,7 @@ async fn the_address_cap_survives_deleted_accounts_and_a_correction_voids_the_ol
     sink.wait_for_nth("typo@example.com", "Confirm", 5, Duration::from_secs(20)).await;
     assert_no_more_mail(&sink, "typo@example.com", 5).await;
     // The owner of the account corrects the address: no new link can go (the cap), and the old one is void.
-    let body = json!({"password": PASSWORD, "email": "typo@example.com"});
-    let res = app.http.post(app.url("/api/account/email")).bearer_auth(&mine.access_token).json(&body).send().await;
-    assert_eq!(res.unwrap().status(), 202);
+    assert_eq!(change_email(&app, &mine.access_token, PASSWORD, "typo@example.com").await.status(), 202);
     assert_error(
         app.post("/api/account/email/verify", json!({ "token": stale })).await,
         400,

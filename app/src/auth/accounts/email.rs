@@ -12,6 +12,7 @@ use crate::auth::letters::{notice_letter, verify_letter, Notice, Origin};
 use crate::auth::limits::rate::Action;
 use crate::auth::mail::transport::deliverable;
 use crate::auth::store::db::now_ms;
+use crate::auth::store::writer::WriteTx;
 use crate::auth::tokens::links::Purpose;
 use crate::auth::AuthService;
 use crate::domain::Email;
@@ -98,11 +99,9 @@ impl AuthService {
                     return Ok(());
                 }
                 let mut tx = self.begin_write().await?;
-                let ttl_ms = VERIFY_TTL_HOURS as i64 * 3_600_000;
-                let issued = links::issue_in(&mut tx, &user.id, Purpose::VerifyEmail, Some(email.as_str()), ttl_ms);
-                let Some(link) = issued.await? else { return Ok(()) };
-                let letter = verify_letter(&user.username, self.link("/verify", &link.token), VERIFY_TTL_HOURS);
-                self.compose(&letter, &link.email)?.until(link.expires_at).insert().execute(&mut *tx).await?;
+                if !self.queue_verification_in(&mut tx, &user.id, &user.username, email.as_str()).await? {
+                    return Ok(());
+                }
                 let asked = Notice::EmailChangeRequested { new: email.as_str().into() };
                 let notice = notice_letter(&asked, &user.username, &Origin::of(client));
                 self.compose(&notice, old)?.insert().execute(&mut *tx).await?;
@@ -214,15 +213,29 @@ impl AuthService {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
+        if self.queue_verification_in(&mut tx, user_id, username, email).await? {
+            tx.commit().await?;
+            self.mail_queued();
+        }
+        Ok(())
+    }
+
+    /// In `tx`: a verification link for `email` and its mail, unless a cap was reached (then
+    /// `false`, and the caller drops the transaction).
+    async fn queue_verification_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        user_id: &str,
+        username: &str,
+        email: &str,
+    ) -> Result<bool, AppError> {
         let ttl_ms = VERIFY_TTL_HOURS as i64 * 3_600_000;
-        let Some(link) = links::issue_in(&mut tx, user_id, Purpose::VerifyEmail, Some(email), ttl_ms).await? else {
-            return Ok(());
+        let Some(link) = links::issue_in(tx, user_id, Purpose::VerifyEmail, Some(email), ttl_ms).await? else {
+            return Ok(false);
         };
         let letter = verify_letter(username, self.link("/verify", &link.token), VERIFY_TTL_HOURS);
-        self.compose(&letter, &link.email)?.until(link.expires_at).insert().execute(&mut *tx).await?;
-        tx.commit().await?;
-        self.mail_queued();
-        Ok(())
+        self.compose(&letter, &link.email)?.until(link.expires_at).insert().execute(&mut **tx).await?;
+        Ok(true)
     }
 }
 
