@@ -179,15 +179,9 @@ async fn deleting_the_account_needs_the_password_and_leaves_nothing_behind() {
     let app = spawn_app().await;
     let phone = app.signup("alice").await;
     let laptop = app.login("alice").await;
-    let delete = |password: &str| {
-        app.http
-            .delete(app.url("/api/account"))
-            .bearer_auth(&laptop.access_token)
-            .json(&json!({ "password": password }))
-            .send()
-    };
-    assert_error(delete("not my password").await.unwrap(), 401, "invalid_credentials").await;
-    assert_eq!(delete(PASSWORD).await.unwrap().status(), 204);
+    let wrong = app.delete_account(&laptop.access_token, "not my password").await;
+    assert_error(wrong, 401, "invalid_credentials").await;
+    assert_eq!(app.delete_account(&laptop.access_token, PASSWORD).await.status(), 204);
     for tokens in [&phone, &laptop] {
         assert_eq!(app.secret_status(&tokens.access_token).await, 401);
         assert_eq!(app.refresh(&tokens.refresh_token).await.status(), 401);

@@ -296,6 +296,12 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// `DELETE /api/account` as the holder of `access_token`, with `password`.
+    pub async fn delete_account(&self, access_token: &str, password: &str) -> reqwest::Response {
+        let body = json!({ "password": password });
+        self.http.delete(self.url("/api/account")).bearer_auth(access_token).json(&body).send().await.unwrap()
+    }
+
     pub async fn secret_status(&self, access_token: &str) -> u16 {
         self.get_with("/api/users/secret", access_token).await.status().as_u16()
     }

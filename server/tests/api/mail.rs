@@ -478,15 +478,7 @@ async fn notices_for_a_new_client_a_reused_refresh_token_and_a_deleted_account()
     assert!(reuse.text.contains("used twice"), "{}", reuse.text);
 
     let fresh = app.login("told").await;
-    let res = app
-        .http
-        .delete(app.url("/api/account"))
-        .bearer_auth(&fresh.access_token)
-        .json(&json!({"password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    assert_eq!(app.delete_account(&fresh.access_token, PASSWORD).await.status(), 204);
     sink.wait_for("told@example.com", "was deleted").await;
     let all = sink.to("told@example.com");
     assert_eq!(all.iter().filter(|m| m.subject.contains("ended for your safety")).count(), 1, "{all:#?}");
@@ -571,15 +563,7 @@ async fn the_address_cap_survives_deleted_accounts_and_a_correction_voids_the_ol
     let stale = sink.wait_for("tpyo@example.com", "Confirm").await.link_token("/verify");
     for i in 0..6 {
         let other = signup_with_email(&app, &format!("filler{i}"), "typo@example.com").await;
-        let res = app
-            .http
-            .delete(app.url("/api/account"))
-            .bearer_auth(&other.access_token)
-            .json(&json!({"password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 204);
+        assert_eq!(app.delete_account(&other.access_token, PASSWORD).await.status(), 204);
     }
     sink.wait_for_nth("typo@example.com", "Confirm", 5, Duration::from_secs(20)).await;
     assert_no_more_mail(&sink, "typo@example.com", 5).await;

@@ -206,15 +206,7 @@ async fn every_way_of_ending_a_session_refuses_its_access_token_at_once() {
     let last = app.post("/api/auth/login", json!({"username": "alice", "password": "a brand new passphrase"})).await;
     let last: TokenResponse = last.json().await.unwrap();
     let access = warm(&app, &last).await;
-    let res = app
-        .http
-        .delete(app.url("/api/account"))
-        .bearer_auth(&access)
-        .json(&json!({"password": "a brand new passphrase"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    assert_eq!(app.delete_account(&access, "a brand new passphrase").await.status(), 204);
     assert_eq!(app.secret_status(&access).await, 401, "the account was deleted");
 }
 
