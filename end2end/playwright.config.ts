@@ -32,7 +32,10 @@ export default defineConfig({
     },
   },
   projects: [
-    { name: "chromium", testIgnore: /dev-build\.spec\.ts/ },
+    { name: "chromium", testIgnore: /(dev-build|ionic)\.spec\.ts/ },
+    // The Ionic client (clients/ionic), its production build on its own origin (IONIC_URL), calling
+    // a Baton (IONIC_API_URL) whose CORS_ORIGINS names it.
+    { name: "ionic", testMatch: /ionic\.spec\.ts/, use: { baseURL: process.env.IONIC_URL ?? "http://127.0.0.1:8100" } },
     // The dev build (debug WASM): scripts/test.sh serves one as DEV_URL; under `cargo leptos
     // end-to-end` everything is the dev build on port 3000.
     { name: "dev-build", testMatch: /dev-build\.spec\.ts/, use: { baseURL: process.env.DEV_URL ?? baseURL } },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs whatever Baton's build and tests need and is missing; skips what is there.
-# Safe to run again: the second run only checks. Usage: scripts/setup.sh [--tests] [--bench]
+# Safe to run again: the second run only checks. Usage: scripts/setup.sh [--tests] [--bench] [--ionic]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,11 +10,13 @@ BINARYEN_VERSION=132.0.0
 WASM_TARGET=wasm32-unknown-unknown
 WITH_TESTS=0
 WITH_BENCH=0
+WITH_IONIC=0
 for arg in "$@"; do
   case "$arg" in
-    --tests) WITH_TESTS=1 ;;
+    --tests) WITH_TESTS=1; WITH_IONIC=1 ;;
     --bench) WITH_BENCH=1 ;;
-    *) echo "usage: scripts/setup.sh [--tests] [--bench]" >&2; exit 2 ;;
+    --ionic) WITH_IONIC=1 ;;
+    *) echo "usage: scripts/setup.sh [--tests] [--bench] [--ionic]" >&2; exit 2 ;;
   esac
 done
 
@@ -146,18 +148,26 @@ pip_venv() {
   fi
   ln -sfn "$venv" "$VENVS/$name"
 }
+npm_ci() { # $1: a folder with a package-lock.json
+  if [ ! -d "$1/node_modules" ] || [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; then
+    say "npm ci in $1/"
+    (cd "$1" && npm ci --no-fund --no-audit)
+  else
+    say "$1/node_modules up to date"
+  fi
+}
 if [ "$WITH_TESTS" = 1 ]; then
   # python3-aiosmtpd: a real SMTP server the tests mail to (scripts/smtp_sink.py).
   apt_install chromium postgresql python3-venv nginx openssl python3-aiosmtpd
   pip_venv schemathesis schemathesis "$SCHEMATHESIS_VERSION"
   # The DPoP example client (examples/dpop_client.py) signs with the `cryptography` package.
   pip_venv examples cryptography "$CRYPTOGRAPHY_VERSION"
-  if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
-    say "npm ci in end2end/"
-    (cd end2end && npm ci --no-fund --no-audit)
-  else
-    say "end2end/node_modules up to date"
-  fi
+  npm_ci end2end
+fi
+# The Ionic client (clients/ionic): Angular and Ionic from npm, installed again only when its
+# lockfile changed (npm writes node_modules/.package-lock.json last).
+if [ "$WITH_IONIC" = 1 ]; then
+  npm_ci clients/ionic
 fi
 # --- bench-only: wrk, and DRF SimpleJWT (the Python reference scripts/bench.sh runs) ------------
 if [ "$WITH_BENCH" = 1 ]; then
@@ -223,6 +233,13 @@ if [ "$WITH_TESTS" = 1 ]; then
   "$VENVS/examples/bin/python" -c "import cryptography" 2>/dev/null || fail "cryptography (PyPI, in $VENVS/examples) does not import"
   /usr/bin/python3 -c "import aiosmtpd.controller" 2>/dev/null || fail "aiosmtpd (Debian package python3-aiosmtpd) does not import"
   say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis, cryptography, aiosmtpd"
+fi
+if [ "$WITH_IONIC" = 1 ]; then
+  # Angular 21 needs Node.js ^20.19 or >= 22.12.
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' ||
+    fail "Node.js $(node --version) is too old for the Ionic client's Angular 21 (^20.19 or >= 22.12)"
+  [ -x clients/ionic/node_modules/.bin/ng ] || fail "Angular's CLI (npm, clients/ionic/node_modules) is missing"
+  say "checked: Node.js $(node --version), the Ionic client's packages"
 fi
 if [ "$WITH_BENCH" = 1 ]; then
   { wrk --version 2>&1 || true; } | grep -q '^wrk' || fail "wrk (Debian package wrk) does not run"

@@ -124,6 +124,30 @@ start_server SHORT_TTL_URL ACCESS_TOKEN_TTL=2 RESET_TOKEN_TTL=3 "${SETTINGS[@]}"
 say "Playwright (headless Chromium) against $BASE_URL and $SHORT_TTL_URL"
 (cd end2end && npx playwright test --project=chromium) 2>&1 | tee "$WORK/playwright.log"
 
+# The Ionic client (clients/ionic): its types generated from the live OpenAPI document (the build
+# fails if the app does not follow the server's contract), its production build served on its own
+# origin, calling a Baton whose CORS_ORIGINS names it; access tokens live 3 s there (no leeway), so
+# its tests meet real expiry.
+IONIC_PORT=$(free_port)
+start_server IONIC_API_URL "${SETTINGS[@]}" ACCESS_TOKEN_TTL=3 JWT_LEEWAY=0 PUBLIC_URL="http://127.0.0.1:@PORT@" \
+  CORS_ORIGINS="http://127.0.0.1:$IONIC_PORT"
+say "clients/ionic: its openapi.json is the live document; npm run build against the live one"
+curl -fsS "$IONIC_API_URL/api/openapi.json" >"$WORK/openapi.json"
+if ! python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' \
+  "$WORK/openapi.json" clients/ionic/openapi.json; then
+  echo "clients/ionic/openapi.json is not the server's OpenAPI document (diff below): with Baton on port 3000," >&2
+  echo "run 'npm run update-openapi' in clients/ionic, and make the app follow the change" >&2
+  diff <(python3 -m json.tool --sort-keys clients/ionic/openapi.json) <(python3 -m json.tool --sort-keys "$WORK/openapi.json") | head -40 >&2
+  exit 1
+fi
+(cd clients/ionic && BATON_OPENAPI="$IONIC_API_URL/api/openapi.json" npm run build) 2>&1 | tail -25
+node clients/ionic/scripts/serve.mjs --port "$IONIC_PORT" --api "$IONIC_API_URL" >"$WORK/ionic.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$IONIC_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+say "Playwright: the Ionic app at http://127.0.0.1:$IONIC_PORT against $IONIC_API_URL"
+(cd end2end && IONIC_URL="http://127.0.0.1:$IONIC_PORT" IONIC_API_URL=$IONIC_API_URL npx playwright test --project=ionic) 2>&1 \
+  | tee -a "$WORK/playwright.log"
+
 # The build a developer runs (`cargo leptos watch --split`): server and WASM in debug, both with
 # `--cfg erase_components` as cargo-leptos sets it (its own target directory, so the test build's
 # cache stays), served and hydrated in Chromium.
@@ -161,7 +185,7 @@ curl -fsSkI "$BASE_URL/login" | grep -qi '^strict-transport-security: max-age=31
 # The servers' debug logs of the whole browser run: no token (of a session or a mailed link),
 # password or hash in any line.
 say "scanning the servers' logs for secrets"
-logs=("$WORK/BASE_URL.log" "$WORK/SHORT_TTL_URL.log" "$WORK/nginx-BASE_URL/access.log")
+logs=("$WORK/BASE_URL.log" "$WORK/SHORT_TTL_URL.log" "$WORK/IONIC_API_URL.log" "$WORK/nginx-BASE_URL/access.log")
 if grep -nE 'brt_|blk_|eyJ[A-Za-z0-9_-]{8,}|\$argon2|correct horse battery|[Bb]earer [A-Za-z0-9]' "${logs[@]}"; then
   echo "secrets in the server logs (lines above)" >&2; exit 1
 fi

@@ -7,10 +7,10 @@ const EXPECTED_STATUS = /^Failed to load resource: the server responded with a s
 /** What a test that cuts the network or makes the server busy provokes on purpose. */
 const PROVOKED_FAILURE = /^Failed to load resource: (net::ERR_|the server responded with a status of 503)/;
 
-function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean, failures: boolean): string | null {
+function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean, failures: boolean, rest: boolean): string | null {
   if (msg.type() !== "error" && msg.type() !== "warning") return null;
   const url = msg.location().url;
-  if (EXPECTED_STATUS.test(msg.text()) && url.includes("/api/fn/")) return null;
+  if (EXPECTED_STATUS.test(msg.text()) && url.includes(rest ? "/api/" : "/api/fn/")) return null;
   if (failures && PROVOKED_FAILURE.test(msg.text()) && url.includes("/api/fn/")) return null;
   if (/status of 404/.test(msg.text()) && expectedPages.some((p) => url.endsWith(p))) return null;
   if (cspTest && /Content Security Policy/.test(msg.text())) return null;
@@ -25,12 +25,15 @@ export const test = base.extend<{
   expected404s: string[];
   provokesCspViolations: boolean;
   provokesNetworkFailures: boolean;
+  /** A REST client (the Ionic app): the same expected statuses, from any `/api/` endpoint. */
+  restClient: boolean;
 }>({
   expected404s: [[], { option: true }],
   provokesCspViolations: [false, { option: true }],
   provokesNetworkFailures: [false, { option: true }],
+  restClient: [false, { option: true }],
   consoleProblems: [
-    async ({ context, expected404s, provokesCspViolations, provokesNetworkFailures }, use) => {
+    async ({ context, expected404s, provokesCspViolations, provokesNetworkFailures, restClient }, use) => {
       const problems: string[] = [];
       // Every document counts its CSP violations, for `cspViolations` below.
       await context.addInitScript(() => {
@@ -42,7 +45,7 @@ export const test = base.extend<{
       });
       const watch = (page: Page) => {
         page.on("console", (msg) => {
-          const p = problem(msg, expected404s, provokesCspViolations, provokesNetworkFailures);
+          const p = problem(msg, expected404s, provokesCspViolations, provokesNetworkFailures, restClient);
           if (p) problems.push(p);
         });
         page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));

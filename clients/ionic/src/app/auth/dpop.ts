@@ -1,0 +1,106 @@
+// DPoP (RFC 9449): the session's tokens are bound to a P-256 key the app generates with WebCrypto as
+// non-extractable, so a copy of the tokens (from storage, a log, a proxy) is refused without it.
+// The key pair lives in IndexedDB (a CryptoKey is stored as itself, its private half never as
+// bytes). Where it cannot be kept (no IndexedDB, no WebCrypto), the app falls back to bearer tokens.
+
+type Jwk = { kty: string; crv: string; x: string; y: string };
+export interface Key {
+  pair: CryptoKeyPair;
+  jwk: Jwk;
+}
+
+const DB = "baton-ionic";
+const STORE = "keys";
+const ID = "dpop";
+
+let cached: Promise<Key | null> | null = null;
+
+function b64url(bytes: ArrayBuffer | Uint8Array): string {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let s = "";
+  for (const b of view) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const b64json = (value: unknown) => b64url(new TextEncoder().encode(JSON.stringify(value)));
+
+function withStore<T>(mode: IDBTransactionMode, act: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const request = act(db.transaction(STORE, mode).objectStore(STORE));
+      request.onsuccess = () => {
+        resolve(request.result);
+        db.close();
+      };
+      request.onerror = () => {
+        reject(request.error);
+        db.close();
+      };
+    };
+  });
+}
+
+async function describe(pair: CryptoKeyPair): Promise<Key> {
+  const { kty, crv, x, y } = (await crypto.subtle.exportKey("jwk", pair.publicKey)) as Jwk;
+  return { pair, jwk: { kty, crv, x, y } };
+}
+
+/**
+ * The stored key whose public `x` is `x` (the one the session was bound to), or null. Another tab
+ * may have logged in with a new key since this one read it: a different `x` reads it again.
+ */
+export async function currentKey(x: string): Promise<Key | null> {
+  const read = () =>
+    withStore<CryptoKeyPair | undefined>("readonly", (s) => s.get(ID))
+      .then((pair) => (pair ? describe(pair) : null))
+      .catch(() => null);
+  cached ??= read();
+  if ((await cached)?.jwk.x !== x) cached = read();
+  const key = await cached;
+  return key?.jwk.x === x ? key : null;
+}
+
+/**
+ * A new key for a new session (a login or signup), stored before it is used: null when the
+ * browser cannot keep one, and the session is then a bearer session.
+ */
+export async function newKey(): Promise<Key | null> {
+  try {
+    const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+    await withStore("readwrite", (s) => s.put(pair, ID));
+    const key = await describe(pair);
+    cached = Promise.resolve(key);
+    return key;
+  } catch {
+    cached = Promise.resolve(null);
+    return null;
+  }
+}
+
+/** Forgets the key (at logout): the next session gets a new one. */
+export async function dropKey(): Promise<void> {
+  cached = Promise.resolve(null);
+  await withStore("readwrite", (s) => s.delete(ID)).catch(() => undefined);
+}
+
+/** A proof for one request: `htu` is the URL without query or fragment; `ath` binds the access token. */
+export async function proof(key: Key, method: string, url: string, accessToken?: string): Promise<string> {
+  const target = new URL(url);
+  const claims: Record<string, unknown> = {
+    jti: crypto.randomUUID(),
+    htm: method.toUpperCase(),
+    htu: target.origin + target.pathname,
+    iat: Math.floor(Date.now() / 1000),
+  };
+  if (accessToken !== undefined) {
+    claims["ath"] = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(accessToken)));
+  }
+  const input = `${b64json({ typ: "dpop+jwt", alg: "ES256", jwk: key.jwk })}.${b64json(claims)}`;
+  // WebCrypto's ECDSA signature is already r ‖ s, the form JWS wants.
+  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.pair.privateKey, new TextEncoder().encode(input));
+  return `${input}.${b64url(signature)}`;
+}
