@@ -21,7 +21,10 @@ if [ "$IONIC" = 1 ]; then
   export CORS_ORIGINS="${CORS_ORIGINS:+$CORS_ORIGINS,}http://127.0.0.1:$IONIC_PORT,http://localhost:$IONIC_PORT"
   (cd clients/ionic && npm run build)
   node clients/ionic/scripts/serve.mjs --port "$IONIC_PORT" --api "$api" &
-  trap 'kill $! 2>/dev/null' EXIT
+  ionic_pid=$!
+  trap 'kill $ionic_pid 2>/dev/null' EXIT
+  sleep 1
+  kill -0 "$ionic_pid" 2>/dev/null || { echo "[serve] the Ionic app could not be served on port $IONIC_PORT" >&2; exit 1; }
   echo "[serve] Baton on http://$LEPTOS_SITE_ADDR, its Ionic app on http://127.0.0.1:$IONIC_PORT (Ctrl-C stops both)"
   target/release/server
 else

@@ -235,9 +235,9 @@ if [ "$WITH_TESTS" = 1 ]; then
   say "checked: headless Chromium, a PostgreSQL cluster, Playwright packages, nginx, schemathesis, cryptography, aiosmtpd"
 fi
 if [ "$WITH_IONIC" = 1 ]; then
-  # Angular 21 needs Node.js ^20.19 or >= 22.12.
-  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' ||
-    fail "Node.js $(node --version) is too old for the Ionic client's Angular 21 (^20.19 or >= 22.12)"
+  # Angular 21 needs Node.js ^20.19, ^22.12 or >= 24.
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a >= 24 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' ||
+    fail "Node.js $(node --version) does not run the Ionic client's Angular 21 (^20.19, ^22.12 or >= 24)"
   [ -x clients/ionic/node_modules/.bin/ng ] || fail "Angular's CLI (npm, clients/ionic/node_modules) is missing"
   say "checked: Node.js $(node --version), the Ionic client's packages"
 fi

@@ -140,10 +140,17 @@ if ! python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json
   diff <(python3 -m json.tool --sort-keys clients/ionic/openapi.json) <(python3 -m json.tool --sort-keys "$WORK/openapi.json") | head -40 >&2
   exit 1
 fi
-(cd clients/ionic && BATON_OPENAPI="$IONIC_API_URL/api/openapi.json" npm run build) 2>&1 | tail -25
+if ! (cd clients/ionic && BATON_OPENAPI="$IONIC_API_URL/api/openapi.json" npm run build) >"$WORK/ionic-build.log" 2>&1; then
+  cat "$WORK/ionic-build.log" >&2; echo "the Ionic client's build failed (above)" >&2; exit 1
+fi
+grep -E 'Initial total|generated from' "$WORK/ionic-build.log" || true
 node clients/ionic/scripts/serve.mjs --port "$IONIC_PORT" --api "$IONIC_API_URL" >"$WORK/ionic.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$IONIC_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+for i in $(seq 1 101); do
+  curl -fsS "http://127.0.0.1:$IONIC_PORT/config.json" 2>/dev/null | grep -q "$IONIC_API_URL" && break
+  [ "$i" = 101 ] && { echo "the Ionic app's server did not start:" >&2; cat "$WORK/ionic.log" >&2; exit 1; }
+  sleep 0.1
+done
 say "Playwright: the Ionic app at http://127.0.0.1:$IONIC_PORT against $IONIC_API_URL"
 (cd end2end && IONIC_URL="http://127.0.0.1:$IONIC_PORT" IONIC_API_URL=$IONIC_API_URL npx playwright test --project=ionic) 2>&1 \
   | tee -a "$WORK/playwright.log"

@@ -120,6 +120,7 @@ pub struct RefreshRequest {
 /// What became of a refresh token whose renewal got no answer (the request or its answer was
 /// lost): asked without spending it, so that a client never presents a spent token by mistake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefreshState {
     /// Not spent: the renewal never reached the server; refreshing with it is safe.
@@ -129,6 +130,16 @@ pub enum RefreshState {
     Replayable,
     /// Spent, and its answer cannot be had again: presenting it would be reuse.
     Spent,
+}
+
+/// `POST /api/auth/refresh/state`'s answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshStateResponse {
+    /// `unspent`: refresh with it; `replayable`: refreshing with it again returns the pair that
+    /// was lost; `spent`: it was spent and its answer is gone, so the session has ended.
+    pub state: RefreshState,
 }
 
 /// `POST /api/account/password`: the current password proves it is the user; the new one must

@@ -11,7 +11,7 @@ function problem(msg: ConsoleMessage, expectedPages: string[], cspTest: boolean,
   if (msg.type() !== "error" && msg.type() !== "warning") return null;
   const url = msg.location().url;
   if (EXPECTED_STATUS.test(msg.text()) && url.includes(rest ? "/api/" : "/api/fn/")) return null;
-  if (failures && PROVOKED_FAILURE.test(msg.text()) && url.includes("/api/fn/")) return null;
+  if (failures && PROVOKED_FAILURE.test(msg.text()) && url.includes(rest ? "/api/" : "/api/fn/")) return null;
   if (/status of 404/.test(msg.text()) && expectedPages.some((p) => url.endsWith(p))) return null;
   if (cspTest && /Content Security Policy/.test(msg.text())) return null;
   return `${msg.type()}: ${msg.text()} (${url})`;

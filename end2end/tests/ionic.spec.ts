@@ -11,7 +11,7 @@ const PAST_EXPIRY_MS = 4_500;
 
 test.use({ restClient: true });
 
-type Session = { accessToken: string; refreshToken: string; tokenType: string; expiresAt: number; keyX: string | null };
+type Session = { accessToken: string; refreshToken: string; tokenType: string; expiresAt: number; keyX: string | null; unsettled?: boolean };
 
 async function session(page: Page): Promise<Session | null> {
   return page.evaluate(() => JSON.parse(localStorage.getItem("baton.session") ?? "null"));
@@ -164,7 +164,48 @@ test("log out everywhere in the Leptos app ends the Ionic session at its next ca
   expect(await session(page)).toBeNull();
 });
 
+/**
+ * Makes each page of `context` see the other pages' writes of the session a second late, as tabs
+ * in different renderer processes may (their own writes at once): a tab that gets the refresh
+ * lock then still reads the token another tab has just spent.
+ */
+async function lagOtherTabsWrites(context: BrowserContext) {
+  await context.addInitScript(() => {
+    const KEY = "baton.session";
+    const { getItem, setItem, removeItem } = Storage.prototype;
+    let view: string | null | undefined;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    Storage.prototype.getItem = function (key: string) {
+      if (key !== KEY) return getItem.call(this, key);
+      const actual = getItem.call(this, key);
+      if (view === undefined) view = actual;
+      if (actual !== view && !timer) {
+        timer = setTimeout(() => {
+          view = getItem.call(localStorage, KEY);
+          timer = null;
+        }, 1_000);
+      }
+      return view;
+    };
+    Storage.prototype.setItem = function (key: string, value: string) {
+      setItem.call(this, key, value);
+      if (key === KEY) view = value;
+    };
+    Storage.prototype.removeItem = function (key: string) {
+      removeItem.call(this, key);
+      if (key === KEY) view = null;
+    };
+    // A storage event is how a renderer learns of another's write: from then on it reads it.
+    window.addEventListener("storage", (e) => {
+      if (e.key === KEY) view = e.newValue;
+    });
+  });
+}
+
 test("two tabs share one session: with the grace window off, their refreshes take turns", async ({ page, context }) => {
+  // The tab that waits for the lock must learn from the lock manager, not from storage, that
+  // the token was spent (see clients/ionic/src/app/auth/tab-lock.ts).
+  await lagOtherTabsWrites(context);
   const name = await signUp(page);
   const second = await context.newPage();
   await second.goto("/inside");
@@ -177,6 +218,8 @@ test("two tabs share one session: with the grace window off, their refreshes tak
     // One refresh per round: the tab that waited for the lock took the tokens the other stored.
     await expect.poll(() => refreshes.count).toBe(round + 1);
   }
+  await page.waitForTimeout(1_000);
+  expect(refreshes.count).toBe(2);
   for (const tab of [page, second]) await expect(tab).toHaveURL(/\/inside$/);
   // Logging out in one tab sends the other to the login page.
   await second.getByRole("button", { name: "Log out", exact: true }).click();
@@ -224,4 +267,79 @@ test("with site storage blocked, the session lives in the tab: it renews, and en
   await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
   await page.reload();
   await expect(page).toHaveURL(/\/login$/);
+});
+
+test("a login in one tab takes another tab's login page inside", async ({ page, context }) => {
+  const other = await context.newPage();
+  await other.goto("/login");
+  await expect(other.getByLabel("Username")).toBeVisible();
+  const name = await signUp(page);
+  await expect(other).toHaveURL(/\/inside$/);
+  await expect(other.getByTestId("username")).toHaveText(name);
+});
+
+test.describe("renewals on a bad network", () => {
+  test.use({ provokesNetworkFailures: true });
+
+  /** CORS headers for an answer the test writes in Baton's place. */
+  const cors = (page: Page) => ({
+    "access-control-allow-origin": new URL(page.url()).origin,
+    "access-control-expose-headers": "retry-after, www-authenticate",
+  });
+
+  test("a refresh answered 503 is waited out (Retry-After) and tried again: the session goes on", async ({ page, context }) => {
+    const name = await signUp(page);
+    await page.waitForTimeout(PAST_EXPIRY_MS);
+    const refreshes = counter(context, "POST", "/api/auth/refresh");
+    let busy = 1;
+    await page.route(`${API}/api/auth/refresh`, (route) =>
+      route.request().method() === "POST" && busy-- > 0
+        ? route.fulfill({
+            status: 503,
+            headers: { ...cors(page), "retry-after": "1" },
+            contentType: "application/json",
+            body: JSON.stringify({ error: "server_busy", message: "The server is busy. Try again shortly." }),
+          })
+        : route.continue(),
+    );
+    const before = (await session(page))!.refreshToken;
+    await page.getByRole("button", { name: "Load secret" }).click();
+    await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
+    expect(refreshes.count).toBe(2);
+    expect((await session(page))!.refreshToken).not.toBe(before);
+  });
+
+  test("a renewal cut off before Baton saw it is asked about, then made: the same session goes on", async ({ page, context }) => {
+    const name = await signUp(page);
+    await page.waitForTimeout(PAST_EXPIRY_MS);
+    const refreshes = counter(context, "POST", "/api/auth/refresh");
+    const states = counter(context, "POST", "/api/auth/refresh/state");
+    let cut = 1;
+    await page.route(`${API}/api/auth/refresh`, (route) =>
+      route.request().method() === "POST" && cut-- > 0 ? route.abort("connectionreset") : route.continue(),
+    );
+    await page.getByRole("button", { name: "Load secret" }).click();
+    await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
+    expect([refreshes.count, states.count]).toEqual([2, 1]);
+    expect((await session(page))!.unsettled).toBeFalsy();
+  });
+
+  test("a renewal whose answer was lost after Baton acted is asked about, never presented again", async ({ page, context }) => {
+    await signUp(page);
+    await page.waitForTimeout(PAST_EXPIRY_MS);
+    const refreshes = counter(context, "POST", "/api/auth/refresh");
+    const states = counter(context, "POST", "/api/auth/refresh/state");
+    let cut = 1;
+    await page.route(`${API}/api/auth/refresh`, async (route) => {
+      if (route.request().method() !== "POST" || cut-- <= 0) return route.continue();
+      await route.fetch(); // Baton spends the token and answers; the answer never arrives.
+      return route.abort("connectionreset");
+    });
+    await page.getByRole("button", { name: "Load secret" }).click();
+    // With the grace window off the lost answer cannot be had again: the session ends as lost
+    // (not as a stolen token), and the app says why.
+    await expect(page).toHaveURL(/\/login$/);
+    await expect(page.getByRole("status")).toContainText("Your connection dropped");
+    expect([refreshes.count, states.count]).toEqual([1, 1]);
+  });
 });

@@ -4,12 +4,13 @@
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: { port: { type: "string", default: "8100" }, host: { type: "string", default: "127.0.0.1" }, api: { type: "string" } },
 });
-const root = new URL("../www/", import.meta.url).pathname;
+const root = fileURLToPath(new URL("../www/", import.meta.url));
 const types = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
@@ -29,12 +30,20 @@ const csp = [
   "img-src 'self' data:",
   "object-src 'none'",
   "base-uri 'self'",
+  "form-action 'none'",
   "frame-ancestors 'none'",
 ].join("; ");
 
 createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
   const headers = { "Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer" };
+  let path;
+  try {
+    // The URL parser resolves `..`; normalize() then keeps the path under the root.
+    path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
+  } catch {
+    res.writeHead(400, { ...headers, "Content-Type": types[".txt"] });
+    return res.end("bad request");
+  }
   if (path === "/config.json") {
     res.writeHead(200, { ...headers, "Content-Type": types[".json"], "Cache-Control": "no-cache" });
     return res.end(config);
@@ -42,8 +51,8 @@ createServer(async (req, res) => {
   const file = path.endsWith("/") || !extname(path) ? "index.html" : path.slice(1);
   try {
     const body = await readFile(join(root, file));
-    // Hashed names never change; index.html names them, so it is always asked again.
-    const cache = file === "index.html" ? "no-cache" : "public, max-age=31536000, immutable";
+    // Hashed names (main-XXXXXXXX.js) never change; everything else, index.html first, is asked again.
+    const cache = /-[A-Z0-9]{8}\.(js|css)$/.test(file) ? "public, max-age=31536000, immutable" : "no-cache";
     res.writeHead(200, { ...headers, "Content-Type": types[extname(file)] ?? "application/octet-stream", "Cache-Control": cache });
     res.end(body);
   } catch {

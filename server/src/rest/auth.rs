@@ -4,7 +4,8 @@
 use super::extract::{authorization, Authenticated, Client, Json};
 use crate::AppState;
 use app::api::{
-    Credentials, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, SessionInfo, Signup, TokenResponse,
+    Credentials, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, RefreshStateResponse, SessionInfo, Signup,
+    TokenResponse,
 };
 use app::auth::bearer_token;
 use app::error::{AppError, ErrorBody};
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/signup", post(signup))
         .route("/api/auth/login", post(login))
         .route("/api/auth/refresh", post(refresh).get(refresh_with_bearer))
+        .route("/api/auth/refresh/state", post(refresh_state))
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/logout-all", post(logout_all))
         .route("/api/auth/sessions", get(sessions))
@@ -30,8 +32,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Tokens must never sit in a browser or proxy cache.
-fn no_store(status: StatusCode, tokens: TokenResponse) -> Response {
-    let mut res = (status, axum::Json(tokens)).into_response();
+fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -97,6 +99,26 @@ pub async fn refresh_with_bearer(
 ) -> Result<Response, AppError> {
     let token = bearer_token(authorization(&parts)).ok_or(AppError::InvalidRefreshToken)?;
     Ok(no_store(StatusCode::OK, s.auth.refresh(token, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/auth/refresh/state", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "What became of a refresh token whose renewal got no answer, without spending it: \
+            `unspent` (the renewal never arrived: refresh with it), `replayable` (spent a moment ago by this client: \
+            refreshing with it again returns the same pair), `spent` (its answer cannot be had again: the session \
+            has ended, recorded as `refresh_lost`, not as reuse). With a DPoP proof by the session's key, as a refresh", body = RefreshStateResponse),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired or revoked; `invalid_dpop_proof`", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: counted with refreshes; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`server_busy`: retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn refresh_state(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Response, AppError> {
+    let state = s.auth.refresh_state(&body.refresh_token, &client).await?;
+    Ok(no_store(StatusCode::OK, RefreshStateResponse { state }))
 }
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>, description = "Or send the refresh token as `Authorization: Bearer`"),

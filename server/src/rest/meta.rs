@@ -54,6 +54,7 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         See examples/dpop_client.py."),
     paths(
         super::auth::signup, super::auth::login, super::auth::refresh, super::auth::refresh_with_bearer,
+        super::auth::refresh_state,
         super::auth::logout, super::auth::logout_all, super::auth::sessions, super::auth::revoke_session,
         super::auth::request_password_reset, super::auth::confirm_password_reset,
         super::users::me, super::users::secret, super::account::change_password, super::account::delete_account,

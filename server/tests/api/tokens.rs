@@ -468,3 +468,55 @@ async fn the_fate_of_a_bound_sessions_token_is_told_only_to_its_key() {
     let res = ask(Some(key.proof("POST", &url, None))).await.unwrap();
     assert_eq!(res.json::<String>().await.unwrap(), "unspent");
 }
+
+/// The same question over REST, for clients that are not Baton's own (the Ionic app).
+#[tokio::test]
+async fn rest_clients_ask_a_tokens_fate_at_refresh_state_with_the_sessions_key() {
+    use crate::dpop_client::DpopKey;
+    async fn ask(app: &TestApp, tokens: &TokenResponse, proof: Option<String>) -> reqwest::Response {
+        let mut req =
+            app.http.post(app.url("/api/auth/refresh/state")).json(&json!({"refreshToken": tokens.refresh_token}));
+        if let Some(proof) = proof {
+            req = req.header("DPoP", proof);
+        }
+        req.send().await.unwrap()
+    }
+    async fn state(app: &TestApp, key: &DpopKey, tokens: &TokenResponse) -> serde_json::Value {
+        let res = ask(app, tokens, Some(key.proof("POST", &app.url("/api/auth/refresh/state"), None))).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.unwrap()
+    }
+    let app = spawn_app().await;
+    let (key, first) = app.bound_session("alice").await;
+    assert_eq!(state(&app, &key, &first).await, json!({"state": "unspent"}));
+    // Bound: no proof, or another key's, learns nothing.
+    assert_error(ask(&app, &first, None).await, 401, "invalid_dpop_proof").await;
+    let stranger = DpopKey::generate().proof("POST", &app.url("/api/auth/refresh/state"), None);
+    assert_error(ask(&app, &first, Some(stranger)).await, 401, "invalid_dpop_proof").await;
+    let res = app.refresh_bound(&first, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
+    let second: TokenResponse = res.json().await.unwrap();
+    assert_eq!(state(&app, &key, &first).await, json!({"state": "replayable"}));
+    assert_eq!(state(&app, &key, &second).await, json!({"state": "unspent"}));
+
+    // Without a grace window, the lost answer cannot be had again: the session ends, as lost.
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = std::time::Duration::ZERO).await;
+    let (key, first) = app.bound_session("bob").await;
+    let res = app.refresh_bound(&first, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
+    let second: TokenResponse = res.json().await.unwrap();
+    assert_eq!(state(&app, &key, &first).await, json!({"state": "spent"}));
+    let res = app
+        .secret_with(
+            "DPoP",
+            &second.access_token,
+            Some(key.proof("GET", &app.url("/api/users/secret"), Some(&second.access_token))),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
+            .fetch_all(app.auth.db())
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["refresh_lost"], "not called reuse");
+}

@@ -1,15 +1,33 @@
 // The tutorial's ApiService, finished: login, signup, logout, refresh and storeTokens, with
-// exactly one refresh at a time across the app's calls and its tabs, and DPoP-bound tokens.
+// exactly one refresh at a time across the app's calls and its tabs, DPoP-bound tokens, and no
+// refresh token ever presented twice by mistake (a renewal that got no answer is settled first).
 import { HttpClient, HttpErrorResponse } from "@angular/common/http";
 import { Injectable, inject, signal } from "@angular/core";
 import { NavController } from "@ionic/angular/standalone";
-import { firstValueFrom } from "rxjs";
+import { firstValueFrom, timeout } from "rxjs";
 import { publicCall } from "../auth/context";
 import { currentKey, dropKey, newKey, type Key } from "../auth/dpop";
-import { exclusive, markSpent, replacement, wasSpent } from "../auth/tab-lock";
-import { clearSession, loadSession, storeTokens, watchSession, type StoredSession } from "../auth/token-store";
+import { exclusive, mark, markOf, replacement } from "../auth/tab-lock";
+import {
+  loadSession,
+  markUnsettled,
+  replaceSession,
+  sessionOf,
+  storeTokens,
+  watchSession,
+  type StoredSession,
+} from "../auth/token-store";
 import { API_URL } from "../config";
-import type { Body, Credentials, Ok, PathWith, Signup, TokenResponse, User } from "./contract";
+import type { Body, Credentials, ErrorBody, Ok, PathWith, Signup, TokenResponse, User } from "./contract";
+
+/** All a renewal may take, retries and waits included (the tab lock waits a little longer). */
+const RENEWAL_BUDGET_MS = 30_000;
+/** One request of a renewal: past this its fate is unknown, as if the answer were lost. */
+const REQUEST_TIMEOUT_MS = 15_000;
+
+const ENDED = "Your session has ended. Log in again.";
+const LOST = "Your connection dropped while your session was being renewed, and the renewal cannot be recovered. Log in again.";
+const KEY_LOST = "This device lost the key your session was bound to. Log in again.";
 
 @Injectable({ providedIn: "root" })
 export class ApiService {
@@ -23,9 +41,12 @@ export class ApiService {
   private refreshing: Promise<StoredSession | null> | null = null;
 
   constructor() {
+    // Another tab logged in or out: follow it.
     watchSession((session) => {
       this.session.set(session);
+      const outside = /^\/(login|signup)\b/.test(location.pathname);
       if (!session) this.nav.navigateRoot("/login");
+      else if (outside) this.nav.navigateRoot("/inside");
     });
   }
 
@@ -35,9 +56,11 @@ export class ApiService {
     return firstValueFrom(this.http.get<Ok<P, "get">>(this.base + path));
   }
 
-  post<P extends PathWith<"post">>(path: P, body: Body<P, "post">, key?: Key | null): Promise<Ok<P, "post">> {
+  /** `key`: a call without an access token, proved by `key` (null: none). */
+  post<P extends PathWith<"post">>(path: P, body: Body<P, "post">, key?: Key | null, ms = 0): Promise<Ok<P, "post">> {
     const context = key === undefined ? undefined : publicCall(key);
-    return firstValueFrom(this.http.post<Ok<P, "post">>(this.base + path, body ?? null, { context }));
+    const call = this.http.post<Ok<P, "post">>(this.base + path, body ?? null, { context });
+    return firstValueFrom(ms ? call.pipe(timeout(ms)) : call);
   }
 
   // --- the tutorial's methods -------------------------------------------------------------------
@@ -56,16 +79,19 @@ export class ApiService {
 
   /** A new session, bound to a new key wherever the browser can keep one. */
   private async start(call: (key: Key | null) => Promise<TokenResponse>): Promise<User> {
-    // A session this device still holds is ended once the new one exists, with its own key.
-    const previous = loadSession();
-    const previousKey = previous?.keyX ? await currentKey(previous.keyX) : null;
     const key = await newKey();
-    const tokens = await call(key);
+    let tokens: TokenResponse;
+    try {
+      tokens = await call(key);
+    } catch (err) {
+      if (key) void dropKey(key.jwk.x);
+      throw err;
+    }
+    // A session this device still held (another tab's) is ended, with its own key.
+    const previous = loadSession();
     this.storeTokens(tokens, key?.jwk.x ?? null);
     this.notice.set(null);
-    if (previous) {
-      void this.post("/api/auth/logout", { refreshToken: previous.refreshToken }, previousKey).catch(() => undefined);
-    }
+    if (previous) void this.forget(previous);
     return tokens.user;
   }
 
@@ -80,7 +106,14 @@ export class ApiService {
     const session = loadSession();
     if (!session) return null;
     const margin = Math.min(30_000, session.lifetime / 4);
-    return session.expiresAt - Date.now() > margin ? session : this.refresh(session);
+    if (session.expiresAt - Date.now() > margin) return session;
+    try {
+      return await this.refresh(session);
+    } catch (err) {
+      // The renewal failed for now (busy, offline): a token with time left still serves.
+      if (session.expiresAt - Date.now() > 1_000) return session;
+      throw err;
+    }
   }
 
   /** The server refused `rejected`'s access token: renew it, unless another call already did. */
@@ -107,63 +140,131 @@ export class ApiService {
         this.session.set(now);
         return now;
       }
-      if (await wasSpent(now.refreshToken)) {
+      const known = await markOf(now.refreshToken);
+      if (known === "spent") {
         // Another tab renewed it and stored the result, which has yet to reach this tab.
         const next = await replacement(now.refreshToken);
-        if (next === undefined) throw new Error("Another tab is still renewing the session. Try again.");
+        if (next === undefined) throw new Error("Another tab is still renewing your session. Try again in a moment.");
         this.session.set(next);
         return next;
       }
-      const fresh = await this.renew(now);
-      if (fresh) await markSpent(now.refreshToken);
-      return fresh;
+      return this.renew(known === "unsettled" ? { ...now, unsettled: true } : now);
     });
   }
 
+  /**
+   * Spends `session`'s refresh token, under the lock. Before it leaves, the token is stored as
+   * unsettled (a reload sees it). An answer from Baton settles it; a lost one (no network, a
+   * timeout, a gateway's 502 or 504) leaves it unsettled, and it is first asked about
+   * (`/api/auth/refresh/state`) and then, if it is still good, tried once more. A 503 is waited
+   * out once (`Retry-After`). Only a refused refresh token ends the session; nothing else does.
+   * Before the lock is released, the other tabs learn (see `tab-lock`) that the token is spent,
+   * or unsettled.
+   */
   private async renew(session: StoredSession): Promise<StoredSession | null> {
     const key = session.keyX ? await currentKey(session.keyX) : null;
-    if (session.keyX && !key) {
-      this.end("This device lost the key your session was bound to. Log in again.");
-      return null;
-    }
-    try {
-      const tokens = await this.post("/api/auth/refresh", { refreshToken: session.refreshToken }, key);
-      return this.storeTokens(tokens, session.keyX);
-    } catch (err) {
-      // A refused refresh token (spent, expired, revoked) ends the session. Anything else (no
-      // network, 429, 503) leaves the tokens as they are: the call fails and can be tried again.
-      if (err instanceof HttpErrorResponse && err.status === 401) {
-        this.end("Your session has ended. Log in again.");
-        return null;
+    if (session.keyX && !key) return this.endSession(session, KEY_LOST);
+    const deadline = Date.now() + RENEWAL_BUDGET_MS;
+    let unsettled = session.unsettled ?? false;
+    for (let attempt = 0; ; attempt++) {
+      if (unsettled) {
+        const { state } = await this.post("/api/auth/refresh/state", { refreshToken: session.refreshToken }, key, REQUEST_TIMEOUT_MS).catch(
+          (err: unknown) => {
+            if (refusedRefreshToken(err)) return { state: "ended" as const };
+            throw err;
+          },
+        );
+        if (state === "ended") return this.endSession(session, ENDED);
+        if (state === "spent") return this.endSession(session, LOST);
+        // unspent: the renewal never arrived; replayable: asking again returns the lost answer.
       }
-      throw err;
+      markUnsettled(session.refreshToken, true);
+      try {
+        const tokens = await this.post("/api/auth/refresh", { refreshToken: session.refreshToken }, key, REQUEST_TIMEOUT_MS);
+        const stored = replaceSession(session.refreshToken, sessionOf(tokens, session.keyX));
+        await mark("spent", session.refreshToken);
+        this.session.set(stored);
+        return stored;
+      } catch (err) {
+        if (refusedRefreshToken(err)) return this.endSession(session, ENDED);
+        const retryAfter = busyFor(err);
+        unsettled = !answeredByBaton(err);
+        markUnsettled(session.refreshToken, unsettled);
+        const wait = retryAfter ?? 0;
+        if (attempt > 0 || (retryAfter === null && !unsettled) || Date.now() + wait * 1000 >= deadline) {
+          if (unsettled) await mark("unsettled", session.refreshToken);
+          throw err;
+        }
+        await new Promise((r) => setTimeout(r, wait * 1000));
+      }
     }
   }
 
   async logout(): Promise<void> {
-    const session = loadSession();
-    if (session) {
-      const key = session.keyX ? await currentKey(session.keyX) : null;
-      // The server forgets the session; if it cannot be reached, this device forgets it anyway.
-      await this.post("/api/auth/logout", { refreshToken: session.refreshToken }, key).catch(() => undefined);
-    }
-    this.end(null);
+    // Under the lock: a renewal under way in another tab finishes first, so the token sent here
+    // is the current one, and nothing stores tokens after this.
+    await exclusive(async () => {
+      const session = loadSession();
+      if (session) await this.forget(session);
+    }).catch(() => undefined);
+    this.leave(null);
   }
 
   /** Ends every session of the user, on every device (an ordinary protected call). */
   async logoutEverywhere(): Promise<void> {
     await this.post("/api/auth/logout-all", undefined);
-    this.end(null);
+    const session = loadSession();
+    if (session) this.endSession(session, null);
+    else this.leave(null);
   }
 
-  /** Forgets the tokens and the key, and goes to the login page saying why (by default, what it
-   * said already: a call that finds the session ended keeps the reason its refresh gave). */
-  end(notice: string | null = this.notice()): void {
-    clearSession();
-    void dropKey();
-    this.session.set(null);
+  /** Tells the server to end `session` (if it can be reached) and forgets it and its key here. */
+  private async forget(session: StoredSession): Promise<void> {
+    const key = session.keyX ? await currentKey(session.keyX) : null;
+    await this.post("/api/auth/logout", { refreshToken: session.refreshToken }, key, REQUEST_TIMEOUT_MS).catch(() => undefined);
+    replaceSession(session.refreshToken, null);
+    if (session.keyX) await dropKey(session.keyX);
+  }
+
+  /**
+   * `session` has ended: forgets it (unless another tab has logged in since, whose session stays)
+   * and its key, and goes to the login page saying why.
+   */
+  endSession(session: StoredSession, notice: string | null): null {
+    const now = replaceSession(session.refreshToken, null);
+    if (session.keyX) void dropKey(session.keyX);
+    this.session.set(now);
+    if (!now) this.leave(notice);
+    return null;
+  }
+
+  /** To the login page, saying why (by default, what it said already). */
+  leave(notice: string | null = this.notice()): void {
     this.notice.set(notice);
     this.nav.navigateRoot("/login");
   }
 }
 
+function errorCode(err: unknown): string | null {
+  if (!(err instanceof HttpErrorResponse)) return null;
+  const body = err.error as Partial<ErrorBody> | null;
+  return body && typeof body.error === "string" ? body.error : null;
+}
+
+/** The refresh token is dead (unknown, expired, revoked, reused): the session is over. A refused
+ * DPoP proof (a wrong clock, say) is not: nothing was spent, and the session stays. */
+function refusedRefreshToken(err: unknown): boolean {
+  return err instanceof HttpErrorResponse && err.status === 401 && errorCode(err) === "invalid_refresh_token";
+}
+
+/** Baton itself answered (its JSON error body): it said what happened, and a refusal spends nothing. */
+function answeredByBaton(err: unknown): boolean {
+  return err instanceof HttpErrorResponse && err.status !== 502 && err.status !== 504 && errorCode(err) !== null;
+}
+
+/** Seconds a 503 with `Retry-After` asks to wait (at most 10), or null. */
+function busyFor(err: unknown): number | null {
+  if (!(err instanceof HttpErrorResponse) || err.status !== 503) return null;
+  const secs = Number(err.headers.get("Retry-After"));
+  return Number.isFinite(secs) && secs >= 0 && secs <= 10 ? secs : null;
+}

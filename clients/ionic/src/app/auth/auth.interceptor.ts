@@ -21,10 +21,10 @@ export const authInterceptor: HttpInterceptorFn = (req, next) => {
   }
   const send = (session: StoredSession | null, retried: boolean): Observable<HttpEvent<unknown>> => {
     if (!session) {
-      api.end();
+      api.leave();
       return throwError(() => new NotLoggedIn("not logged in"));
     }
-    return from(authorize(req, session)).pipe(
+    return from(authorize(api, req, session)).pipe(
       switchMap((authorized) => next(authorized)),
       catchError((err: unknown) =>
         !retried && refusedAccessToken(err)
@@ -37,12 +37,16 @@ export const authInterceptor: HttpInterceptorFn = (req, next) => {
 };
 
 /** `Authorization: Bearer …`, or for a key-bound session `DPoP …` with a proof naming the token. */
-async function authorize(req: HttpRequest<unknown>, session: StoredSession): Promise<HttpRequest<unknown>> {
+async function authorize(api: ApiService, req: HttpRequest<unknown>, session: StoredSession): Promise<HttpRequest<unknown>> {
   if (!session.keyX) return req.clone({ setHeaders: { Authorization: `Bearer ${session.accessToken}` } });
   const key = await currentKey(session.keyX);
-  const headers: Record<string, string> = { Authorization: `DPoP ${session.accessToken}` };
-  if (key) headers["DPoP"] = await proof(key, req.method, req.url, session.accessToken);
-  return req.clone({ setHeaders: headers });
+  if (!key) {
+    // Without its key the session can do nothing more (storage was cleared, say).
+    api.endSession(session, "This device lost the key your session was bound to. Log in again.");
+    throw new NotLoggedIn("the session's key is gone");
+  }
+  const dpop = await proof(key, req.method, req.url, session.accessToken);
+  return req.clone({ setHeaders: { Authorization: `DPoP ${session.accessToken}`, DPoP: dpop } });
 }
 
 /** Only a refused access token is worth a refresh (`error="invalid_token"` in the challenge): a

@@ -1,7 +1,8 @@
 // DPoP (RFC 9449): the session's tokens are bound to a P-256 key the app generates with WebCrypto as
 // non-extractable, so a copy of the tokens (from storage, a log, a proxy) is refused without it.
-// The key pair lives in IndexedDB (a CryptoKey is stored as itself, its private half never as
-// bytes). Where it cannot be kept (no IndexedDB, no WebCrypto), the app falls back to bearer tokens.
+// Key pairs live in IndexedDB under their public `x` (a CryptoKey is stored as itself, its private
+// half never as bytes): a login that fails, in any tab, leaves the live session's key alone. Where
+// no key can be kept (no IndexedDB, no WebCrypto), the app falls back to bearer tokens.
 
 type Jwk = { kty: string; crv: string; x: string; y: string };
 export interface Key {
@@ -11,9 +12,8 @@ export interface Key {
 
 const DB = "baton-ionic";
 const STORE = "keys";
-const ID = "dpop";
 
-let cached: Promise<Key | null> | null = null;
+const cache = new Map<string, Promise<Key | null>>();
 
 function b64url(bytes: ArrayBuffer | Uint8Array): string {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
@@ -26,8 +26,10 @@ const b64json = (value: unknown) => b64url(new TextEncoder().encode(JSON.stringi
 
 function withStore<T>(mode: IDBTransactionMode, act: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
-    const open = indexedDB.open(DB, 1);
-    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    const open = indexedDB.open(DB, 2);
+    open.onupgradeneeded = () => {
+      if (!open.result.objectStoreNames.contains(STORE)) open.result.createObjectStore(STORE);
+    };
     open.onerror = () => reject(open.error);
     open.onsuccess = () => {
       const db = open.result;
@@ -49,19 +51,20 @@ async function describe(pair: CryptoKeyPair): Promise<Key> {
   return { pair, jwk: { kty, crv, x, y } };
 }
 
-/**
- * The stored key whose public `x` is `x` (the one the session was bound to), or null. Another tab
- * may have logged in with a new key since this one read it: a different `x` reads it again.
- */
-export async function currentKey(x: string): Promise<Key | null> {
-  const read = () =>
-    withStore<CryptoKeyPair | undefined>("readonly", (s) => s.get(ID))
+/** The stored key whose public `x` is `x` (the one a session was bound to), or null. */
+export function currentKey(x: string): Promise<Key | null> {
+  let key = cache.get(x);
+  if (!key) {
+    key = withStore<CryptoKeyPair | undefined>("readonly", (s) => s.get(x))
       .then((pair) => (pair ? describe(pair) : null))
-      .catch(() => null);
-  cached ??= read();
-  if ((await cached)?.jwk.x !== x) cached = read();
-  const key = await cached;
-  return key?.jwk.x === x ? key : null;
+      .catch(() => null)
+      .then((found) => {
+        if (!found) cache.delete(x);
+        return found;
+      });
+    cache.set(x, key);
+  }
+  return key;
 }
 
 /**
@@ -71,20 +74,19 @@ export async function currentKey(x: string): Promise<Key | null> {
 export async function newKey(): Promise<Key | null> {
   try {
     const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
-    await withStore("readwrite", (s) => s.put(pair, ID));
     const key = await describe(pair);
-    cached = Promise.resolve(key);
+    await withStore("readwrite", (s) => s.put(pair, key.jwk.x));
+    cache.set(key.jwk.x, Promise.resolve(key));
     return key;
   } catch {
-    cached = Promise.resolve(null);
     return null;
   }
 }
 
-/** Forgets the key (at logout): the next session gets a new one. */
-export async function dropKey(): Promise<void> {
-  cached = Promise.resolve(null);
-  await withStore("readwrite", (s) => s.delete(ID)).catch(() => undefined);
+/** Forgets the key named by `x` (its session ended, or its login failed). */
+export async function dropKey(x: string): Promise<void> {
+  cache.delete(x);
+  await withStore("readwrite", (s) => s.delete(x)).catch(() => undefined);
 }
 
 /** A proof for one request: `htu` is the URL without query or fragment; `ath` binds the access token. */

@@ -14,6 +14,9 @@ export interface StoredSession {
   username: string;
   /** The public `x` of the DPoP key the session is bound to. */
   keyX: string | null;
+  /** A renewal with this refresh token left and got no answer: the server may have spent it, so
+   * no tab presents it again before asking what became of it (`/api/auth/refresh/state`). */
+  unsettled?: boolean;
 }
 
 const KEY = "baton.session";
@@ -59,7 +62,30 @@ function save(raw: string | null): void {
 
 /** Both tokens, always together: the rotated refresh token replaces the spent one. */
 export function storeTokens(tokens: TokenResponse, keyX: string | null): StoredSession {
-  const session: StoredSession = {
+  const session = sessionOf(tokens, keyX);
+  save(JSON.stringify(session));
+  return session;
+}
+
+/**
+ * Puts `next` (null: nothing) in place of the session whose refresh token is `stale`, only if that
+ * is still the one stored: a login or logout meanwhile is not overwritten. Returns what is stored.
+ */
+export function replaceSession(stale: string, next: StoredSession | null): StoredSession | null {
+  const now = loadSession();
+  if (now?.refreshToken !== stale) return now;
+  save(next && JSON.stringify(next));
+  return next;
+}
+
+/** Marks the stored session's refresh token unsettled (or settled), if it is still `token`. */
+export function markUnsettled(token: string, unsettled: boolean): void {
+  const now = loadSession();
+  if (now?.refreshToken === token) save(JSON.stringify({ ...now, unsettled }));
+}
+
+export function sessionOf(tokens: TokenResponse, keyX: string | null): StoredSession {
+  return {
     accessToken: tokens.accessToken,
     refreshToken: tokens.refreshToken,
     tokenType: tokens.tokenType,
@@ -68,8 +94,6 @@ export function storeTokens(tokens: TokenResponse, keyX: string | null): StoredS
     username: tokens.user.username,
     keyX: tokens.tokenType === "DPoP" ? keyX : null,
   };
-  save(JSON.stringify(session));
-  return session;
 }
 
 export function clearSession(): void {
@@ -79,6 +103,8 @@ export function clearSession(): void {
 /** Calls `changed` when another tab stores or clears the session. */
 export function watchSession(changed: (session: StoredSession | null) => void): void {
   window.addEventListener("storage", (event) => {
-    if (event.key === KEY || event.key === null) changed(loadSession());
+    // The event carries the value written, which may reach this tab's own reads a moment later.
+    if (event.key === KEY) changed(event.newValue ? (JSON.parse(event.newValue) as StoredSession) : null);
+    else if (event.key === null) changed(loadSession());
   });
 }
