@@ -165,9 +165,10 @@ test("log out everywhere in the Leptos app ends the Ionic session at its next ca
 });
 
 /**
- * Makes each page of `context` see the other pages' writes of the session a second late, as tabs
+ * Makes each page of `context` read the other pages' writes of the session a second late, as tabs
  * in different renderer processes may (their own writes at once): a tab that gets the refresh
- * lock then still reads the token another tab has just spent.
+ * lock then still reads the token another tab has just spent, whatever order the lock and the
+ * storage event arrive in.
  */
 async function lagOtherTabsWrites(context: BrowserContext) {
   await context.addInitScript(() => {
@@ -195,10 +196,6 @@ async function lagOtherTabsWrites(context: BrowserContext) {
       removeItem.call(this, key);
       if (key === KEY) view = null;
     };
-    // A storage event is how a renderer learns of another's write: from then on it reads it.
-    window.addEventListener("storage", (e) => {
-      if (e.key === KEY) view = e.newValue;
-    });
   });
 }
 
@@ -221,7 +218,13 @@ test("two tabs share one session: with the grace window off, their refreshes tak
   await page.waitForTimeout(1_000);
   expect(refreshes.count).toBe(2);
   for (const tab of [page, second]) await expect(tab).toHaveURL(/\/inside$/);
-  // Logging out in one tab sends the other to the login page.
+});
+
+test("logging out in one tab sends the other to the login page", async ({ page, context }) => {
+  const name = await signUp(page);
+  const second = await context.newPage();
+  await second.goto("/inside");
+  await expect(second.getByTestId("username")).toHaveText(name);
   await second.getByRole("button", { name: "Log out", exact: true }).click();
   await expect(page).toHaveURL(/\/login$/);
 });
@@ -287,10 +290,11 @@ test.describe("renewals on a bad network", () => {
     "access-control-expose-headers": "retry-after, www-authenticate",
   });
 
-  test("a refresh answered 503 is waited out (Retry-After) and tried again: the session goes on", async ({ page, context }) => {
+  test("a refresh answered 503 is waited out (Retry-After), asked about and tried again: the session goes on", async ({ page, context }) => {
     const name = await signUp(page);
     await page.waitForTimeout(PAST_EXPIRY_MS);
     const refreshes = counter(context, "POST", "/api/auth/refresh");
+    const states = counter(context, "POST", "/api/auth/refresh/state");
     let busy = 1;
     await page.route(`${API}/api/auth/refresh`, (route) =>
       route.request().method() === "POST" && busy-- > 0
@@ -305,7 +309,8 @@ test.describe("renewals on a bad network", () => {
     const before = (await session(page))!.refreshToken;
     await page.getByRole("button", { name: "Load secret" }).click();
     await expect(page.getByTestId("secret")).toContainText(`Hello ${name}`);
-    expect(refreshes.count).toBe(2);
+    // A 503 may have come after the rotation: the token is asked about before it is presented again.
+    expect([refreshes.count, states.count]).toEqual([2, 1]);
     expect((await session(page))!.refreshToken).not.toBe(before);
   });
 

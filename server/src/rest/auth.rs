@@ -76,7 +76,7 @@ pub async fn login(
         (status = 401, description = "`invalid_refresh_token`: unknown, expired, revoked or reused (which revokes the session); a spent token presented again within `REFRESH_REUSE_GRACE` by the client that spent it gets the same pair again (200) instead", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: this address refreshes too often; see `Retry-After`", body = ErrorBody),
-        (status = 503, description = "`server_busy`: the database is busy or unreachable; nothing was spent, retry after `Retry-After` with the same token", body = ErrorBody),
+        (status = 503, description = "`server_busy`: the database is busy or unreachable; retry after `Retry-After`. The token was almost always not spent, but the database may have failed after it was: a client that must never present a spent token asks `/api/auth/refresh/state` first", body = ErrorBody),
     ))]
 pub async fn refresh(
     State(s): State<AppState>,

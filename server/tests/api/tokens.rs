@@ -430,23 +430,27 @@ async fn a_client_whose_renewal_got_no_answer_learns_its_tokens_fate_without_spe
     let third = app.refreshed(&second).await;
     assert_eq!(app.secret_status(&third.access_token).await, 200);
     // From elsewhere, presenting it would be reuse: the answer is "spent", and the session ends
-    // as reuse would end it, so the question is no free way to test stolen tokens.
+    // as reuse ends it (the owner is told), so the question is no free way to test stolen tokens.
     assert_eq!(state(&app, &client_from("127.0.0.2", "another browser"), &first).await, "spent");
     assert_eq!(app.secret_status(&third.access_token).await, 401);
     let res = refresh_state(&app, &app.http, &third.refresh_token).await;
     assert_error(res, 401, "invalid_refresh_token").await;
-    let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
-            .fetch_all(app.auth.db())
-            .await
-            .unwrap();
-    assert_eq!(kinds, ["refresh_lost"], "not called reuse");
+    assert_eq!(refresh_event_kinds(&app).await, ["refresh_token_reuse"]);
 
-    // Without a grace window, a spent token is spent for everyone.
+    // Without a grace window, the last renewal's token is spent for everyone; asked by the client
+    // it was renewed for, that is a lost answer, not theft.
     let app = spawn_app_with(|c| c.refresh_reuse_grace = std::time::Duration::ZERO).await;
     let first = app.signup("bob").await;
     app.refreshed(&first).await;
     assert_eq!(state(&app, &app.http, &first).await, "spent");
+    assert_eq!(refresh_event_kinds(&app).await, ["refresh_lost"], "not called reuse");
+}
+
+async fn refresh_event_kinds(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
+        .fetch_all(app.auth.db())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -513,10 +517,16 @@ async fn rest_clients_ask_a_tokens_fate_at_refresh_state_with_the_sessions_key()
         )
         .await;
     assert_eq!(res.status(), 401);
-    let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM security_events WHERE kind LIKE 'refresh%' ORDER BY at")
-            .fetch_all(app.auth.db())
-            .await
-            .unwrap();
-    assert_eq!(kinds, ["refresh_lost"], "not called reuse");
+    assert_eq!(refresh_event_kinds(&app).await, ["refresh_lost"], "not called reuse");
+
+    // A token older than the last renewal's, even asked about by its own client, is reuse.
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = std::time::Duration::ZERO).await;
+    let (key, first) = app.bound_session("carol").await;
+    let mut latest = first.clone();
+    for _ in 0..2 {
+        let res = app.refresh_bound(&latest, Some(key.proof("POST", &app.url("/api/auth/refresh"), None))).await;
+        latest = res.json().await.unwrap();
+    }
+    assert_eq!(state(&app, &key, &first).await, json!({"state": "spent"}));
+    assert_eq!(refresh_event_kinds(&app).await, ["refresh_token_reuse"]);
 }

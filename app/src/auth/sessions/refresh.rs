@@ -88,9 +88,11 @@ impl AuthService {
 
     /// What became of `refresh_token`, without spending it (see [`RefreshState`]): for a client
     /// whose renewal got no answer. Limited and key-bound as a refresh is; an unknown or ended
-    /// session is `invalid_refresh_token`. A token spent for good ends its session (`refresh_lost`)
-    /// as presenting it would: the question must not let a thief find out, at no cost, which
-    /// stolen tokens are still worth presenting.
+    /// session is `invalid_refresh_token`. A token spent for good ends its session as presenting
+    /// it would: the question must not let a thief find out, at no cost, which stolen tokens are
+    /// still worth presenting. Asked by the client its renewal was issued to, about that renewal's
+    /// token, it is a lost answer (`refresh_lost`); anyone else, or an older token, is reuse, and
+    /// the owner is told.
     #[tracing::instrument(skip_all)]
     pub async fn refresh_state(&self, refresh_token: &str, client: &ClientInfo) -> Result<RefreshState, AppError> {
         self.limit_rate(Action::Refresh, client).await?;
@@ -100,9 +102,15 @@ impl AuthService {
             std::cmp::Ordering::Greater => return Err(AppError::InvalidRefreshToken),
             std::cmp::Ordering::Less => match self.spent(&state, generation, now_ms(), client)? {
                 Spent::GraceReplay(_) => RefreshState::Replayable,
-                Spent::OtherClient | Spent::Reuse => {
+                Spent::OtherClient | Spent::Reuse
+                    if generation == state.generation - 1 && state.issued_to.is_or_unknown(client) =>
+                {
                     self.revoke(Scope::Session(state.id.clone()), Reason::RefreshLost, None).await?;
                     self.record(Event::RefreshLost.of(Some(&state.user_id), Some(&state.id), client)).await;
+                    RefreshState::Spent
+                }
+                Spent::OtherClient | Spent::Reuse => {
+                    self.revoke_for_reuse(&state, client, Some("asked what became of a spent refresh token")).await?;
                     RefreshState::Spent
                 }
             },

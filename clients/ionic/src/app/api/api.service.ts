@@ -22,8 +22,9 @@ import type { Body, Credentials, ErrorBody, Ok, PathWith, Signup, TokenResponse,
 
 /** All a renewal may take, retries and waits included (the tab lock waits a little longer). */
 const RENEWAL_BUDGET_MS = 30_000;
-/** One request of a renewal: past this its fate is unknown, as if the answer were lost. */
-const REQUEST_TIMEOUT_MS = 15_000;
+/** One request of a renewal: past this its fate is unknown, as if the answer were lost. Well
+ * within the server's grace window (10 s by default), so that the lost answer can still be had. */
+const REQUEST_TIMEOUT_MS = 6_000;
 
 const ENDED = "Your session has ended. Log in again.";
 const LOST = "Your connection dropped while your session was being renewed, and the renewal cannot be recovered. Log in again.";
@@ -165,38 +166,54 @@ export class ApiService {
     const key = session.keyX ? await currentKey(session.keyX) : null;
     if (session.keyX && !key) return this.endSession(session, KEY_LOST);
     const deadline = Date.now() + RENEWAL_BUDGET_MS;
+    const within = () => Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now()));
+    // Whether the server may have spent the token: once so, only a new pair or `unspent` says not.
     let unsettled = session.unsettled ?? false;
-    for (let attempt = 0; ; attempt++) {
-      if (unsettled) {
-        const { state } = await this.post("/api/auth/refresh/state", { refreshToken: session.refreshToken }, key, REQUEST_TIMEOUT_MS).catch(
-          (err: unknown) => {
-            if (refusedRefreshToken(err)) return { state: "ended" as const };
-            throw err;
-          },
-        );
-        if (state === "ended") return this.endSession(session, ENDED);
-        if (state === "spent") return this.endSession(session, LOST);
-        // unspent: the renewal never arrived; replayable: asking again returns the lost answer.
-      }
-      markUnsettled(session.refreshToken, true);
-      try {
-        const tokens = await this.post("/api/auth/refresh", { refreshToken: session.refreshToken }, key, REQUEST_TIMEOUT_MS);
-        const stored = replaceSession(session.refreshToken, sessionOf(tokens, session.keyX));
-        await mark("spent", session.refreshToken);
-        this.session.set(stored);
-        return stored;
-      } catch (err) {
-        if (refusedRefreshToken(err)) return this.endSession(session, ENDED);
-        const retryAfter = busyFor(err);
-        unsettled = !answeredByBaton(err);
-        markUnsettled(session.refreshToken, unsettled);
-        const wait = retryAfter ?? 0;
-        if (attempt > 0 || (retryAfter === null && !unsettled) || Date.now() + wait * 1000 >= deadline) {
-          if (unsettled) await mark("unsettled", session.refreshToken);
-          throw err;
+    let settled = false;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (unsettled) {
+          const { state } = await this.post("/api/auth/refresh/state", { refreshToken: session.refreshToken }, key, within()).catch(
+            (err: unknown) => {
+              if (refusedRefreshToken(err)) return { state: "ended" as const };
+              throw err;
+            },
+          );
+          if (state === "ended") return this.endSession(session, ENDED);
+          if (state === "spent") return this.endSession(session, LOST);
+          // unspent: the renewal never arrived; replayable: presenting it again (now, within the
+          // grace window) returns the lost answer.
+          unsettled = state === "replayable";
         }
-        await new Promise((r) => setTimeout(r, wait * 1000));
+        markUnsettled(session.refreshToken, true);
+        try {
+          const tokens = await this.post("/api/auth/refresh", { refreshToken: session.refreshToken }, key, within());
+          settled = true;
+          const fresh = sessionOf(tokens, session.keyX);
+          const stored = replaceSession(session.refreshToken, fresh);
+          await mark("spent", session.refreshToken);
+          // Logged out or in again meanwhile (another tab): the new pair is nobody's; end it.
+          if (stored !== fresh) void this.post("/api/auth/logout", { refreshToken: fresh.refreshToken }, key).catch(() => undefined);
+          this.session.set(stored);
+          return stored;
+        } catch (err) {
+          if (refusedRefreshToken(err)) {
+            settled = true;
+            return this.endSession(session, ENDED);
+          }
+          // A refusal by Baton (4xx) spends nothing; any other failure may have come after the
+          // rotation (a lost answer, a timeout, a 5xx): the token is then asked about first.
+          if (!unsettled && answeredByBaton(err) && (err as HttpErrorResponse).status < 500) markUnsettled(session.refreshToken, false);
+          else unsettled = true;
+          const wait = (busyFor(err) ?? 0) * 1000;
+          const retry = attempt === 0 && (unsettled || busyFor(err) !== null) && Date.now() + wait < deadline;
+          if (!retry) throw err;
+          await new Promise((r) => setTimeout(r, wait));
+        }
       }
+    } finally {
+      // Leaving with the token's fate unknown: the other tabs learn it before the lock is free.
+      if (!settled && unsettled) await mark("unsettled", session.refreshToken);
     }
   }
 
@@ -206,7 +223,12 @@ export class ApiService {
     await exclusive(async () => {
       const session = loadSession();
       if (session) await this.forget(session);
-    }).catch(() => undefined);
+    }).catch(() => {
+      // The lock stayed busy: log out without it all the same.
+      const session = loadSession();
+      if (session) return this.forget(session);
+      return undefined;
+    });
     this.leave(null);
   }
 

@@ -24,24 +24,35 @@ function b64url(bytes: ArrayBuffer | Uint8Array): string {
 
 const b64json = (value: unknown) => b64url(new TextEncoder().encode(JSON.stringify(value)));
 
+/** One request on the key store; rejects on any failure (and after 5 s), never hangs. */
 function withStore<T>(mode: IDBTransactionMode, act: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const open = indexedDB.open(DB, 2);
-    open.onupgradeneeded = () => {
-      if (!open.result.objectStoreNames.contains(STORE)) open.result.createObjectStore(STORE);
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the key store did not answer")), 5_000);
+    const done = (ok: boolean, value: unknown) => {
+      clearTimeout(timer);
+      if (ok) resolve(value as T);
+      else reject(value);
     };
-    open.onerror = () => reject(open.error);
+    const open = indexedDB.open(DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    open.onblocked = () => done(false, new Error("the key store is blocked by another tab"));
+    open.onerror = () => done(false, open.error);
     open.onsuccess = () => {
       const db = open.result;
-      const request = act(db.transaction(STORE, mode).objectStore(STORE));
-      request.onsuccess = () => {
-        resolve(request.result);
+      try {
+        const request = act(db.transaction(STORE, mode).objectStore(STORE));
+        request.onsuccess = () => {
+          done(true, request.result);
+          db.close();
+        };
+        request.onerror = () => {
+          done(false, request.error);
+          db.close();
+        };
+      } catch (err) {
         db.close();
-      };
-      request.onerror = () => {
-        reject(request.error);
-        db.close();
-      };
+        done(false, err);
+      }
     };
   });
 }
@@ -51,18 +62,20 @@ async function describe(pair: CryptoKeyPair): Promise<Key> {
   return { pair, jwk: { kty, crv, x, y } };
 }
 
-/** The stored key whose public `x` is `x` (the one a session was bound to), or null. */
+/**
+ * The stored key whose public `x` is `x` (the one a session was bound to), or null if there is
+ * none. A store that fails to answer is an error, not a lost key: the call fails, the session stays.
+ */
 export function currentKey(x: string): Promise<Key | null> {
   let key = cache.get(x);
   if (!key) {
-    key = withStore<CryptoKeyPair | undefined>("readonly", (s) => s.get(x))
-      .then((pair) => (pair ? describe(pair) : null))
-      .catch(() => null)
-      .then((found) => {
-        if (!found) cache.delete(x);
-        return found;
-      });
+    key = withStore<CryptoKeyPair | undefined>("readonly", (s) => s.get(x)).then((pair) => (pair ? describe(pair) : null));
     cache.set(x, key);
+    // Only a key found is remembered: a miss or a failure is asked again next time.
+    key.then(
+      (found) => found || cache.delete(x),
+      () => cache.delete(x),
+    );
   }
   return key;
 }
