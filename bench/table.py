@@ -1,5 +1,9 @@
 """Prints the benchmark's table from the lines bench/report.lua appended: each Baton figure with
-its ratio to its reference, measured in the same run (machines are noisy; ratios travel)."""
+its ratio to its reference, measured in the same run (machines are noisy; ratios travel), and the
+server's peak RSS during it.
+
+    table.py FIGURES HASH_MS [RSS]
+"""
 import os
 import sys
 
@@ -8,30 +12,58 @@ for line in open(sys.argv[1]):
     name, rps, p50, p99, errors = line.rstrip("\n").split("\t")
     rows[name] = (float(rps), float(p50), float(p99), int(errors))
 hash_ms = float(sys.argv[2])
+rss = {}
+if len(sys.argv) > 3:
+    for line in open(sys.argv[3]):
+        name, kib = line.rstrip("\n").split("\t")
+        rss[name] = int(kib) / 1024
 cores = os.cpu_count() or 1
 hello = rows["hello (bare axum)"][0]
 with_headers = rows.get("hello + Baton's headers", (hello,))[0]
 login_bound = cores / (hash_ms / 1000)
+# A fair queue of 32 logins: each waits for the 31 before it, shared by the cores; twice that.
+login_p99_goal = 2 * 32 * hash_ms / cores
+
+
+def label(name):
+    return name[name.index("(") :] if "(" in name else ""
+
+
+def scenario(name):
+    return name[: name.index("(")] if "(" in name else name
 
 
 def simplejwt(name):
-    """The same call on DRF SimpleJWT in this run, if the benchmark ran it: (req/s, p99)."""
-    if "(" not in name or name.endswith("(SimpleJWT)") or "DPoP" in name or "flood" in name:
+    """The same call on DRF SimpleJWT in this run, if the benchmark ran it: (req/s, p50, p99)."""
+    if "(" not in name or name.endswith("(SimpleJWT)") or "DPoP" in name or "flood" in name or "@" in name:
         return None
-    row = rows.get(name[: name.index("(")] + "(SimpleJWT)")
-    return row and (row[0], row[2])
+    row = rows.get(scenario(name) + "(SimpleJWT)")
+    return row and (row[0], row[1], row[2])
 
 
 def flood_reference(name):
     """The bare hello (with Baton's headers) during the same login flood, if measured."""
-    return rows.get(f"hello + Baton's headers during login flood {name[name.index('('):]}")
+    return rows.get(f"hello + Baton's headers during login flood {label(name)}")
+
+
+def empty_database(name):
+    """At scale: the same scenario on the same database, empty, in this run."""
+    if "@" not in name:
+        return None
+    database = label(name)[1:].split(" @")[0]
+    return rows.get(f"{scenario(name)}({database})")
 
 
 def reference(name):
+    if name.startswith("secret during the purge"):
+        return rows.get(f"secret after the purge {label(name)}", (hello,))[0], "the secret after the purge"
+    if empty_database(name):
+        return empty_database(name)[0], "the same on the empty database"
     if name.startswith("secret with DPoP"):
         # Against bearer calls of the same run: what binding the token costs.
-        label = name[name.index("("):]
-        return rows.get(f"secret {label}", (hello,))[0], "bearer secret"
+        return rows.get(f"secret {label(name)}", (hello,))[0], "bearer secret"
+    if name.startswith("refresh with DPoP"):
+        return rows.get(f"refresh, 32 chains {label(name)}", (hello,))[0], "bearer refresh"
     if name.startswith("login"):
         return login_bound, f"{cores} cores / one hash"
     if name.startswith("secret during login flood") and flood_reference(name):
@@ -42,7 +74,7 @@ def reference(name):
 
 
 print()
-print(f"{'scenario':<52} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  ratio to reference")
+print(f"{'scenario':<56} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'RSS MB':>7}  ratio to reference")
 for name, (rps, p50, p99, errors) in rows.items():
     if name == "hello (bare axum)":
         ratio = ""
@@ -55,9 +87,19 @@ for name, (rps, p50, p99, errors) in rows.items():
             ratio += f"  ({rps / with_headers:4.2f}x hello with the same headers)"
         if what.endswith("in the same flood"):
             ratio += f" (p99 {flood_reference(name)[2]:.2f} ms there)"
+        if what == "the same on the empty database":
+            ratio += f", p99 {p99 / empty_database(name)[2]:.2f}x"
+        if what == "the secret after the purge":
+            quiet = rows.get(f"secret after the purge {label(name)}")
+            ratio += f", p99 {p99 / quiet[2]:.2f}x (goal < 2x)" if quiet else ""
+        if name.startswith("login"):
+            ratio += f", p99 {p99 / login_p99_goal:.2f}x the fair-queue goal ({login_p99_goal:.0f} ms)"
         python = simplejwt(name)
         if python:
-            ratio += f"; {rps / python[0]:.1f}x SimpleJWT (p99 {python[1]:.0f} ms there)"
+            ratio += f"; {rps / python[0]:.1f}x SimpleJWT (p50 {python[1]:.0f}, p99 {python[2]:.0f} ms there)"
     flag = "  (errors: not a figure)" if errors else ""
-    print(f"{name:<52} {rps:>10.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}  {ratio}{flag}")
+    memory = f"{rss[name]:7.1f}" if name in rss else f"{'':>7}"
+    print(f"{name:<56} {rps:>10.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8} {memory}  {ratio}{flag}")
 print(f"one Argon2id hash (19 MiB, t=2): {hash_ms:.2f} ms; login bound {cores} cores / hash = {login_bound:.1f} req/s")
+if rss:
+    print(f"peak RSS of any scenario: {max(rss.values()):.1f} MB (goal 100 MB)")

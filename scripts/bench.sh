@@ -9,19 +9,27 @@
 # threads, SQLite), the Python library most teams would pick instead.
 # Prints one table (req/s, p50, p99, non-2xx, ratio), the database's size and rows before and
 # after, and the browser's first load (bundle bytes, time to an interactive /login).
+# Each Baton row also gives the server's peak RSS during that scenario (VmHWM, reset before it).
 # With --postgres: the same on PostgreSQL, then refresh on one and on two instances of one database
 # (the cost of the shared per-address limit).
-# Usage: scripts/bench.sh [seconds per scenario, default 10] [--postgres (also on PostgreSQL)]
+# With --scale N: each database again, seeded with N accounts, N live sessions and their security
+# events (straight into the tables: bench/seed.py), every scenario rerun beside its figure on the
+# empty database; then N sessions that ended long ago, purged at start while the secret runs.
+# Usage: scripts/bench.sh [seconds per scenario, default 10] [--postgres] [--scale N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 SECS=10
 PG=0
-for arg in "$@"; do
-  case "$arg" in
+SCALE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
     --postgres) PG=1 ;;
-    *) SECS=$arg ;;
+    --scale) SCALE=$2; shift ;;
+    --scale=*) SCALE=${1#--scale=} ;;
+    *) SECS=$1 ;;
   esac
+  shift
 done
 say() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
 scripts/setup.sh --bench >/dev/null
@@ -45,10 +53,17 @@ export BATON_BENCH_OUT="$WORK/figures.tsv"
 cat bench/refresh.lua bench/report.lua >"$WORK/refresh.lua"
 cat bench/login.lua bench/report.lua >"$WORK/login.lua"
 cat bench/dpop.lua bench/report.lua >"$WORK/dpop.lua"
-bench() { # $1 = name; the rest: wrk's arguments
+cat bench/dpop_refresh.lua bench/report.lua >"$WORK/dpop_refresh.lua"
+: >"$WORK/rss.tsv"
+RSS_PID=""
+bench() { # $1 = name; the rest: wrk's arguments. With RSS_PID set, that process's peak RSS too.
   local name=$1
   shift
+  [ -n "$RSS_PID" ] && echo 5 >"/proc/$RSS_PID/clear_refs"
   BATON_BENCH_NAME="$name" wrk "$@" | tail -1
+  if [ -n "$RSS_PID" ] && [ "$BATON_BENCH_OUT" != /dev/null ]; then
+    printf '%s\t%s\n' "$name" "$(awk '/VmHWM/ {print $2}' "/proc/$RSS_PID/status")" >>"$WORK/rss.tsv"
+  fi
 }
 
 HELLO_PORT=$(free_port)
@@ -73,7 +88,7 @@ run_simplejwt() {
   for _ in $(seq 100); do curl -fsS -o /dev/null -H "Authorization: Bearer $access" "$base/api/users/secret" 2>/dev/null && break; sleep 0.1; done
   bench "secret (SimpleJWT)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
   BATON_REFRESH_FIELD=refresh BATON_TOKENS=$tokens bench "refresh, 32 chains (SimpleJWT)" -t32 -c32 -d"${SECS}s" -s "$WORK/refresh.lua" "$base"
-  bench "login (SimpleJWT)" -t2 -c8 -d"${SECS}s" -s "$WORK/login.lua" "$base"
+  bench "login, 32 connections (SimpleJWT)" -t2 -c32 -d"${SECS}s" -s "$WORK/login.lua" "$base"
   kill "$server"
   wait "$server" 2>/dev/null || true
 }
@@ -109,7 +124,7 @@ start_server() { # $1 = label, $2 = DATABASE_URL, $3 = port, then VAR=value sett
     target/release/server >"$WORK/server-$label.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 600); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
 sign_up() { # $1 = base URL, $2 = name prefix, $3 = count: prints the refresh tokens, comma-separated
@@ -153,41 +168,39 @@ scale_out() { # $1 = DATABASE_URL
   kill "$a" "$b"
 }
 
-run_baton() { # $1 = label, $2 = DATABASE_URL
-  local label=$1 url=$2 port
-  port=$(free_port)
-  local base="http://127.0.0.1:$port"
-  # The per-address limits are off: wrk is one address, and this measures throughput, not refusals.
-  DATABASE_URL="$url" BATON_DATA_DIR="$WORK/data-$label" LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site \
-    LEPTOS_OUTPUT_NAME=baton RATE_LIMIT_SIGNUP=0 RATE_LIMIT_LOGIN=0 RATE_LIMIT_REFRESH=0 RUST_LOG=warn \
-    target/release/server >"$WORK/server-$label.log" 2>&1 &
-  local server=$!
-  PIDS+=("$server")
-  for _ in $(seq 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  say "Baton on $label: signing up 32 users"
+# Every scenario on a running server: $1 = label (in every row's name), $2 = base URL, $3 = its
+# pid, $4 = DATABASE_URL, $5 = the name prefix of its users.
+scenarios() {
+  local label=$1 base=$2 pid=$3 url=$4 prefix=$5
+  say "Baton ($label): signing up 32 users"
   local tokens=() access="" body
   for i in $(seq 0 31); do
-    body=$(curl -fsS -H 'content-type: application/json' -d "{\"username\":\"bench$i\",\"password\":\"correct horse battery staple\"}" "$base/api/auth/signup")
+    body=$(curl -fsS -H 'content-type: application/json' -d "{\"username\":\"$prefix$i\",\"password\":\"correct horse battery staple\"}" "$base/api/auth/signup")
     tokens+=("$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refreshToken"])' <<<"$body")")
     [ "$i" = 0 ] && access=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])' <<<"$body")
   done
   local before
   before=$(db_size "$url")
-
+  RSS_PID=$pid
   bench "SSR /login ($label)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "$base/login"
   bench "secret ($label)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
-  # The same with DPoP: an ES256 verification and a replay check per call (proofs made beforehand).
+  # The same with DPoP, as the browser app calls it: an ES256 verification and a replay check per
+  # call (proofs made beforehand). Then refreshes of 32 bound sessions, a proof each.
   local python=${XDG_CACHE_HOME:-$HOME/.cache}/baton-setup/examples/bin/python
   if "$python" -c "import cryptography" 2>/dev/null; then
     say "making DPoP proofs"
-    "$python" bench/dpop.py "$base" "dpop-$label" "$((SECS * 25000))" "$WORK/proofs-$label"
-    BATON_PROOFS="$WORK/proofs-$label" BATON_THREADS=2 bench "secret with DPoP ($label)" -t2 -c32 -d"${SECS}s" -s "$WORK/dpop.lua" "$base"
+    "$python" bench/dpop.py secret "$base" "${prefix}dpop" "$((SECS * 40000))" "$WORK/proofs"
+    BATON_PROOFS="$WORK/proofs" BATON_THREADS=2 bench "secret with DPoP ($label)" -t2 -c32 -d"${SECS}s" -s "$WORK/dpop.lua" "$base"
+    "$python" bench/dpop.py refresh "$base" "${prefix}chain" 32 "$((SECS * 1500))" "$WORK/refresh-proofs"
+    BATON_PROOFS="$WORK/refresh-proofs" bench "refresh with DPoP, 32 chains ($label)" -t32 -c32 -d"${SECS}s" -s "$WORK/dpop_refresh.lua" "$base"
+    rm -f "$WORK/proofs" "$WORK"/refresh-proofs-*
   else
     say "DPoP skipped: run scripts/test.sh once (its setup installs the cryptography package)"
   fi
   # One wrk thread per connection: the script's state (the chain's token) is per thread.
   BATON_TOKENS=$(IFS=,; echo "${tokens[*]}") bench "refresh, 32 chains ($label)" -t32 -c32 -d"${SECS}s" -s "$WORK/refresh.lua" "$base"
-  bench "login ($label)" -t2 -c8 -d"${SECS}s" -s "$WORK/login.lua" "$base"
+  export BATON_LOGIN_PREFIX=$prefix
+  bench "login, 32 connections ($label)" -t2 -c32 -d"${SECS}s" -s "$WORK/login.lua" "$base"
   # The flood's own figures are printed, not tabled: its logins wait behind the protected calls
   # (hashing runs at a lower priority), and past 5 s in line they get 503 with Retry-After.
   BATON_BENCH_OUT=/dev/null bench "(the login flood itself, 16 conns)" -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$base" &
@@ -195,6 +208,7 @@ run_baton() { # $1 = label, $2 = DATABASE_URL
   sleep 1
   bench "secret during login flood ($label)" -t2 -c32 -d"$((SECS - 2))s" -H "Authorization: Bearer $access" -s bench/report.lua "$base/api/users/secret"
   wait $flood
+  RSS_PID=""
   # Its reference: the bare hello (with the same headers) while the same flood runs. What the
   # hashes do to every process on these cores (CPU, caches) is the machine's, not Baton's.
   BATON_BENCH_OUT=/dev/null bench "(the login flood again, 16 conns)" -t1 -c16 -d"${SECS}s" -s "$WORK/login.lua" "$base" >/dev/null &
@@ -204,14 +218,105 @@ run_baton() { # $1 = label, $2 = DATABASE_URL
   wait $flood
   echo "database ($label) before: $before"
   echo "database ($label) after:  $(db_size "$url")"
-  [ "$label" = sqlite ] && BASE_FOR_FIRST_LOAD=$base
-  if grep -E " (ERROR|WARN) " "$WORK/server-$label.log" | head -5 | grep -q .; then
-    say "server warnings ($label):"
-    grep -E " (ERROR|WARN) " "$WORK/server-$label.log" | head -5 >&2
+}
+
+server_warnings() { # $1 = label
+  if grep -E " (ERROR|WARN) " "$WORK/server-$1.log" | head -5 | grep -q .; then
+    say "server warnings ($1):"
+    grep -E " (ERROR|WARN) " "$WORK/server-$1.log" | head -5 >&2
   fi
 }
 
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# Seconds since $1 (date +%s.%N), to two places.
+since() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$1"; }
+
+run_baton() { # $1 = label, $2 = DATABASE_URL
+  local label=$1 url=$2 port
+  port=$(free_port)
+  # The per-address limits are off: wrk is one address, and this measures throughput, not refusals.
+  start_server "$label" "$url" "$port"
+  scenarios "$label" "http://127.0.0.1:$port" "$SERVER_PID" "$url" bench
+  [ "$label" = sqlite ] && BASE_FOR_FIRST_LOAD=http://127.0.0.1:$port
+  server_warnings "$label"
+}
+
+ended_sessions() { # $1 = DATABASE_URL: sessions that expired over a day ago
+  local q="SELECT COUNT(*) FROM sessions WHERE expires_at < $(($(date +%s) * 1000 - 86400000))"
+  case "$1" in
+    sqlite:*) python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "${1#sqlite://}" "$q" ;;
+    *) psql -qtA "$1" -c "$q" ;;
+  esac
+}
+
+# A new database seeded with $SCALE accounts and live sessions, every scenario again; then as many
+# long-ended sessions, purged from the start while the secret runs. $1 = database, $2 = its URL.
+run_scale() {
+  local label="$1 @$SCALE" url=$2 port started seconds
+  port=$(free_port)
+  start_server "$label" "$url" "$port" # creates and migrates it
+  stop_server
+  say "seeding $SCALE accounts with live sessions ($1)"
+  seconds=$(python3 bench/seed.py "$url" "$SCALE" live)
+  echo "seeded $SCALE accounts, as many live sessions and twice as many security events ($1) in $seconds s"
+  started=$(date +%s.%N)
+  start_server "$label" "$url" "$port"
+  echo "start-up with $SCALE live sessions ($1): $(since "$started") s to a healthy /healthz"
+  python3 - "$(db_size "$url")" "$SCALE" "$1" <<'PY'
+import re, sys
+size, n, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+m = re.match(r"([\d.]+) ?(MB|kB|GB|bytes)", size)
+if m:
+    total = float(m.group(1)) * {"bytes": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[m.group(2)]
+    print(f"database ({label} @{n}): {size}; {total / n:.0f} bytes per live session (with its account and events)")
+PY
+  scenarios "$label" "http://127.0.0.1:$port" "$SERVER_PID" "$url" scaled
+  stop_server
+  server_warnings "$label"
+
+  say "seeding $SCALE ended sessions ($1)"
+  seconds=$(python3 bench/seed.py "$url" "$SCALE" ended)
+  echo "seeded $SCALE sessions that ended 400 days ago ($1) in $seconds s: $(ended_sessions "$url") to purge"
+  started=$(date +%s.%N)
+  start_server "$label, purge" "$url" "$port"
+  echo "start-up with $SCALE live and $SCALE ended sessions ($1): $(since "$started") s to a healthy /healthz"
+  # The purge begins at start: the secret runs meanwhile (a fresh login's token), then again once
+  # it is done, for its quiet reference.
+  local access left waited=0
+  access=$(curl -fsS -H 'content-type: application/json' -d '{"username":"scaled0","password":"correct horse battery staple"}' \
+    "http://127.0.0.1:$port/api/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+  RSS_PID=$SERVER_PID
+  bench "secret during the purge ($label)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "http://127.0.0.1:$port/api/users/secret"
+  left=$(ended_sessions "$url")
+  echo "ended sessions left after the ${SECS} s of the secret ($1): $left"
+  while [ "$left" != 0 ] && [ $waited -lt 900 ]; do
+    sleep 5
+    waited=$((waited + 5))
+    left=$(ended_sessions "$url")
+  done
+  echo "purge of $SCALE ended sessions ($1): done within $(since "$started") s of start ($left left)"
+  bench "secret after the purge ($label)" -t2 -c32 -d"${SECS}s" -H "Authorization: Bearer $access" -s bench/report.lua "http://127.0.0.1:$port/api/users/secret"
+  RSS_PID=""
+  stop_server
+  server_warnings "$label, purge"
+}
+
 run_baton sqlite "sqlite://$WORK/data-sqlite/baton.db"
+# The browser's first load: the bundle's size on the wire and the time to an interactive /login.
+if [ -d end2end/node_modules/@playwright/test ]; then
+  node bench/first-load.cjs "$BASE_FOR_FIRST_LOAD" >"$WORK/first-load.txt"
+else
+  echo "first load skipped: run scripts/test.sh once (it installs Playwright)" >"$WORK/first-load.txt"
+fi
+stop_server
+if [ "$SCALE" -gt 0 ]; then
+  mkdir -p "$WORK/data-scale"
+  run_scale sqlite "sqlite://$WORK/data-scale/baton.db"
+fi
 if [ "$PG" = 1 ]; then
   PG_PORT=$(free_port)
   chmod 755 "$WORK"
@@ -220,15 +325,14 @@ if [ "$PG" = 1 ]; then
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $WORK/pg -c max_connections=200" start >/dev/null
   run_baton postgres "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-  kill "${PIDS[-1]}"
+  stop_server
   scale_out "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  if [ "$SCALE" -gt 0 ]; then
+    psql -qtA "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c "CREATE DATABASE scale" >/dev/null
+    run_scale postgres "postgres://postgres@127.0.0.1:$PG_PORT/scale"
+  fi
 fi
 
-python3 bench/table.py "$BATON_BENCH_OUT" "$HASH_MS"
+python3 bench/table.py "$BATON_BENCH_OUT" "$HASH_MS" "$WORK/rss.tsv"
 
-# The browser's first load: the bundle's size on the wire and the time to an interactive /login.
-if [ -d end2end/node_modules/@playwright/test ]; then
-  node bench/first-load.cjs "$BASE_FOR_FIRST_LOAD"
-else
-  say "first load skipped: run scripts/test.sh once (it installs Playwright)"
-fi
+cat "$WORK/first-load.txt"

@@ -208,6 +208,7 @@ async fn bad_proofs_are_refused() {
         ("from the future", key.proof_with("GET", &url, Some(&access), |_, c| c["iat"] = json!(now + 60))),
         ("typ JWT", key.proof_with("GET", &url, Some(&access), |h, _| h.typ = Some("JWT".into()))),
         ("no jti", key.proof_with("GET", &url, Some(&access), |_, c| drop(c.as_object_mut().unwrap().remove("jti")))),
+        ("a NUL in jti", key.proof_with("GET", &url, Some(&access), |_, c| c["jti"] = json!("a\u{0}b"))),
         ("signed by another key", foreign_signature.join(".")),
         ("not a JWT", "garbage".into()),
     ];
@@ -230,6 +231,13 @@ async fn bad_proofs_are_refused() {
     let proof = key.proof("GET", &url, Some(&access));
     assert_eq!(app.secret_with("DPoP", &access, Some(proof.clone())).await.status(), 200);
     assert_error(app.secret_with("DPoP", &access, Some(proof)).await, 401, "invalid_dpop_proof").await;
+    // The same proof eight times at once (on PostgreSQL, checked in one statement): one passes.
+    let proof = key.proof("GET", &url, Some(&access));
+    let answers =
+        futures::future::join_all((0..8).map(|_| app.secret_with("DPoP", &access, Some(proof.clone())))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 7, "{statuses:?}");
     // Two DPoP headers.
     let res = app
         .http

@@ -17,15 +17,18 @@ use std::sync::{Arc, RwLock};
 
 /// How long "this session is alive" is believed without asking the database again.
 pub const LIVENESS_TTL_MS: i64 = 1_000;
-/// Entries held at most; past that, the stale ones go (or all of them).
-const CAPACITY: usize = 50_000;
+// Each holds at most `CACHE_CAPACITY` entries; past that, the stale ones go (or all of them).
 
-#[derive(Default)]
 pub(crate) struct VerifiedTokens {
     tokens: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+    capacity: usize,
 }
 
 impl VerifiedTokens {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { tokens: RwLock::default(), capacity }
+    }
+
     /// The claims of `token` if it was verified before and `exp` (plus `leeway`) is still ahead.
     pub(crate) fn get(&self, token: &str, now_secs: i64, leeway: i64) -> Option<Arc<AccessClaims>> {
         let claims = read(&self.tokens).get(token).cloned()?;
@@ -34,9 +37,9 @@ impl VerifiedTokens {
 
     pub(crate) fn insert(&self, token: &str, claims: Arc<AccessClaims>, now_secs: i64, leeway: i64) {
         let mut tokens = write(&self.tokens);
-        if tokens.len() >= CAPACITY {
+        if tokens.len() >= self.capacity {
             tokens.retain(|_, c| now_secs < c.exp + leeway);
-            if tokens.len() >= CAPACITY {
+            if tokens.len() >= self.capacity {
                 tokens.clear();
             }
         }
@@ -44,12 +47,12 @@ impl VerifiedTokens {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct LiveSessions {
     sessions: RwLock<HashMap<Box<str>, Alive>>,
     /// Bumped by every revocation: an answer read from the database before a revocation must not
     /// be remembered after it.
     epoch: AtomicU64,
+    capacity: usize,
 }
 
 #[derive(Clone)]
@@ -60,6 +63,10 @@ struct Alive {
 }
 
 impl LiveSessions {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { sessions: RwLock::default(), epoch: AtomicU64::default(), capacity }
+    }
+
     /// The user of session `sid` if it was seen alive less than [`LIVENESS_TTL_MS`] ago.
     pub(crate) fn get(&self, sid: &str, user_id: &str, now: i64) -> Option<Arc<User>> {
         let sessions = read(&self.sessions);
@@ -79,9 +86,9 @@ impl LiveSessions {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
-        if sessions.len() >= CAPACITY {
+        if sessions.len() >= self.capacity {
             sessions.retain(|_, a| checked_at - a.checked_at < LIVENESS_TTL_MS);
-            if sessions.len() >= CAPACITY {
+            if sessions.len() >= self.capacity {
                 sessions.clear();
             }
         }
@@ -98,19 +105,23 @@ impl LiveSessions {
 
 /// Users by id, for refresh answers. A username never changes, so only a deleted account is
 /// forgotten (its sessions go with it, so no refresh could ask for it anyway).
-#[derive(Default)]
 pub(crate) struct KnownUsers {
     users: RwLock<HashMap<Box<str>, Arc<User>>>,
+    capacity: usize,
 }
 
 impl KnownUsers {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { users: RwLock::default(), capacity }
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<Arc<User>> {
         read(&self.users).get(id).cloned()
     }
 
     pub(crate) fn insert(&self, user: Arc<User>) {
         let mut users = write(&self.users);
-        if users.len() >= CAPACITY {
+        if users.len() >= self.capacity {
             users.clear();
         }
         users.insert(user.id.as_str().into(), user);

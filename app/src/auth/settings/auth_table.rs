@@ -74,6 +74,23 @@ pub static AUTH_SETTINGS: &[Setting<AuthSettings>] = &[
         show: |s| show_on_off(s.dpop_required),
     },
     Setting {
+        var: "DPOP_REPLAY_CAPACITY",
+        default: Unset::Is("1000000"),
+        doc: "DPoP proofs remembered in memory against replay on SQLite (about 20 bytes each; PostgreSQL keeps \
+              them in the database). Enough for 7,500 proofs a second; past it, proofs older than what had to \
+              be forgotten are refused, never a replay accepted",
+        read: |v, s| number(v, 100_000, 100_000_000).map(|n| s.dpop_replay_capacity = n as usize),
+        show: |s| s.dpop_replay_capacity.to_string(),
+    },
+    Setting {
+        var: "CACHE_CAPACITY",
+        default: Unset::Is("50000"),
+        doc: "Entries each in-memory cache holds (access tokens verified, sessions seen alive in the last \
+              second, users): what a protected call saves a signature check and a database read with",
+        read: |v, s| number(v, 100, 10_000_000).map(|n| s.cache_capacity = n as usize),
+        show: |s| s.cache_capacity.to_string(),
+    },
+    Setting {
         var: "JWT_LEEWAY",
         default: Unset::Is("2"),
         doc: "Clock skew tolerated when checking an access token's `exp` and `iat`, at most 5: Baton only \
@@ -295,9 +312,9 @@ pub static AUTH_SETTINGS: &[Setting<AuthSettings>] = &[
     Setting {
         var: "PURGE_INTERVAL",
         default: Unset::Is("300"),
-        doc: "How often the background purge runs (also at start). It deletes in batches of 500 rows, each a \
-              short transaction, and also forgets failed-login counts untouched for 30 days, empty rate-limit \
-              buckets and signing keys retired for longer than a token lives",
+        doc: "How often the background purge runs (also at start). It deletes in batches (of 200 sessions, of \
+              500 other rows), each a short transaction, and also forgets failed-login counts untouched for 30 \
+              days, empty rate-limit buckets and signing keys retired for longer than a token lives",
         read: |v, s| secs(v, 1).map(|d| s.retention.interval = d),
         show: |s| show_secs(s.retention.interval),
     },

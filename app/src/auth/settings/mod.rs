@@ -144,6 +144,10 @@ pub struct AuthSettings {
     pub refresh_rotation: bool,
     /// `DPOP_REQUIRED`: only DPoP-bound sessions (see `tokens::dpop`); off, bearer sessions work too.
     pub dpop_required: bool,
+    /// `DPOP_REPLAY_CAPACITY`: proofs the in-memory replay check holds (see `dpop::replays`).
+    pub dpop_replay_capacity: usize,
+    /// `CACHE_CAPACITY`: entries each in-memory cache holds (see `sessions::cache`).
+    pub cache_capacity: usize,
     /// Clock skew tolerated when verifying access tokens (`exp`, `iat`), at most
     /// [`MAX_LEEWAY_SECS`].
     pub jwt_leeway: Duration,
@@ -344,6 +348,8 @@ impl AuthSettings {
             refresh_reuse_grace: zero,
             refresh_rotation: false,
             dpop_required: false,
+            dpop_replay_capacity: 0,
+            cache_capacity: 0,
             jwt_leeway: zero,
             jwt_issuer: String::new(),
             jwt_audience: String::new(),

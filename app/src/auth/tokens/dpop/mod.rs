@@ -20,7 +20,7 @@ mod proof;
 mod replays;
 
 pub use proof::{thumbprint, ALGORITHM, MAX_AGE_SECS};
-pub(crate) use replays::Replays;
+pub(crate) use replays::{MemoryReplays, Replays, SharedReplays};
 
 use crate::auth::caller::{ClientInfo, Scheme};
 use crate::auth::store::db::now_ms;
