@@ -7,6 +7,7 @@
 mod assets;
 pub mod cli;
 mod connections;
+pub mod memory;
 pub mod metrics;
 mod page_cache;
 mod request_limits;

@@ -8,13 +8,11 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `purge_delay` (its option 15; `allocator_option_15_is_the_purge_delay` checks).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 fn main() -> ExitCode {
-    release_freed_memory_at_once();
+    server::memory::release_freed_memory_at_once();
+    let huge_pages_off = server::memory::no_transparent_huge_pages();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(serve_or_run()),
+        Ok(runtime) => runtime.block_on(serve_or_run(huge_pages_off)),
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
             ExitCode::FAILURE
@@ -22,18 +20,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// By default mimalloc (v3) gives freed memory back to the OS a second later, and only when the
-/// thread that freed it next allocates: the brotli tables of start-up stayed (the server sat at
-/// 200 MB after start, 70 MB after the next requests), as did whatever an idle thread freed last.
-/// At once, it stays under 100 MB; throughput measured the same (bench.sh).
-// The one call into the allocator's C API: set before any thread of ours starts.
-#[allow(unsafe_code)]
-fn release_freed_memory_at_once() {
-    // SAFETY: sets one of mimalloc's integer options; no other thread of this program runs yet.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-}
-
-async fn serve_or_run() -> ExitCode {
+async fn serve_or_run(huge_pages_off: bool) -> ExitCode {
     dotenvy::dotenv().ok();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let invocation = match Invocation::parse(&args) {
@@ -53,6 +40,9 @@ async fn serve_or_run() -> ExitCode {
     };
     // A command's own output goes to stdout, so its log lines go to stderr.
     init_logging(json, !matches!(invocation, Invocation::Serve));
+    if !huge_pages_off {
+        tracing::warn!("could not turn transparent huge pages off: memory use may be 26 to 35 MB higher");
+    }
     let settings = Settings::from_env();
     let settings = match invocation {
         Invocation::Help => {
@@ -166,20 +156,4 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    #[allow(unsafe_code)]
-    fn allocator_option_15_is_the_purge_delay() {
-        // mimalloc v3's defaults: a purge delay of 1,000 ms, and an arena multiplier (option 24)
-        // of 1: if the bundled mimalloc renumbers its options, this fails before the wrong one is
-        // set.
-        // SAFETY: reads two of mimalloc's integer options.
-        let (delay, arena_mult) = unsafe {
-            (libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY), libmimalloc_sys::mi_option_get(24))
-        };
-        assert_eq!((delay, arena_mult), (1000, 1));
-    }
 }
