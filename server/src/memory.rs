@@ -19,8 +19,9 @@ pub fn release_freed_memory_at_once() {
 /// small object touches with a whole huge page: about 26 to 35 MB more than the heap uses
 /// (measured: idle 55 MB → 27 MB; a login flood's peak 97–106 MB → 71 MB). Hashes run a fifth
 /// slower without them, as fast as the benchmark's reference hash. mimalloc's own switch
-/// (`allow_thp`) would spare only arenas mapped after `main` starts, not the one it maps before;
-/// the process-wide flag covers that one too (Linux checks it whenever a page is first touched).
+/// (`allow_thp`) does the same only when read from the environment before `main`; set from here it
+/// would merely stop asking for huge pages on later arenas. The process-wide flag covers the arena
+/// mapped already (Linux checks it whenever a page is first touched), and THP set to `always`.
 /// `false` if Linux refused it.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
