@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Measures Baton's hot paths against references run on the same machine in the same run (ratios
 # travel between machines; absolute figures do not): a bare axum hello server (bench/reference)
-# and the time of one Argon2id hash. With wrk on loopback, 32 connections unless said:
+# and the time of one Argon2id hash (alone, and while every core hashes). With wrk on loopback, 32 connections unless said:
 #   hello (and hello with Baton's security headers), SSR of /login, GET /api/users/secret, POST /api/auth/refresh (32 connections, each its
-#   own rotating chain), POST /api/auth/login (8 connections), the secret during a login flood (and
+#   own rotating chain), POST /api/auth/login (32 connections), the secret during a login flood (and
 #   the hello during the same flood), the secret with DPoP (a proof per call).
 # The same secret, refresh and login on DRF SimpleJWT (bench/simplejwt: gunicorn, 2 workers × 2
 # threads, SQLite), the Python library most teams would pick instead.
@@ -69,7 +69,7 @@ bench() { # $1 = name; the rest: wrk's arguments. With RSS_PID set, that process
 HELLO_PORT=$(free_port)
 target/release/bench-reference serve "127.0.0.1:$HELLO_PORT" &
 PIDS+=($!)
-HASH_MS=$(target/release/bench-reference hash)
+read -r HASH_MS HASH_ALL_MS < <(target/release/bench-reference hash)
 echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per scenario, wrk on loopback"
 bench "hello (bare axum)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/"
 bench "hello + Baton's headers" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/headers"
@@ -342,6 +342,6 @@ if [ "$PG" = 1 ]; then
   fi
 fi
 
-python3 bench/table.py "$BATON_BENCH_OUT" "$HASH_MS" "$WORK/rss.tsv"
+python3 bench/table.py "$BATON_BENCH_OUT" "$HASH_MS" "$HASH_ALL_MS" "$WORK/rss.tsv"
 
 cat "$WORK/first-load.txt"
