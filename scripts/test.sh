@@ -15,9 +15,7 @@ say() { printf '\033[1m[test %s]\033[0m %s\n' "$(date +%T)" "$*"; }
 WORK=$(mktemp -d /tmp/baton-test.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
-GROUPS_=()
 cleanup() {
-  for group in "${GROUPS_[@]:-}"; do [ -n "$group" ] && kill -- "-$group" 2>/dev/null || true; done
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
   if [ -f "$WORK/pg/postmaster.pid" ]; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
@@ -29,46 +27,16 @@ trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# The WASM's builds (its clippy, the release build the browser tests meet, the dev build) run
-# beside the host's build and tests at idle priority (SCHED_IDLE): they take only the cycles the
-# host's leave (link steps, tests waiting on sockets and timers), so what runs in front is timed as
-# it would be alone, and the script waits for each where it needs it. Each has its own target
-# directory (cargo locks one per build) and its own log.
-declare -A JOBS=()
-background() { # $1 = name, then a command (a function is fine): runs it idle, into $WORK/$1.log
-  local name=$1; shift
-  set -m # its own process group, so that cleanup ends its cargo and rustc processes too
-  ( chrt --idle -p 0 "$BASHPID" >/dev/null 2>&1 || renice -n 19 -p "$BASHPID" >/dev/null; "$@" ) >"$WORK/$name.log" 2>&1 &
-  set +m
-  JOBS[$name]=$!
-  GROUPS_+=($!)
-}
-wait_for() { # $1 = a background job's name: waits for it; if it failed, its errors end the script
-  local name=$1 started; started=$(date +%s)
-  if ! wait "${JOBS[$name]}"; then
-    grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/$name.log" | head -150 >&2 || tail -60 "$WORK/$name.log" >&2
-    df -h . >&2 && free -m >&2
-    echo "$name failed: its errors above, its log in $WORK/$name.log" >&2
-    exit 1
-  fi
-  say "$name done (waited $(($(date +%s) - started)) s for it)"
-}
-
 # --- 0. the habits: formatting, lints (server, app on the server and in the browser), no cycles --
-say "cargo fmt --check; module graph"
+say "cargo fmt --check; cargo clippy -D warnings (wasm32); module graph"
 cargo fmt --all --check
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 python3 scripts/module_graph.py
-# The browser's crate: linted for wasm32, then built as the release the browser tests load.
-wasm_builds() {
-  CARGO_TARGET_DIR=target/front cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
-  cargo leptos build --release --split --frontend-only
-}
-say "cargo clippy (wasm32) and cargo leptos build --release --split --frontend-only: begun at idle priority"
-background wasm-release wasm_builds
 
 # --- 1. Rust tests on SQLite, linted as they build ---------------------------------------------
-# Clippy is the compiler here (as `cargo clippy` runs it: the workspace's crates only, with the
-# same CLIPPY_ARGS), so the test build is the lint run: one build of the dependencies, not two.
+# Clippy is the compiler of the workspace's crates here, as `cargo clippy` runs it (the same
+# RUSTC_WORKSPACE_WRAPPER and CLIPPY_ARGS), so the test build is also the lint run: the
+# dependencies are built once, not checked for clippy and then built for the tests (6 min cold).
 say "cargo test --workspace (SQLite), built by clippy -D warnings"
 RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver) CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
   cargo test --workspace 2>&1 | tee "$WORK/cargo-sqlite.log"
@@ -92,26 +60,10 @@ say "the api tests again (PostgreSQL): $API_TESTS"
 # --- 3. Playwright: the release WASM, served by the server binary the Rust tests just built -------
 # Building the server a second time with the release profile took half of this script's time
 # (16 of 30 minutes on 2 cores) and tests nothing more: the browser meets the release WASM either way.
-wait_for wasm-release
+say "cargo leptos build --release --split --frontend-only"
+cargo leptos build --release --split --frontend-only
 SERVER_BIN=target/debug/server
 [ -x "$SERVER_BIN" ] || { echo "$SERVER_BIN missing: cargo test should have built it" >&2; exit 1; }
-
-# The build a developer runs (`cargo leptos watch --split`): server and WASM in debug, both with
-# `--cfg erase_components` as cargo-leptos sets it (its own target directory, so the test build's
-# cache stays); built while the browser tests run, served and hydrated in Chromium after them.
-# Once, a CI run's dev build failed with its cause scrolled out of the printed tail: its errors
-# are printed and it is tried once more.
-dev_build_once() { CARGO_TARGET_DIR=target/dev LEPTOS_SITE_ROOT=target/site-dev cargo leptos build --split >"$WORK/dev-build-try.log" 2>&1; }
-dev_build() {
-  echo "cargo leptos build --split, $(df -h --output=avail . | tail -1 | tr -d ' ') free on disk"
-  dev_build_once && return
-  grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build-try.log" | head -150 || tail -60 "$WORK/dev-build-try.log"
-  df -h . && free -m
-  echo "the dev build failed (above); trying it once more"
-  dev_build_once || { tail -40 "$WORK/dev-build-try.log"; echo "the dev build failed twice"; return 1; }
-}
-say "cargo leptos build --split (the dev build): begun at idle priority"
-background dev-build dev_build
 
 start_server() { # $1 = variable to set to its URL; further args are VAR=value settings (@PORT@: its port)
   local name=$1; shift
@@ -209,7 +161,24 @@ say "Playwright: the Ionic app at http://127.0.0.1:$IONIC_PORT against $IONIC_AP
 (cd end2end && IONIC_URL="http://127.0.0.1:$IONIC_PORT" IONIC_API_URL=$IONIC_API_URL npx playwright test --project=ionic) 2>&1 \
   | tee -a "$WORK/playwright.log"
 
-wait_for dev-build
+# The build a developer runs (`cargo leptos watch --split`): server and WASM in debug, both with
+# `--cfg erase_components` as cargo-leptos sets it (its own target directory, so the test build's
+# cache stays), served and hydrated in Chromium.
+say "cargo leptos build --split (the dev build; $(df -h --output=avail . | tail -1 | tr -d ' ') free on disk)"
+dev_build() { CARGO_TARGET_DIR=target/dev LEPTOS_SITE_ROOT=target/site-dev cargo leptos build --split >"$WORK/dev-build.log" 2>&1; }
+# Once, a CI run's dev build failed with its cause scrolled out of the printed tail: on failure its
+# errors are printed here and it is tried once more; failing again, they are the script's last words.
+if ! dev_build; then
+  grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150 || tail -60 "$WORK/dev-build.log"
+  df -h . && free -m
+  say "the dev build failed (above); trying it once more"
+  if ! dev_build; then
+    tail -40 "$WORK/dev-build.log"
+    echo "the dev build failed twice; its errors:" >&2
+    grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150 >&2 || true
+    exit 1
+  fi
+fi
 SERVER_BIN=target/dev/debug/server start_server DEV_URL LEPTOS_SITE_ROOT=target/site-dev "${SETTINGS[@]}"
 say "Playwright: the dev build at $DEV_URL"
 (cd end2end && DEV_URL=$DEV_URL npx playwright test --project=dev-build) 2>&1 | tee -a "$WORK/playwright.log"
