@@ -70,6 +70,7 @@ HELLO_PORT=$(free_port)
 target/release/bench-reference serve "127.0.0.1:$HELLO_PORT" &
 PIDS+=($!)
 read -r HASH_MS HASH_ALL_MS < <(target/release/bench-reference hash)
+[ -n "$HASH_ALL_MS" ] || { echo "bench-reference hash printed no second figure" >&2; exit 1; }
 echo "Baton $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, ${SECS}s per scenario, wrk on loopback"
 bench "hello (bare axum)" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/"
 bench "hello + Baton's headers" -t2 -c32 -d"${SECS}s" -s bench/report.lua "http://127.0.0.1:$HELLO_PORT/headers"

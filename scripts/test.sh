@@ -27,7 +27,7 @@ trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# --- 0. the habits: formatting, lints (server, app on the server and in the browser), no cycles --
+# --- 0. the habits: formatting, lints of the browser's build (frontend, app with hydrate), no cycles
 say "cargo fmt --check; cargo clippy -D warnings (wasm32); module graph"
 cargo fmt --all --check
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
@@ -37,8 +37,12 @@ python3 scripts/module_graph.py
 # Clippy is the compiler of the workspace's crates here, as `cargo clippy` runs it (the same
 # RUSTC_WORKSPACE_WRAPPER and CLIPPY_ARGS), so the test build is also the lint run: the
 # dependencies are built once, not checked for clippy and then built for the tests (6 min cold).
+# clippy-driver is rustc with clippy's passes: the binaries tested are the same code, built with
+# fewer MIR optimisations (it turns them off to lint precisely).
 say "cargo test --workspace (SQLite), built by clippy -D warnings"
-RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver) CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
+CLIPPY_DRIVER=$(rustup which clippy-driver)
+[ -x "$CLIPPY_DRIVER" ] || { echo "no clippy-driver ($CLIPPY_DRIVER): scripts/setup.sh installs it" >&2; exit 1; }
+RUSTC_WORKSPACE_WRAPPER=$CLIPPY_DRIVER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
   cargo test --workspace 2>&1 | tee "$WORK/cargo-sqlite.log"
 
 # --- 2. the integration tests again on PostgreSQL -----------------------------------------------

@@ -5,7 +5,7 @@
 //!   what those bytes alone cost (to send, and for the benchmark client on the same cores to read).
 //! - `bench-reference hash`: the time of one Argon2id hash at Baton's default parameters
 //!   (19 MiB, t=2, p=1), the floor of a login; printed in ms, the median of 9. Then, on the same
-//!   line, the time of one hash while every core hashes at once (the median of 9 per core): the
+//!   line, the time of one hash while every core hashes at once (9 per core, one median): the
 //!   cores share one cache and one memory bus, so a login flood's ceiling is cores ÷ this one.
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
