@@ -70,6 +70,12 @@ pub struct Account {
     /// The address the account is changing to: it becomes `email` once the link mailed there is
     /// opened (until then the verified `email` stays).
     pub pending_email: Option<String>,
+    /// A login asks for a one-time code after the password.
+    #[serde(default)]
+    pub one_time_codes: bool,
+    /// Recovery codes not used yet (0 without one-time codes).
+    #[serde(default)]
+    pub recovery_codes_left: u32,
 }
 
 /// `POST /api/auth/password-reset`: a username or an email address.
@@ -90,6 +96,10 @@ pub struct PasswordResetConfirm {
     /// The signup rules.
     #[cfg_attr(feature = "ssr", schema(min_length = 8, max_length = 128))]
     pub new_password: String,
+    /// For an account with one-time codes: a code from the authenticator app, or a recovery code.
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(max_length = 64))]
+    pub code: Option<String>,
 }
 
 /// `POST /api/account/email`: the password again, and the new address.
@@ -162,6 +172,98 @@ pub struct AccountDeletion {
     pub password: String,
 }
 
+/// `DELETE /api/account/totp`, `POST /api/account/totp` and `…/recovery-codes`: the password,
+/// once more.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordConfirmation {
+    pub password: String,
+}
+
+/// What a right password gets, instead of tokens, for an account with one-time codes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MfaChallenge {
+    /// Always `true`: no tokens yet.
+    pub mfa_required: bool,
+    /// Send with the code to `POST /api/auth/login/mfa`: single use, valid 5 minutes, from this
+    /// client only (the same DPoP key, if the login had one, and the same `User-Agent`).
+    pub challenge: String,
+    /// What the code may be: `totp` (6 digits from the authenticator app), `recovery_code`.
+    pub methods: Vec<String>,
+}
+
+/// `POST /api/auth/login`'s answer: tokens, or the second step's challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum LoginResponse {
+    SecondFactor(MfaChallenge),
+    Tokens(TokenResponse),
+}
+
+/// The login server function's answer: as [`LoginResponse`], externally tagged (the browser
+/// reads this shape with far less code than an untagged enum's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginStep {
+    Tokens(TokenResponse),
+    /// The second step's challenge.
+    SecondFactor(Sensitive),
+}
+
+impl From<LoginResponse> for LoginStep {
+    fn from(answer: LoginResponse) -> Self {
+        match answer {
+            LoginResponse::Tokens(tokens) => Self::Tokens(tokens),
+            LoginResponse::SecondFactor(second) => Self::SecondFactor(Sensitive(second.challenge)),
+        }
+    }
+}
+
+/// `POST /api/auth/login/mfa`: the challenge from the login's answer and a code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MfaLogin {
+    pub challenge: String,
+    /// The authenticator app's 6 digits, or a recovery code (spaces and dashes ignored).
+    #[cfg_attr(feature = "ssr", schema(max_length = 64))]
+    pub code: String,
+}
+
+/// `POST /api/account/totp`'s answer: what the authenticator app needs. Nothing is asked for at
+/// login until a first code confirms it (`POST /api/account/totp/confirm`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TotpSetup {
+    /// Base32, in groups of four, for typing into the app.
+    pub secret: String,
+    /// `otpauth://totp/…`, what the QR code holds.
+    pub otpauth_uri: String,
+    /// The URI as a QR code (SVG).
+    pub qr_svg: String,
+}
+
+/// `POST /api/account/totp/confirm`: the app's current code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TotpConfirmation {
+    #[cfg_attr(feature = "ssr", schema(max_length = 64))]
+    pub code: String,
+}
+
+/// Ten recovery codes, shown this once: each works once, in place of a one-time code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
 /// A password or token as a server function's argument: the `#[server]` macro derives `Debug`
 /// for its arguments, and this prints `[redacted]` in the secret's place.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,10 +305,16 @@ debug_redacting!(Credentials { shown: [username], secret: [password] });
 debug_redacting!(RefreshRequest { shown: [], secret: [refresh_token] });
 debug_redacting!(PasswordChange { shown: [], secret: [current_password, new_password] });
 debug_redacting!(AccountDeletion { shown: [], secret: [password] });
+debug_redacting!(PasswordConfirmation { shown: [], secret: [password] });
+debug_redacting!(MfaChallenge { shown: [mfa_required, methods], secret: [challenge] });
+debug_redacting!(MfaLogin { shown: [], secret: [challenge, code] });
+debug_redacting!(TotpSetup { shown: [], secret: [secret, otpauth_uri, qr_svg] });
+debug_redacting!(TotpConfirmation { shown: [], secret: [code] });
+debug_redacting!(RecoveryCodes { shown: [], secret: [recovery_codes] });
 // Addresses are not secrets, but logs have no business keeping them either.
 debug_redacting!(Signup { shown: [username], secret: [password, email] });
 debug_redacting!(PasswordResetRequest { shown: [], secret: [login] });
-debug_redacting!(PasswordResetConfirm { shown: [], secret: [token, new_password] });
+debug_redacting!(PasswordResetConfirm { shown: [], secret: [token, new_password, code] });
 debug_redacting!(EmailChange { shown: [], secret: [password, email] });
 debug_redacting!(EmailVerification { shown: [], secret: [token] });
 

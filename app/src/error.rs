@@ -36,6 +36,15 @@ pub enum AppError {
     /// An email-verification link that is unknown, used, expired or for another address.
     #[error("{0}")]
     InvalidVerificationToken(String),
+    /// A one-time code or recovery code that is wrong, or already used; the message says which.
+    #[error("{0}")]
+    InvalidCode(String),
+    /// The login's code step after its challenge expired, was used, or came from another client.
+    #[error("This sign-in step has expired. Please log in again.")]
+    InvalidMfaChallenge,
+    /// The request needs one-time codes on (`false`) or off (`true`), and they are not.
+    #[error("{}", if *on { "One-time codes are already on. Turn them off first to set up another authenticator." } else { "One-time codes are not on for this account (or their setup was not started)." })]
+    OneTimeCodes { on: bool },
     #[error("Not found.")]
     NotFound,
     #[error("This method is not allowed here.")]
@@ -72,6 +81,10 @@ impl AppError {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::InvalidResetToken(_) => "invalid_reset_token",
             Self::InvalidVerificationToken(_) => "invalid_verification_token",
+            Self::InvalidCode(_) => "invalid_code",
+            Self::InvalidMfaChallenge => "invalid_mfa_challenge",
+            Self::OneTimeCodes { on: true } => "one_time_codes_on",
+            Self::OneTimeCodes { on: false } => "one_time_codes_off",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -89,9 +102,13 @@ impl AppError {
         match self {
             Self::InvalidInput { .. } => 422,
             Self::UsernameTaken => 409,
-            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::InvalidToken | Self::InvalidDpopProof(_) => {
-                401
-            }
+            Self::InvalidCredentials
+            | Self::InvalidRefreshToken
+            | Self::InvalidToken
+            | Self::InvalidDpopProof(_)
+            | Self::InvalidCode(_)
+            | Self::InvalidMfaChallenge => 401,
+            Self::OneTimeCodes { .. } => 409,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TooManyRequests { .. } => 429,
@@ -281,6 +298,10 @@ impl TryFrom<ErrorBody> for AppError {
             "invalid_dpop_proof" => Self::InvalidDpopProof(body.message),
             "invalid_reset_token" => Self::InvalidResetToken(body.message),
             "invalid_verification_token" => Self::InvalidVerificationToken(body.message),
+            "invalid_code" => Self::InvalidCode(body.message),
+            "invalid_mfa_challenge" => Self::InvalidMfaChallenge,
+            "one_time_codes_on" => Self::OneTimeCodes { on: true },
+            "one_time_codes_off" => Self::OneTimeCodes { on: false },
             "not_found" => Self::NotFound,
             "method_not_allowed" => Self::MethodNotAllowed,
             "too_many_requests" => Self::TooManyRequests { retry_after },
@@ -380,6 +401,10 @@ mod tests {
             AppError::InvalidRefreshToken,
             AppError::InvalidToken,
             AppError::InvalidDpopProof("no proof".into()),
+            AppError::InvalidCode("wrong".into()),
+            AppError::InvalidMfaChallenge,
+            AppError::OneTimeCodes { on: true },
+            AppError::OneTimeCodes { on: false },
             AppError::NotFound,
             AppError::MethodNotAllowed,
             AppError::TooManyRequests { retry_after: 7 },

@@ -52,8 +52,16 @@ pub async fn signup(username: String, password: Sensitive, email: Option<String>
 }
 
 #[server(prefix = "/api/fn", endpoint = "login", client = DpopClient)]
-pub async fn login(username: String, password: Sensitive) -> Result<TokenResponse, AppError> {
-    ssr::auth()?.login(&Credentials { username, password: password.0 }, &ssr::client().await?).await
+pub async fn login(username: String, password: Sensitive) -> Result<api::LoginStep, AppError> {
+    let answer = ssr::auth()?.login(&Credentials { username, password: password.0 }, &ssr::client().await?).await?;
+    Ok(answer.into())
+}
+
+/// The login's second step: the challenge a right password earned, and a one-time code. Through
+/// the same DPoP key as the login (the challenge is bound to it).
+#[server(prefix = "/api/fn", endpoint = "login_mfa", client = DpopClient)]
+pub async fn login_mfa(challenge: Sensitive, code: Sensitive) -> Result<TokenResponse, AppError> {
+    ssr::auth()?.login_mfa(&api::MfaLogin { challenge: challenge.0, code: code.0 }, &ssr::client().await?).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "refresh", client = DpopClient)]
@@ -135,6 +143,33 @@ pub async fn account() -> Result<api::Account, AppError> {
     auth.account(&who).await
 }
 
+#[server(prefix = "/api/fn", endpoint = "begin_one_time_codes", client = AuthClient)]
+pub async fn begin_one_time_codes(password: Sensitive) -> Result<api::TotpSetup, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    let input = api::PasswordConfirmation { password: password.0 };
+    auth.begin_one_time_codes(&who, &input, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "confirm_one_time_codes", client = AuthClient)]
+pub async fn confirm_one_time_codes(code: Sensitive) -> Result<api::RecoveryCodes, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    auth.confirm_one_time_codes(&who, &code.0, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "renew_recovery_codes", client = AuthClient)]
+pub async fn renew_recovery_codes(password: Sensitive) -> Result<api::RecoveryCodes, AppError> {
+    let (auth, who) = ssr::principal().await?;
+    let input = api::PasswordConfirmation { password: password.0 };
+    auth.renew_recovery_codes(&who, &input, &ssr::client().await?).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "turn_off_one_time_codes", client = AuthClient)]
+pub async fn turn_off_one_time_codes(password: Sensitive) -> Result<(), AppError> {
+    let (auth, who) = ssr::principal().await?;
+    let input = api::PasswordConfirmation { password: password.0 };
+    auth.turn_off_one_time_codes(&who, &input, &ssr::client().await?).await
+}
+
 #[server(prefix = "/api/fn", endpoint = "change_email", client = AuthClient)]
 pub async fn change_email(password: Sensitive, email: String) -> Result<(), AppError> {
     let (auth, who) = ssr::principal().await?;
@@ -160,7 +195,11 @@ pub async fn request_password_reset(login: String) -> Result<(), AppError> {
 
 /// The new password, and this device logged in (bound to its key where it can keep one).
 #[server(prefix = "/api/fn", endpoint = "confirm_password_reset", client = DpopClient)]
-pub async fn confirm_password_reset(token: Sensitive, new_password: Sensitive) -> Result<TokenResponse, AppError> {
-    let confirm = PasswordResetConfirm { token: token.0, new_password: new_password.0 };
+pub async fn confirm_password_reset(
+    token: Sensitive,
+    new_password: Sensitive,
+    code: Option<Sensitive>,
+) -> Result<TokenResponse, AppError> {
+    let confirm = PasswordResetConfirm { token: token.0, new_password: new_password.0, code: code.map(|c| c.0) };
     ssr::auth()?.confirm_password_reset(&confirm, &ssr::client().await?).await
 }

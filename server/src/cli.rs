@@ -14,6 +14,8 @@ or a .env file (see README.md); commands use the same database and data director
 Commands:
   check-config                 print the effective settings (secrets redacted), and warnings
   unlock <username>            clear a username's failed-login count and lock
+  turn-off-codes <username>    turn the user's one-time codes off (for an owner who lost the
+                               authenticator and the recovery codes, or whose codes a thief set)
   sessions <username>          list the user's live sessions
   revoke-sessions <username>   end every session of the user
   revoke-session <session-id>  end one session
@@ -51,6 +53,7 @@ pub enum KeyCommand {
 
 pub enum DbCommand {
     Unlock(String),
+    TurnOffCodes(String),
     Sessions(String),
     RevokeSessions(String),
     RevokeSession(String),
@@ -75,6 +78,7 @@ impl Invocation {
             "help" | "--help" | "-h" => return Ok(Self::Help),
             "check-config" => none(Command::CheckConfig)?,
             "unlock" => Command::Db(DbCommand::Unlock(one("username")?)),
+            "turn-off-codes" => Command::Db(DbCommand::TurnOffCodes(one("username")?)),
             "sessions" => Command::Db(DbCommand::Sessions(one("username")?)),
             "revoke-sessions" => Command::Db(DbCommand::RevokeSessions(one("username")?)),
             "revoke-session" => Command::Db(DbCommand::RevokeSession(one("session-id")?)),
@@ -149,6 +153,10 @@ impl DbCommand {
             Self::Unlock(username) => match auth.unlock(&username).await? {
                 true => done(format!("{username}: unlocked")),
                 false => done(format!("{username}: not locked, nothing to do")),
+            },
+            Self::TurnOffCodes(username) => match auth.turn_off_codes_of(&username).await? {
+                true => done(format!("{username}: one-time codes turned off")),
+                false => done(format!("{username}: one-time codes were not on, nothing to do")),
             },
             Self::Sessions(username) => {
                 let sessions = auth.sessions_of(&username).await?;

@@ -30,6 +30,10 @@ pub enum Event {
     EmailChanged,
     EmailVerified,
     AccountDeleted,
+    /// One-time codes confirmed (turned on), turned off, their recovery codes made anew.
+    OneTimeCodesOn,
+    OneTimeCodesOff,
+    RecoveryCodesRenewed,
 }
 
 impl Event {
@@ -54,6 +58,9 @@ impl Event {
             Self::EmailChanged => "email_changed",
             Self::EmailVerified => "email_verified",
             Self::AccountDeleted => "account_deleted",
+            Self::OneTimeCodesOn => "one_time_codes_on",
+            Self::OneTimeCodesOff => "one_time_codes_off",
+            Self::RecoveryCodesRenewed => "recovery_codes_renewed",
         }
     }
 

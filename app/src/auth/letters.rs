@@ -32,6 +32,8 @@ pub(crate) enum Notice {
         new: String,
     },
     AccountDeleted,
+    OneTimeCodesOn,
+    OneTimeCodesOff,
 }
 
 /// Who did it, as a notice tells it.
@@ -152,6 +154,20 @@ pub(crate) fn notice_letter(notice: &Notice, username: &str, origin: &Origin) ->
             "Your Baton account was deleted",
             "Your Baton account was deleted, with every session. Its username is free again.".into(),
             "If this was not you, someone knew your password; the account cannot be restored, but you can sign up again.",
+        ),
+        Notice::OneTimeCodesOn => (
+            "one_time_codes_on",
+            "One-time codes are on for your Baton account",
+            "Logging in to your Baton account now asks for a code from an authenticator app after the password."
+                .into(),
+            "If this was not you, someone knows your password and can now keep you out: ask the people who run this \
+             service to turn the codes off at once, then reset your password.",
+        ),
+        Notice::OneTimeCodesOff => (
+            "one_time_codes_off",
+            "One-time codes were turned off for your Baton account",
+            "Logging in to your Baton account asks for the password alone again.".into(),
+            NOT_YOU_PASSWORD,
         ),
     };
     Letter {

@@ -1,5 +1,5 @@
-//! The inside page's account card: the email address (its state, "Send again", a new one), change
-//! the password, delete the account. A new address, a new password and deleting ask for the
+//! The inside page's account card: the email address (its state, "Send again", a new one), one-time
+//! codes (`one_time_codes`), change the password, delete the account. A new address, a new password and deleting ask for the
 //! current password again; the server throttles wrong ones like logins.
 
 use super::session;
@@ -17,6 +17,7 @@ pub fn AccountCard() -> AnyView {
         <article class="card">
             <h2>"Your account"</h2>
             <EmailAddress/>
+            <super::one_time_codes::OneTimeCodes/>
             <ChangePassword/>
             <DeleteAccount/>
         </article>
@@ -224,7 +225,7 @@ fn DeleteAccount() -> impl IntoView {
 }
 
 /// The login's "Wrong username or password." reads oddly here: only the password was asked.
-fn describe(error: &AppError) -> String {
+pub(super) fn describe(error: &AppError) -> String {
     match error {
         AppError::InvalidCredentials => "That is not your current password.".into(),
         other => other.to_string(),

@@ -2,6 +2,7 @@
 //! (`crate::domain`), and the server's answer appears next to the field it is about.
 
 use super::session::{self, Auth, AuthStatus};
+use crate::api::{LoginStep, Sensitive};
 use crate::domain::{Email, Password, Username, PASSWORD_MAX, PASSWORD_MIN};
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -42,14 +43,37 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
     let (user_input, pass_input) = (NodeRef::<leptos::html::Input>::new(), NodeRef::<leptos::html::Input>::new());
     let form = NodeRef::<leptos::html::Form>::new();
     let (user_touched, pass_touched, submitted) = (RwSignal::new(false), RwSignal::new(false), RwSignal::new(false));
+    // An account with one-time codes: the challenge its right password earned, for the second
+    // step. Only in this page's memory (never in storage another page could read).
+    let challenge = RwSignal::new(None::<Sensitive>);
+    let second_host = NodeRef::<leptos::html::Div>::new();
+    #[cfg(feature = "hydrate")]
+    {
+        let mounted = StoredValue::new(false);
+        Effect::new(move |_| {
+            if challenge.with(Option::is_some) && !mounted.get_value() {
+                if let Some(host) = second_host.get_untracked() {
+                    mounted.set_value(true);
+                    leptos::task::spawn_local(second_step(challenge, host));
+                }
+            }
+        });
+    }
     let action = Action::new(move |(u, p, e): &(String, String, String)| {
         let (u, p, e) = (u.clone(), p.clone(), e.trim().to_owned());
         async move {
-            let result = match mode {
-                Mode::Login => crate::server_fns::login(u, p.into()).await,
-                Mode::Signup => crate::server_fns::signup(u, p.into(), (!e.is_empty()).then_some(e)).await,
+            let tokens = match mode {
+                Mode::Login => match crate::server_fns::login(u, p.into()).await? {
+                    LoginStep::Tokens(tokens) => tokens,
+                    LoginStep::SecondFactor(second) => {
+                        challenge.set(Some(second));
+                        return Ok(());
+                    }
+                },
+                Mode::Signup => crate::server_fns::signup(u, p.into(), (!e.is_empty()).then_some(e)).await?,
             };
-            result.map(session::logged_in)
+            session::logged_in(tokens);
+            Ok::<_, AppError>(())
         }
     });
     let server_error = move || action.value().get().and_then(Result::err);
@@ -173,8 +197,10 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
             <Show when=move || auth.notice.get().is_some()>
                 <p class="notice" role="status" data-testid="notice">{move || auth.notice.get().map(|n| n.text())}</p>
             </Show>
+            // The second step is mounted here once a password earns a challenge (`second_step`).
+            <div node_ref=second_host></div>
             // POST, so that a submit the page could not hold back never puts the password in a URL.
-            <form node_ref=form method="post" on:submit=on_submit novalidate=true aria-describedby="form-error">
+            <form node_ref=form hidden=move || challenge.with(Option::is_some) method="post" on:submit=on_submit novalidate=true aria-describedby="form-error">
                 <div class="field" class:invalid=move || user_error().is_some()>
                     <label for="username">"Username"</label>
                     <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none"
@@ -236,6 +262,97 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
             {(mode == Mode::Login).then(|| view! { <p class="switch"><a href="/forgot">"Forgot your password?"</a></p> })}
             <p class="switch">{other_text}" "<a href=other_href>{other_label}</a></p>
         </section>
+    }
+}
+
+/// Mounts the second step into `host`: its code is split from the page's WASM and comes only
+/// when a password earned a challenge (it weighs about a third of the login page's code, and
+/// most logins never need it). Mounted once; it hides itself while there is no challenge.
+#[cfg(feature = "hydrate")]
+#[lazy]
+fn second_step(challenge: RwSignal<Option<Sensitive>>, host: web_sys::HtmlDivElement) {
+    use wasm_bindgen::JsCast;
+    let host: web_sys::HtmlElement = host.unchecked_into();
+    leptos::mount::mount_to(host, move || view! { <SecondStep challenge/> }).forget();
+}
+
+/// The login's second step, for an account with one-time codes: a code from the authenticator
+/// app, or a recovery code. A challenge that expired or ran out of tries sends the person back to
+/// the password. Only in the browser: the server never renders it.
+#[cfg(feature = "hydrate")]
+#[component]
+fn SecondStep(challenge: RwSignal<Option<Sensitive>>) -> impl IntoView {
+    let code = RwSignal::new(String::new());
+    let code_input = NodeRef::<leptos::html::Input>::new();
+    let error_ref = NodeRef::<leptos::html::P>::new();
+    let verify = Action::new(move |code: &String| {
+        let (code, pending) = (code.clone(), challenge.get_untracked());
+        async move {
+            let Some(pending) = pending else { return Err(AppError::InvalidMfaChallenge) };
+            let tokens = crate::server_fns::login_mfa(pending, code.into()).await?;
+            session::logged_in(tokens);
+            Ok(())
+        }
+    });
+    let error = move || verify.value().get().and_then(Result::err);
+    let wait = Countdown::new();
+    Effect::new(move |_| match verify.value().get() {
+        Some(Err(AppError::TooManyRequests { retry_after })) => wait.start(retry_after),
+        Some(Err(_)) => {
+            code.set(String::new());
+            focus(code_input);
+        }
+        _ => {}
+    });
+    let expired = move || matches!(error(), Some(AppError::InvalidMfaChallenge));
+    // A new challenge (after "Log in again") starts clean.
+    Effect::new(move |_| {
+        if challenge.with(Option::is_some) {
+            verify.value().set(None);
+            code.set(String::new());
+            focus(code_input);
+        }
+    });
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if let Some(el) = code_input.get_untracked() {
+            code.set(el.value());
+        }
+        let typed = code.get_untracked();
+        if !typed.trim().is_empty() && !verify.pending().get_untracked() && wait.remaining.get_untracked() == 0 {
+            verify.dispatch(typed);
+        }
+    };
+    view! {
+        <form method="post" on:submit=on_submit novalidate=true aria-describedby="code-hint code-error"
+            hidden=move || challenge.with(Option::is_none)>
+            <p class="notice">"Your password was right. This account also asks for a one-time code."</p>
+            <div class="field" class:invalid=move || error().is_some()>
+                <label for="code">"Code"</label>
+                // Text, not numeric: a recovery code has letters.
+                <input id="code" name="code" type="text" autocomplete="one-time-code" autocapitalize="none"
+                    spellcheck="false" required=true aria-invalid=move || error().is_some().to_string()
+                    aria-describedby="code-hint code-error" node_ref=code_input bind:value=code/>
+                <p id="code-hint" class="field-hint">"The 6-digit code your authenticator app shows, or one of your recovery codes."</p>
+                <p id="code-error" class="field-error" role="alert" tabindex="-1" data-testid="code-error" node_ref=error_ref>
+                    {move || error().map(|e| e.to_string())}
+                </p>
+            </div>
+            <Show when=expired fallback=move || view! {
+                <button type="submit" class="button button-wide" disabled=move || verify.pending().get() || wait.remaining.get() != 0
+                    aria-busy=move || verify.pending().get().to_string()>
+                    <Show when=move || verify.pending().get()>
+                        <span class="spinner" aria-hidden="true"></span>
+                    </Show>
+                    "Verify"
+                    <Show when=move || wait.remaining.get() != 0>
+                        <span class="countdown">{move || format!(" (wait {} s)", wait.remaining.get())}</span>
+                    </Show>
+                </button>
+            }>
+                <button type="button" class="button button-wide" on:click=move |_| challenge.set(None)>"Log in again"</button>
+            </Show>
+        </form>
     }
 }
 

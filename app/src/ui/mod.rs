@@ -12,6 +12,7 @@ mod guard;
 mod inside;
 mod login;
 mod next;
+mod one_time_codes;
 mod recovery;
 pub mod session;
 

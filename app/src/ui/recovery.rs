@@ -4,6 +4,7 @@
 //! apart (`lazy`): `/login` does not download them.
 
 use super::session;
+use crate::api::Sensitive;
 use crate::domain::Password;
 use crate::error::AppError;
 use crate::server_fns;
@@ -95,12 +96,15 @@ pub fn ForgotPage() -> impl IntoView {
 #[island(lazy)]
 pub fn ResetPage(token: String) -> impl IntoView {
     let password = RwSignal::new(typed("new-password"));
+    let code = RwSignal::new(String::new());
     let (form, field) = (NodeRef::<leptos::html::Form>::new(), NodeRef::<leptos::html::Input>::new());
+    let code_field = NodeRef::<leptos::html::Input>::new();
     let token = StoredValue::new(token);
-    let reset = Action::new(move |new: &String| {
+    let reset = Action::new(move |(new, code): &(String, String)| {
         let (token, new) = (token.get_value(), new.clone());
+        let code = Some(code.trim().to_owned()).filter(|c| !c.is_empty()).map(Sensitive);
         async move {
-            let tokens = server_fns::confirm_password_reset(token.into(), new.into()).await?;
+            let tokens = server_fns::confirm_password_reset(token.into(), new.into(), code).await?;
             session::logged_in(tokens);
             super::go("/inside");
             Ok::<(), AppError>(())
@@ -114,13 +118,26 @@ pub fn ResetPage(token: String) -> impl IntoView {
         })
     };
     let link_error = move || error().filter(|e| matches!(e, AppError::InvalidResetToken(_)));
+    // Shown once the server says the account has one-time codes, and from then on.
+    let asks_code = RwSignal::new(false);
+    Effect::new(move |_| {
+        if matches!(error(), Some(AppError::InvalidCode(_))) {
+            asks_code.set(true);
+            code.set(String::new());
+        }
+    });
+    let code_error = move || error().filter(|e| matches!(e, AppError::InvalidCode(_))).map(|e| e.to_string());
     let other_error = move || {
-        error().filter(|e| e.field_message("newPassword").is_none() && !matches!(e, AppError::InvalidResetToken(_)))
+        error().filter(|e| {
+            e.field_message("newPassword").is_none()
+                && !matches!(e, AppError::InvalidResetToken(_) | AppError::InvalidCode(_))
+        })
     };
     let submit = move || {
         read_field(field, password);
+        read_field(code_field, code);
         if !reset.pending().get_untracked() {
-            reset.dispatch(password.get_untracked());
+            reset.dispatch((password.get_untracked(), code.get_untracked()));
         }
     };
     on_submit_or_held(form, submit);
@@ -143,6 +160,13 @@ pub fn ResetPage(token: String) -> impl IntoView {
                         required=true aria-describedby="new-password-error"
                         aria-invalid=move || field_error().is_some().to_string() node_ref=field bind:value=password/>
                     <p id="new-password-error" class="field-error">{field_error}</p>
+                </div>
+                <div class="field" class:invalid=move || code_error().is_some() hidden=move || !asks_code.get()>
+                    <label for="code">"Code"</label>
+                    <input id="code" name="code" type="text" autocomplete="one-time-code" autocapitalize="none"
+                        spellcheck="false" aria-describedby="code-error"
+                        aria-invalid=move || code_error().is_some().to_string() node_ref=code_field bind:value=code/>
+                    <p id="code-error" class="field-error" role="alert" data-testid="code-error">{code_error}</p>
                 </div>
                 <p class="form-error" role="alert" data-testid="form-error">{move || other_error().map(|e| e.to_string())}</p>
                 <button class="button button-wide" type="submit" disabled=move || reset.pending().get()

@@ -1,9 +1,12 @@
 //! `/api/account/*`: the user's own account. The current password is asked again to change the
-//! password or the address, or to delete the account.
+//! password or the address, to delete the account, and to turn one-time codes on or off.
 
 use super::extract::{Authenticated, Client, Json};
 use crate::AppState;
-use app::api::{Account, AccountDeletion, EmailChange, EmailVerification, PasswordChange};
+use app::api::{
+    Account, AccountDeletion, EmailChange, EmailVerification, PasswordChange, PasswordConfirmation, RecoveryCodes,
+    TotpConfirmation, TotpSetup,
+};
 use app::error::{AppError, ErrorBody};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,6 +20,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/account/email", post(change_email))
         .route("/api/account/email/resend", post(resend_verification))
         .route("/api/account/email/verify", post(verify_email))
+        .route("/api/account/totp", post(begin_totp).delete(turn_off_totp))
+        .route("/api/account/totp/confirm", post(confirm_totp))
+        .route("/api/account/totp/recovery-codes", post(renew_recovery_codes))
 }
 
 #[utoipa::path(get, path = "/api/account", tag = "account", security(("accessToken" = [])),
@@ -113,5 +119,75 @@ pub async fn delete_account(
     Json(body): Json<AccountDeletion>,
 ) -> Result<StatusCode, AppError> {
     s.auth.delete_account(&who, &body, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/account/totp", tag = "account", security(("accessToken" = [])), request_body = PasswordConfirmation,
+    responses(
+        (status = 200, description = "A new secret for the authenticator app (as text, as an `otpauth://` URI and as a QR code). \
+            Nothing changes at login until a first code confirms it at `/api/account/totp/confirm`; asking again replaces it", body = TotpSetup),
+        (status = 401, description = "`invalid_credentials`: the password is wrong; `invalid_token`", body = ErrorBody),
+        (status = 409, description = "`one_time_codes_on`: they are on already (turn them off first)", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many wrong passwords for this account; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn begin_totp(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+    Json(body): Json<PasswordConfirmation>,
+) -> Result<axum::response::Response, AppError> {
+    Ok(super::no_store(StatusCode::OK, s.auth.begin_one_time_codes(&who, &body, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/account/totp/confirm", tag = "account", security(("accessToken" = [])), request_body = TotpConfirmation,
+    responses(
+        (status = 200, description = "One-time codes are on; ten recovery codes, shown this once", body = RecoveryCodes),
+        (status = 401, description = "`invalid_code`: not the app's current code; `invalid_token`", body = ErrorBody),
+        (status = 409, description = "`one_time_codes_off`: no setup was begun (or it is confirmed already)", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn confirm_totp(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+    Json(body): Json<TotpConfirmation>,
+) -> Result<axum::response::Response, AppError> {
+    Ok(super::no_store(StatusCode::OK, s.auth.confirm_one_time_codes(&who, &body.code, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/account/totp/recovery-codes", tag = "account", security(("accessToken" = [])), request_body = PasswordConfirmation,
+    responses(
+        (status = 200, description = "Ten new recovery codes, shown this once; the old ones no longer work", body = RecoveryCodes),
+        (status = 401, description = "`invalid_credentials`: the password is wrong; `invalid_token`", body = ErrorBody),
+        (status = 409, description = "`one_time_codes_off`: one-time codes are not on", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many wrong passwords for this account; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn renew_recovery_codes(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+    Json(body): Json<PasswordConfirmation>,
+) -> Result<axum::response::Response, AppError> {
+    Ok(super::no_store(StatusCode::OK, s.auth.renew_recovery_codes(&who, &body, &client).await?))
+}
+
+#[utoipa::path(delete, path = "/api/account/totp", tag = "account", security(("accessToken" = [])), request_body = PasswordConfirmation,
+    responses(
+        (status = 204, description = "One-time codes are off, and their recovery codes void: logins ask for the password alone"),
+        (status = 401, description = "`invalid_credentials`: the password is wrong; `invalid_token`", body = ErrorBody),
+        (status = 409, description = "`one_time_codes_off`: they were not on", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many wrong passwords for this account; see `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn turn_off_totp(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Authenticated(who): Authenticated,
+    Json(body): Json<PasswordConfirmation>,
+) -> Result<StatusCode, AppError> {
+    s.auth.turn_off_one_time_codes(&who, &body, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

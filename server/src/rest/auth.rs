@@ -2,18 +2,19 @@
 //! that speaks JSON.
 
 use super::extract::{authorization, Authenticated, Client, Json};
+use super::no_store;
 use crate::AppState;
 use app::api::{
-    Credentials, PasswordResetConfirm, PasswordResetRequest, RefreshRequest, RefreshStateResponse, SessionInfo, Signup,
-    TokenResponse,
+    Credentials, LoginResponse, MfaLogin, PasswordResetConfirm, PasswordResetRequest, RefreshRequest,
+    RefreshStateResponse, SessionInfo, Signup, TokenResponse,
 };
 use app::auth::bearer_token;
 use app::error::{AppError, ErrorBody};
 use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/signup", post(signup))
         .route("/api/auth/login", post(login))
+        .route("/api/auth/login/mfa", post(login_mfa))
         .route("/api/auth/refresh", post(refresh).get(refresh_with_bearer))
         .route("/api/auth/refresh/state", post(refresh_state))
         .route("/api/auth/logout", post(logout))
@@ -29,13 +31,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/sessions/{id}", delete(revoke_session))
         .route("/api/auth/password-reset", post(request_password_reset))
         .route("/api/auth/password-reset/confirm", post(confirm_password_reset))
-}
-
-/// Tokens must never sit in a browser or proxy cache.
-fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
-    let mut res = (status, axum::Json(body)).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = Signup,
@@ -56,7 +51,9 @@ pub async fn signup(
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
     responses(
-        (status = 200, description = "Logged in: a new session", body = TokenResponse),
+        (status = 200, description = "Logged in: a new session (`TokenResponse`). For an account with one-time codes, \
+            no tokens yet but `{mfaRequired: true, challenge, methods}` (`MfaChallenge`): send the challenge and a code \
+            to `/api/auth/login/mfa`", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`, the same for unknown users and wrong passwords", body = ErrorBody),
         (status = 422, description = "`invalid_input`", body = ErrorBody),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
@@ -68,6 +65,22 @@ pub async fn login(
     Json(body): Json<Credentials>,
 ) -> Result<Response, AppError> {
     Ok(no_store(StatusCode::OK, s.auth.login(&body, &client).await?))
+}
+
+#[utoipa::path(post, path = "/api/auth/login/mfa", tag = "auth", request_body = MfaLogin,
+    responses(
+        (status = 200, description = "Logged in: a new session", body = TokenResponse),
+        (status = 401, description = "`invalid_code`: wrong, or used already (the challenge stays, for 5 tries); \
+            `invalid_mfa_challenge`: unknown, used, expired, out of tries, or from another client: log in again", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: this address, or this account after wrong passwords or codes, must wait `Retry-After` seconds", body = ErrorBody),
+    ))]
+pub async fn login_mfa(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<MfaLogin>,
+) -> Result<Response, AppError> {
+    Ok(no_store(StatusCode::OK, s.auth.login_mfa(&body, &client).await?))
 }
 
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -211,6 +224,7 @@ pub async fn request_password_reset(
     responses(
         (status = 200, description = "The password is set; every session of the account ended, its login backoff cleared; a new session for this client (DPoP-bound as for login)", body = TokenResponse),
         (status = 400, description = "`invalid_reset_token`: unknown, used, replaced or expired (the message says which)", body = ErrorBody),
+        (status = 401, description = "`invalid_code`: the account has one-time codes and `code` is missing, wrong or used (the link stays valid)", body = ErrorBody),
         (status = 422, description = "`invalid_input`: the new password breaks a rule (`fields` names `newPassword`)", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`: counted like logins; see `Retry-After`", body = ErrorBody),

@@ -53,13 +53,14 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         A missing or invalid proof is 401 `invalid_dpop_proof` with `WWW-Authenticate: DPoP`. \
         See examples/dpop_client.py."),
     paths(
-        super::auth::signup, super::auth::login, super::auth::refresh, super::auth::refresh_with_bearer,
+        super::auth::signup, super::auth::login, super::auth::login_mfa, super::auth::refresh, super::auth::refresh_with_bearer,
         super::auth::refresh_state,
         super::auth::logout, super::auth::logout_all, super::auth::sessions, super::auth::revoke_session,
         super::auth::request_password_reset, super::auth::confirm_password_reset,
         super::users::me, super::users::secret, super::account::change_password, super::account::delete_account,
         super::account::account, super::account::change_email, super::account::resend_verification,
-        super::account::verify_email,
+        super::account::verify_email, super::account::begin_totp, super::account::confirm_totp,
+        super::account::renew_recovery_codes, super::account::turn_off_totp,
         healthz, jwks, openapi,
     ),
     components(schemas(ErrorBody)),

@@ -19,6 +19,15 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
 }
 
+/// Tokens and secrets must never sit in a browser or proxy cache.
+pub(crate) fn no_store(status: axum::http::StatusCode, body: impl serde::Serialize) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse as _;
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// Unknown `/api/…` paths answer in JSON too, not with the HTML 404 page.
 pub async fn not_found() -> AppError {
     AppError::NotFound

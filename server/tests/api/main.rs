@@ -17,6 +17,7 @@ mod logs;
 mod mail;
 mod mail_sink;
 mod metrics;
+mod one_time_codes;
 mod outage;
 mod sessions;
 mod shutdown;

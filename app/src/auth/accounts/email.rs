@@ -77,6 +77,8 @@ impl AuthService {
             email_verified: row.email.is_some() && row.email_verified_at.is_some(),
             email: row.email,
             pending_email: row.pending,
+            one_time_codes: self.has_one_time_codes(&principal.user_id).await?,
+            recovery_codes_left: self.recovery_codes_left(&principal.user_id).await?,
         })
     }
 

@@ -1,10 +1,11 @@
 //! Accounts: signup, login, change password, delete account and the current user; the email
 //! address and its verification (`email`); a password reset by mailed link (`reset`); the
-//! single-use links both mail (`links`).
+//! single-use links both mail (`links`); one-time codes as a second factor (`second_factor`).
 
 mod email;
 mod links;
 pub(crate) mod reset;
+mod second_factor;
 
 use super::caller::{ClientInfo, Principal};
 use super::credentials::password::Lane;
@@ -17,7 +18,9 @@ use super::store::db::{is_unique_violation, now_ms};
 use super::store::writer::WriteTx;
 use super::tokens::links::Purpose;
 use super::AuthService;
-use crate::api::{rfc3339, AccountDeletion, Credentials, PasswordChange, Secret, Signup, TokenResponse, User};
+use crate::api::{
+    rfc3339, AccountDeletion, Credentials, LoginResponse, PasswordChange, Secret, Signup, TokenResponse, User,
+};
 use crate::domain::{parse_credentials, parse_new_credentials, Password};
 use crate::error::AppError;
 
@@ -97,9 +100,11 @@ impl AuthService {
     }
 
     /// Unknown user and wrong password look the same from outside: same error, same throttling,
-    /// and the same work, since an unknown user's attempt is checked against a dummy hash.
+    /// and the same work, since an unknown user's attempt is checked against a dummy hash. An
+    /// account with one-time codes gets the second step's challenge instead of tokens (and its
+    /// attempt stays counted until a code is right).
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, input: &Credentials, client: &ClientInfo) -> Result<TokenResponse, AppError> {
+    pub async fn login(&self, input: &Credentials, client: &ClientInfo) -> Result<LoginResponse, AppError> {
         self.limit_rate(Action::Login, client).await?;
         let (username, password) = parse_credentials(&input.username, &input.password)?;
         let dpop_key = self.presented_key(client).await?;
@@ -123,7 +128,10 @@ impl AuthService {
             self.record(Event::LoginFailed.of(found.as_ref().map(|f| f.user.id.as_str()), None, client)).await;
             return Err(AppError::InvalidCredentials);
         };
-        self.clear_login_attempts(&key).await?;
+        let second_factor = self.has_one_time_codes(&user.id).await?;
+        if !second_factor {
+            self.clear_login_attempts(&key).await?;
+        }
         if verified.needs_rehash {
             let hash = self.inner.hasher.hash(&password, Lane::Known).await?;
             // Only over the hash that was verified, of the same version: a password changed
@@ -137,6 +145,10 @@ impl AuthService {
             .bind(password_version);
             self.execute_write(rehash).await?;
         }
+        if second_factor {
+            let challenge = self.issue_mfa_challenge(&user.id, *password_version, client, dpop_key.as_deref()).await?;
+            return Ok(LoginResponse::SecondFactor(challenge));
+        }
         let familiar = self.familiar_client(&user.id, client).await?;
         // Fails if the password changed since it was read (see `start_session`).
         let response = self.start_session(User::from(user), *password_version, client, dpop_key).await?;
@@ -144,7 +156,7 @@ impl AuthService {
         if !familiar {
             self.notify(&user.id, Notice::NewSignIn, client);
         }
-        Ok(response)
+        Ok(LoginResponse::Tokens(response))
     }
 
     /// A session of this account (live or ended, as long as it is kept) came from the same kind
@@ -241,6 +253,10 @@ impl AuthService {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&user.id).execute(&mut *tx).await?;
+        // SQLite cascades only with foreign keys on: the second factor's rows go by hand too.
+        for table in ["totp_secrets", "recovery_codes", "mfa_challenges"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(&user.id).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
             .bind(&user.username_key)

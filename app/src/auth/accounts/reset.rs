@@ -142,6 +142,9 @@ impl AuthService {
             Err(closed) => return Err(reset_refusal(closed)),
         };
         let new = Password::parse_new(&input.new_password).map_err(|e| e.for_field("newPassword"))?;
+        if let Some(code) = &input.code {
+            crate::auth::credentials::one_time::check_length(code)?;
+        }
         let dpop_key = self.presented_key(client).await?;
         let user = sqlx::query_as::<_, ResetTarget>(
             "SELECT username, username_key, created_at, password_version, email_key, email_verified_at \
@@ -158,6 +161,18 @@ impl AuthService {
         if user.password_version != link.password_version || !still_theirs {
             return Err(reset_refusal(Closed::Used));
         }
+        // The mailbox is one factor: an account with one-time codes asks for the other too, and
+        // counts it against the login backoff as a login's code step does.
+        let code = match self.has_one_time_codes(&link.user_id).await? {
+            false => None,
+            true => match input.code.as_deref().filter(|c| !c.trim().is_empty()) {
+                None => return Err(AppError::InvalidCode(CODE_NEEDED.into())),
+                Some(code) => {
+                    self.claim_login_attempt(&user.username_key, client).await?;
+                    Some(code)
+                }
+            },
+        };
         let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
         let mut tx = self.begin_write().await?;
         // The user's row first, then the link's: the order every path takes (no deadlock).
@@ -178,6 +193,14 @@ impl AuthService {
         if spent != 1 || changed != 1 {
             tx.rollback().await?;
             return Err(reset_refusal(Closed::Used));
+        }
+        if let Some(code) = code {
+            if self.spend_code_in(&mut tx, &link.user_id, code).await?.is_none() {
+                // The link stays unspent: the person tries another code.
+                tx.rollback().await?;
+                self.record(Event::LoginFailed.of(Some(&link.user_id), None, client).with_detail(Some("code"))).await;
+                return Err(super::second_factor::wrong_code());
+            }
         }
         // The user's own unlock: a locked or backed-off username is free again.
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
@@ -202,6 +225,9 @@ impl AuthService {
         self.start_session(me, link.password_version + 1, client, dpop_key).await
     }
 }
+
+const CODE_NEEDED: &str =
+    "This account has one-time codes: enter a code from your authenticator app, or a recovery code, as well.";
 
 fn reset_refusal(closed: Closed) -> AppError {
     AppError::InvalidResetToken(

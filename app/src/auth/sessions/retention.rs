@@ -4,8 +4,8 @@
 //!   after they ended, with the refresh-token rows of sessions from before generations;
 //! - security events older than `SECURITY_EVENT_RETENTION`;
 //! - failed-login counts untouched for 30 days (names that never existed pile up otherwise);
-//! - rate-limit buckets that are empty again (PostgreSQL); DPoP proofs and hand-offs past their
-//!   lifetimes; mailed links a day after they expired; mails that failed for good, and mail
+//! - rate-limit buckets that are empty again (PostgreSQL); DPoP proofs, hand-offs and the login's
+//!   second-step challenges past their lifetimes; mailed links a day after they expired; mails that failed for good, and mail
 //!   written as files (no `SMTP_URL`), after a week;
 //! - signing keys retired long enough that no token they signed can still be valid.
 //!
@@ -101,6 +101,13 @@ impl AuthService {
         self.delete_in_batches(
             "DELETE FROM dpop_proofs WHERE id IN (SELECT id FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)",
             now - 60_000,
+        )
+        .await?;
+        // Login challenges of the second step, used or not (5 minutes each).
+        self.delete_in_batches(
+            "DELETE FROM mfa_challenges WHERE challenge_hash IN \
+             (SELECT challenge_hash FROM mfa_challenges WHERE expires_at < $1 LIMIT $2)",
+            now,
         )
         .await?;
         // Hand-offs nobody redeemed.

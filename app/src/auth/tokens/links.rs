@@ -29,16 +29,26 @@ impl Purpose {
 
 /// A new token and the hash to store for it.
 pub(crate) fn issue() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = hash(&token);
-    (token, hash)
+    issue_prefixed(PREFIX)
 }
 
 /// The stored form of a presented token; `None` for what cannot be one (no query needed).
 pub(crate) fn presented(token: &str) -> Option<String> {
-    let body = token.trim().strip_prefix(PREFIX)?;
+    presented_prefixed(token, PREFIX)
+}
+
+/// As [`issue`], for another single-use secret of the same make (a login's second-step challenge).
+pub(crate) fn issue_prefixed(prefix: &str) -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash(&token);
+    (token, hash)
+}
+
+/// As [`presented`], for [`issue_prefixed`]'s tokens.
+pub(crate) fn presented_prefixed(token: &str, prefix: &str) -> Option<String> {
+    let body = token.trim().strip_prefix(prefix)?;
     (body.len() == 43 && URL_SAFE_NO_PAD.decode(body).is_ok_and(|b| b.len() == 32)).then(|| hash(token.trim()))
 }
 

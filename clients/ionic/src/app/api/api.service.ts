@@ -19,6 +19,7 @@ import {
 } from "../auth/token-store";
 import { API_URL } from "../config";
 import type { Body, Credentials, ErrorBody, Ok, PathWith, Signup, TokenResponse, User } from "./contract";
+import { SecondFactorNeeded } from "./errors";
 
 /** All a renewal may take, retries and waits included (the tab lock waits a little longer). */
 const RENEWAL_BUDGET_MS = 30_000;
@@ -67,7 +68,12 @@ export class ApiService {
   // --- the tutorial's methods -------------------------------------------------------------------
 
   login(credentials: Credentials): Promise<User> {
-    return this.start((key) => this.post("/api/auth/login", credentials, key));
+    return this.start(async (key) => {
+      const answer = await this.post("/api/auth/login", credentials, key);
+      // No tokens yet: the account asks for a one-time code (POST /api/auth/login/mfa).
+      if ("mfaRequired" in answer) throw new SecondFactorNeeded();
+      return answer;
+    });
   }
 
   signup(details: Signup): Promise<User> {
