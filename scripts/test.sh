@@ -203,7 +203,7 @@ curl -fsSkI "$BASE_URL/login" | grep -qi '^strict-transport-security: max-age=31
 # password or hash in any line.
 say "scanning the servers' logs for secrets"
 logs=("$WORK/BASE_URL.log" "$WORK/SHORT_TTL_URL.log" "$WORK/IONIC_API_URL.log" "$WORK/nginx-BASE_URL/access.log")
-if grep -nE 'brt_|blk_|bmc_|eyJ[A-Za-z0-9_-]{8,}|\$argon2|correct horse battery|[Bb]earer [A-Za-z0-9]' "${logs[@]}"; then
+if grep -nE 'brt_|blk_|bmc_|otpauth:|eyJ[A-Za-z0-9_-]{8,}|\$argon2|correct horse battery|[Bb]earer [A-Za-z0-9]' "${logs[@]}"; then
   echo "secrets in the server logs (lines above)" >&2; exit 1
 fi
 grep -q 'event="refresh"' "${logs[@]}" || { echo "the logs hold no security events: is logging on?" >&2; exit 1; }

@@ -39,3 +39,8 @@ CREATE TABLE mfa_challenges (
     used_at          BIGINT
 );
 CREATE INDEX mfa_challenges_by_expiry ON mfa_challenges (expires_at);
+CREATE INDEX mfa_challenges_by_user ON mfa_challenges (user_id);
+
+-- A reset link of an account with codes asks for one; wrong ones are counted on the link (not
+-- the login backoff, which the reset is the owner's way out of), and 5 void it.
+ALTER TABLE link_tokens ADD COLUMN code_tries BIGINT NOT NULL DEFAULT 0;

@@ -30,8 +30,14 @@ class Authenticator {
     return value.toString().padStart(6, "0");
   }
 
+  /** The earliest step whose code stays valid 10 s more (the previous one in a step's first 20 s). */
+  private static earliest(): number {
+    const secs = Math.floor(Date.now() / 1000);
+    return secs % 30 < 20 ? Math.floor(secs / 30) - 1 : Math.floor(secs / 30);
+  }
+
   async next(): Promise<string> {
-    const step = Math.max(Authenticator.nowStep() - 1, this.lastStep + 1);
+    const step = Math.max(Authenticator.earliest(), this.lastStep + 1);
     while (step > Authenticator.nowStep() + 1) await new Promise((r) => setTimeout(r, 200));
     this.lastStep = step;
     return this.codeAt(step);

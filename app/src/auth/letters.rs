@@ -34,6 +34,7 @@ pub(crate) enum Notice {
     AccountDeleted,
     OneTimeCodesOn,
     OneTimeCodesOff,
+    RecoveryCodesRenewed,
 }
 
 /// Who did it, as a notice tells it.
@@ -162,6 +163,12 @@ pub(crate) fn notice_letter(notice: &Notice, username: &str, origin: &Origin) ->
                 .into(),
             "If this was not you, someone knows your password and can now keep you out: ask the people who run this \
              service to turn the codes off at once, then reset your password.",
+        ),
+        Notice::RecoveryCodesRenewed => (
+            "recovery_codes_renewed",
+            "New recovery codes for your Baton account",
+            "New recovery codes were made for your Baton account; the old ones no longer work.".into(),
+            NOT_YOU_PASSWORD,
         ),
         Notice::OneTimeCodesOff => (
             "one_time_codes_off",

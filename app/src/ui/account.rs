@@ -2,6 +2,7 @@
 //! codes (`one_time_codes`), change the password, delete the account. A new address, a new password and deleting ask for the
 //! current password again; the server throttles wrong ones like logins.
 
+use super::one_time_codes::describe;
 use super::session;
 use crate::api::Account;
 use crate::domain::Email;
@@ -221,13 +222,5 @@ fn DeleteAccount() -> impl IntoView {
                 </div>
             </form>
         </div>
-    }
-}
-
-/// The login's "Wrong username or password." reads oddly here: only the password was asked.
-pub(super) fn describe(error: &AppError) -> String {
-    match error {
-        AppError::InvalidCredentials => "That is not your current password.".into(),
-        other => other.to_string(),
     }
 }

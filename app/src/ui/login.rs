@@ -59,6 +59,14 @@ fn AuthForm(mode: Mode, next: Option<String>) -> impl IntoView {
             }
         });
     }
+    // Back from the code step ("Log in again"): to the password.
+    Effect::new(move |was: Option<bool>| {
+        let now = challenge.with(Option::is_some);
+        if was == Some(true) && !now {
+            focus(pass_input);
+        }
+        now
+    });
     let action = Action::new(move |(u, p, e): &(String, String, String)| {
         let (u, p, e) = (u.clone(), p.clone(), e.trim().to_owned());
         async move {
@@ -319,19 +327,26 @@ fn SecondStep(challenge: RwSignal<Option<Sensitive>>) -> impl IntoView {
             code.set(el.value());
         }
         let typed = code.get_untracked();
-        if !typed.trim().is_empty() && !verify.pending().get_untracked() && wait.remaining.get_untracked() == 0 {
+        let expired = matches!(verify.value().get_untracked(), Some(Err(AppError::InvalidMfaChallenge)));
+        if !typed.trim().is_empty()
+            && !verify.pending().get_untracked()
+            && wait.remaining.get_untracked() == 0
+            && !expired
+        {
+            // The last answer's error goes while this code is checked: it is not this one's.
+            verify.value().set(None);
             verify.dispatch(typed);
         }
     };
     view! {
-        <form method="post" on:submit=on_submit novalidate=true aria-describedby="code-hint code-error"
-            hidden=move || challenge.with(Option::is_none)>
-            <p class="notice">"Your password was right. This account also asks for a one-time code."</p>
+        <form method="post" on:submit=on_submit novalidate=true hidden=move || challenge.with(Option::is_none)>
+            <p class="notice" role="status">"Your password was right. This account also asks for a one-time code."</p>
             <div class="field" class:invalid=move || error().is_some()>
                 <label for="code">"Code"</label>
                 // Text, not numeric: a recovery code has letters.
                 <input id="code" name="code" type="text" autocomplete="one-time-code" autocapitalize="none"
                     spellcheck="false" required=true aria-invalid=move || error().is_some().to_string()
+                    disabled=move || verify.pending().get()
                     aria-describedby="code-hint code-error" node_ref=code_input bind:value=code/>
                 <p id="code-hint" class="field-hint">"The 6-digit code your authenticator app shows, or one of your recovery codes."</p>
                 <p id="code-error" class="field-error" role="alert" tabindex="-1" data-testid="code-error" node_ref=error_ref>

@@ -1,7 +1,6 @@
 //! The account card's one-time codes: turn them on (the password again, the app's QR code and
 //! key, a first code, then ten recovery codes shown once), make new recovery codes, turn them off.
 
-use super::account::describe;
 use crate::api::{Account, RecoveryCodes, TotpSetup};
 use crate::error::AppError;
 use crate::server_fns;
@@ -178,4 +177,12 @@ pub fn OneTimeCodes() -> AnyView {
         </div>
     }
     .into_any()
+}
+
+/// The login's "Wrong username or password." reads oddly here: only the password was asked.
+pub(super) fn describe(error: &AppError) -> String {
+    match error {
+        AppError::InvalidCredentials => "That is not your current password.".into(),
+        other => other.to_string(),
+    }
 }

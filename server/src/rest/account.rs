@@ -144,7 +144,7 @@ pub async fn begin_totp(
     responses(
         (status = 200, description = "One-time codes are on; ten recovery codes, shown this once", body = RecoveryCodes),
         (status = 401, description = "`invalid_code`: not the app's current code; `invalid_token`", body = ErrorBody),
-        (status = 409, description = "`one_time_codes_off`: no setup was begun (or it is confirmed already)", body = ErrorBody),
+        (status = 409, description = "`one_time_codes_off`: no setup was begun in the last 15 minutes; `one_time_codes_on`: they are on already", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, description = "`too_many_requests`; see `Retry-After`", body = ErrorBody),
     ))]

@@ -13,7 +13,8 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 
 /// The person's authenticator app: the secret it was given, and the codes it shows. Each code it
 /// hands out is for a newer 30-second step than the last (the server takes a step once), one step
-/// before now at the earliest and one after at the latest, the window the server accepts.
+/// before now at the earliest and one after at the latest, the window the server accepts; and
+/// valid for 10 s more at least (the previous step only in a step's first 20 s).
 struct Authenticator {
     totp: totp_rs::TOTP,
     last_step: u64,
@@ -34,9 +35,19 @@ impl Authenticator {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 30
     }
 
+    /// The earliest step whose code stays valid 10 s more.
+    fn earliest() -> u64 {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        if secs % 30 < 20 {
+            secs / 30 - 1
+        } else {
+            secs / 30
+        }
+    }
+
     /// The next code the server has not seen (waiting for a step if need be).
     async fn next_code(&mut self) -> String {
-        let step = (Self::now_step() - 1).max(self.last_step + 1);
+        let step = Self::earliest().max(self.last_step + 1);
         while step > Self::now_step() + 1 {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
@@ -119,6 +130,17 @@ async fn codes_are_turned_on_with_the_password_and_a_first_code() {
     let res = app.post_as("/api/account/totp", &me.access_token, json!({"password": PASSWORD})).await;
     assert_error(res, 409, "one_time_codes_on").await;
     let res = app.post_as("/api/account/totp/confirm", &me.access_token, json!({"code": code})).await;
+    assert_error(res, 409, "one_time_codes_on").await;
+    // A setup left unconfirmed for 15 minutes must begin again.
+    let other = app.signup("tom").await;
+    let res = app.post_as("/api/account/totp", &other.access_token, json!({"password": PASSWORD})).await;
+    let mut late = Authenticator::from_setup(&res.json().await.unwrap());
+    sqlx::query("UPDATE totp_secrets SET created_at = created_at - 900001 WHERE confirmed_at IS NULL")
+        .execute(app.auth.db())
+        .await
+        .unwrap();
+    let res =
+        app.post_as("/api/account/totp/confirm", &other.access_token, json!({"code": late.next_code().await})).await;
     assert_error(res, 409, "one_time_codes_off").await;
 }
 
@@ -332,12 +354,32 @@ async fn a_password_reset_of_an_account_with_codes_asks_for_one() {
         }
         app.post("/api/auth/password-reset/confirm", body)
     };
-    // The mailbox alone is not enough; a wrong code spends neither the link nor anything else.
+    // The mailbox alone is not enough; a wrong code spends neither the link nor anything else,
+    // and does not count against the login backoff (the reset is the way out of a lock).
     let body = assert_error(confirm(None).await, 401, "invalid_code").await;
     assert!(body["message"].as_str().unwrap().contains("one-time codes"), "{body}");
-    assert_error(confirm(Some("000000")).await, 401, "invalid_code").await;
+    for _ in 0..3 {
+        assert_error(confirm(Some("000000")).await, 401, "invalid_code").await;
+    }
     assert_eq!(app.secret_status(&me.access_token).await, 200, "nothing changed");
-    assert_eq!(confirm(Some(&recovery[3])).await.status(), 200);
+    for _ in 0..6 {
+        app.post("/api/auth/login", json!({"username": "zoe", "password": "a wrong guess"})).await;
+    }
+    let res = app.post("/api/auth/login", json!({"username": "zoe", "password": PASSWORD})).await;
+    assert_error(res, 429, "too_many_requests").await;
+    assert_eq!(confirm(Some(&recovery[3])).await.status(), 200, "a locked owner's reset works");
+    // A link takes five wrong codes (the one without a code counted), then it is void.
+    assert_eq!(app.post("/api/auth/password-reset", json!({"login": "zoe"})).await.status(), 202);
+    let token = sink
+        .wait_for_nth("zoe@example.com", "Reset your Baton password", 2, std::time::Duration::from_secs(20))
+        .await
+        .link_token("/reset");
+    for _ in 0..5 {
+        let body = json!({"token": token, "newPassword": "yet another passphrase", "code": "000000"});
+        assert_error(app.post("/api/auth/password-reset/confirm", body).await, 401, "invalid_code").await;
+    }
+    let body = json!({"token": token, "newPassword": "yet another passphrase", "code": recovery[4]});
+    assert_error(app.post("/api/auth/password-reset/confirm", body).await, 400, "invalid_reset_token").await;
     // The codes stay on for the new password.
     let res = app.post("/api/auth/login", json!({"username": "zoe", "password": NEW_PASSWORD})).await;
     let challenge: Value = res.json().await.unwrap();

@@ -161,18 +161,13 @@ impl AuthService {
         if user.password_version != link.password_version || !still_theirs {
             return Err(reset_refusal(Closed::Used));
         }
-        // The mailbox is one factor: an account with one-time codes asks for the other too, and
-        // counts it against the login backoff as a login's code step does.
-        let code = match self.has_one_time_codes(&link.user_id).await? {
-            false => None,
-            true => match input.code.as_deref().filter(|c| !c.trim().is_empty()) {
-                None => return Err(AppError::InvalidCode(CODE_NEEDED.into())),
-                Some(code) => {
-                    self.claim_login_attempt(&user.username_key, client).await?;
-                    Some(code)
-                }
-            },
-        };
+        // The mailbox is one factor: an account with one-time codes asks for the other too (read
+        // here to refuse early, and again under the lock below). Wrong codes are counted on the
+        // link, not against the login backoff: a reset is how an owner gets out of a lock.
+        let code = input.code.as_deref().filter(|c| !c.trim().is_empty());
+        if code.is_none() && self.has_one_time_codes(&link.user_id).await? {
+            return Err(AppError::InvalidCode(CODE_NEEDED.into()));
+        }
         let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
         let mut tx = self.begin_write().await?;
         // The user's row first, then the link's: the order every path takes (no deadlock).
@@ -194,12 +189,27 @@ impl AuthService {
             tx.rollback().await?;
             return Err(reset_refusal(Closed::Used));
         }
-        if let Some(code) = code {
-            if self.spend_code_in(&mut tx, &link.user_id, code).await?.is_none() {
-                // The link stays unspent: the person tries another code.
+        if self.has_one_time_codes_in(&mut tx, &link.user_id).await? {
+            let spent = match code {
+                Some(code) => self.spend_code_in(&mut tx, &link.user_id, code).await?.is_some(),
+                None => false,
+            };
+            if !spent {
+                // The link stays open for another code, up to its last try.
                 tx.rollback().await?;
+                let tried = sqlx::query(
+                    "UPDATE link_tokens SET code_tries = code_tries + 1, \
+                     used_at = CASE WHEN code_tries + 1 >= $2 THEN $3 ELSE used_at END WHERE token_hash = $1",
+                )
+                .bind(link.token_hash.clone())
+                .bind(RESET_CODE_TRIES)
+                .bind(crate::auth::store::db::now_ms());
+                self.execute_write(tried).await?;
                 self.record(Event::LoginFailed.of(Some(&link.user_id), None, client).with_detail(Some("code"))).await;
-                return Err(super::second_factor::wrong_code());
+                return Err(match code {
+                    Some(_) => super::second_factor::wrong_code(),
+                    None => AppError::InvalidCode(CODE_NEEDED.into()),
+                });
             }
         }
         // The user's own unlock: a locked or backed-off username is free again.
@@ -225,6 +235,9 @@ impl AuthService {
         self.start_session(me, link.password_version + 1, client, dpop_key).await
     }
 }
+
+/// Wrong codes one reset link takes before it is void.
+const RESET_CODE_TRIES: i64 = 5;
 
 const CODE_NEEDED: &str =
     "This account has one-time codes: enter a code from your authenticator app, or a recovery code, as well.";

@@ -27,6 +27,8 @@ const CHALLENGE_PREFIX: &str = "bmc_";
 const CHALLENGE_TTL_MS: i64 = 5 * 60_000;
 /// Codes one challenge may try; then the password is asked again.
 const CHALLENGE_TRIES: i64 = 5;
+/// How long a setup waits for its first code.
+const SETUP_TTL_MS: i64 = 15 * 60_000;
 /// What the authenticator app is told the codes are for.
 const ISSUER: &str = "Baton";
 
@@ -83,6 +85,16 @@ impl AuthService {
         Ok(found.is_some())
     }
 
+    /// As [`Self::has_one_time_codes`], in `tx` (under the user's row lock, where a turn-on waits).
+    pub(super) async fn has_one_time_codes_in(&self, tx: &mut WriteTx<'_>, user_id: &str) -> Result<bool, AppError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT NULL")
+                .bind(user_id.to_owned())
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Recovery codes of `user_id` not used yet.
     pub(crate) async fn recovery_codes_left(&self, user_id: &str) -> Result<u32, AppError> {
         let left: i64 =
@@ -130,13 +142,20 @@ impl AuthService {
     ) -> Result<RecoveryCodes, AppError> {
         one_time::check_length(code)?;
         let _confirming = self.limit_confirmation(&principal.user_id, client).await?;
-        let pending: Option<String> =
-            sqlx::query_scalar("SELECT secret FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NULL")
+        let found: Option<(String, Option<i64>, i64)> =
+            sqlx::query_as("SELECT secret, confirmed_at, created_at FROM totp_secrets WHERE user_id = $1")
                 .bind(&principal.user_id)
                 .fetch_optional(self.db())
                 .await?;
-        let secret =
-            pending.as_deref().and_then(TotpSecret::from_base32).ok_or(AppError::OneTimeCodes { on: false })?;
+        // A setup is confirmed within 15 minutes, or begun again (with the password).
+        let secret = match found {
+            Some((_, Some(_), _)) => return Err(AppError::OneTimeCodes { on: true }),
+            Some((secret, None, created_at)) if created_at > now_ms() - SETUP_TTL_MS => {
+                TotpSecret::from_base32(&secret)
+            }
+            _ => None,
+        }
+        .ok_or(AppError::OneTimeCodes { on: false })?;
         let Some(Entered::Totp(code)) = one_time::parse_entered(code) else {
             return Err(AppError::InvalidCode("Enter the 6-digit code your authenticator app shows.".into()));
         };
@@ -195,7 +214,9 @@ impl AuthService {
             return Err(AppError::OneTimeCodes { on: false });
         }
         self.replace_recovery_codes_in(&mut tx, &user.id, &codes).await?;
+        self.queue_notice_in(&mut tx, &user, Notice::RecoveryCodesRenewed, client).await?;
         tx.commit().await?;
+        self.mail_queued();
         self.record(Event::RecoveryCodesRenewed.of(Some(&user.id), Some(&principal.session_id), client)).await;
         Ok(RecoveryCodes { recovery_codes: codes })
     }
