@@ -27,6 +27,8 @@ const CHALLENGE_PREFIX: &str = "bmc_";
 const CHALLENGE_TTL_MS: i64 = 5 * 60_000;
 /// Codes one challenge may try; then the password is asked again.
 const CHALLENGE_TRIES: i64 = 5;
+/// One row if one-time codes are on (confirmed) for `$1`.
+const CODES_ON: &str = "SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT NULL";
 /// How long a setup waits for its first code.
 const SETUP_TTL_MS: i64 = 15 * 60_000;
 /// What the authenticator app is told the codes are for.
@@ -77,21 +79,14 @@ pub(super) fn wrong_code() -> AppError {
 impl AuthService {
     /// One-time codes are on (confirmed) for `user_id`.
     pub(crate) async fn has_one_time_codes(&self, user_id: &str) -> Result<bool, AppError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT NULL")
-                .bind(user_id)
-                .fetch_optional(self.db())
-                .await?;
+        let found: Option<i64> = sqlx::query_scalar(CODES_ON).bind(user_id).fetch_optional(self.db()).await?;
         Ok(found.is_some())
     }
 
     /// As [`Self::has_one_time_codes`], in `tx` (under the user's row lock, where a turn-on waits).
     pub(super) async fn has_one_time_codes_in(&self, tx: &mut WriteTx<'_>, user_id: &str) -> Result<bool, AppError> {
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT NULL")
-                .bind(user_id.to_owned())
-                .fetch_optional(&mut **tx)
-                .await?;
+            sqlx::query_scalar(CODES_ON).bind(user_id.to_owned()).fetch_optional(&mut **tx).await?;
         Ok(found.is_some())
     }
 
@@ -204,12 +199,7 @@ impl AuthService {
         let codes = one_time::new_recovery_codes();
         let mut tx = self.begin_write().await?;
         lock_user(&user.id).execute(&mut *tx).await?;
-        let on: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT NULL")
-                .bind(&user.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if on.is_none() {
+        if !self.has_one_time_codes_in(&mut tx, &user.id).await? {
             tx.rollback().await?;
             return Err(AppError::OneTimeCodes { on: false });
         }
