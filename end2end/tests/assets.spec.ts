@@ -54,12 +54,22 @@ test("/login downloads at most 150 KB of code and style; the inside page's part 
   page.on("requestfinished", (req) => {
     if (new URL(req.url()).pathname.startsWith("/pkg/")) requests.push(req);
   });
+  // The body as sent (compressed), from Content-Length: over HTTP/2 (nginx in scripts/test.sh)
+  // Chromium reports no header text, so Playwright's responseBodySize also counts the headers
+  // (microsoft/playwright#28155), about 450 bytes a file that HPACK mostly saves on the wire.
   const sizes = async () =>
-    Promise.all(requests.splice(0).map(async (r) => ({ file: new URL(r.url()).pathname, bytes: (await r.sizes()).responseBodySize })));
+    Promise.all(
+      requests.splice(0).map(async (r) => {
+        const length = (await r.response())!.headers()["content-length"];
+        expect(length, `${r.url()}: a Content-Length`).toMatch(/^[0-9]+$/);
+        return { file: new URL(r.url()).pathname, bytes: Number(length), withHeaders: (await r.sizes()).responseBodySize };
+      }),
+    );
   await gotoHydrated(page, "/login");
   const login = await sizes();
   const total = login.reduce((sum, f) => sum + f.bytes, 0);
-  console.log(`/login first load: ${total} bytes`);
+  const withHeaders = login.reduce((sum, f) => sum + f.withHeaders, 0);
+  console.log(`/login first load: ${total} bytes (${withHeaders} as Playwright counts them, headers included over HTTP/2)`);
   expect(total, JSON.stringify(login)).toBeLessThanOrEqual(150 * 1024);
   expect(login.filter((f) => f.file.includes("/split_")), "a chunk of a lazy island on /login").toEqual([]);
 
