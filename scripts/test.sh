@@ -170,16 +170,17 @@ say "Playwright: the Ionic app at http://127.0.0.1:$IONIC_PORT against $IONIC_AP
 # cache stays), served and hydrated in Chromium.
 say "cargo leptos build --split (the dev build; $(df -h --output=avail . | tail -1 | tr -d ' ') free on disk)"
 dev_build() { CARGO_TARGET_DIR=target/dev LEPTOS_SITE_ROOT=target/site-dev cargo leptos build --split >"$WORK/dev-build.log" 2>&1; }
+dev_build_errors() { grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150; }
 # Once, a CI run's dev build failed with its cause scrolled out of the printed tail: on failure its
 # errors are printed here and it is tried once more; failing again, they are the script's last words.
 if ! dev_build; then
-  grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150 || tail -60 "$WORK/dev-build.log"
+  dev_build_errors || tail -60 "$WORK/dev-build.log"
   df -h . && free -m
   say "the dev build failed (above); trying it once more"
   if ! dev_build; then
     tail -40 "$WORK/dev-build.log"
     echo "the dev build failed twice; its errors:" >&2
-    grep -nE -A12 'error(\[|:)|panicked|No space left|Killed|signal: 9' "$WORK/dev-build.log" | head -150 >&2 || true
+    dev_build_errors >&2 || true
     exit 1
   fi
 fi

@@ -5,7 +5,8 @@
 -- confirms it); only a confirmed secret asks for codes at login.
 CREATE TABLE totp_secrets (
     user_id      TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    -- Base32, as the authenticator app was given it.
+    -- The 20 bytes the authenticator app was given, as `tokens::keys` stores private keys:
+    -- `sealed:` under KEY_ENCRYPTION_KEY where one is set, else `plain:`.
     secret       TEXT NOT NULL,
     created_at   BIGINT NOT NULL,
     confirmed_at BIGINT,

@@ -14,17 +14,20 @@ or a .env file (see README.md); commands use the same database and data director
 Commands:
   check-config                 print the effective settings (secrets redacted), and warnings
   unlock <username>            clear a username's failed-login count and lock
-  turn-off-codes <username>    turn the user's one-time codes off (for an owner who lost the
-                               authenticator and the recovery codes, or whose codes a thief set)
+  turn-off-codes <username>    turn the user's one-time codes off and tell the owner (for an
+                               owner who lost the authenticator and the recovery codes, or whose
+                               codes a thief set: then revoke-sessions ends the thief's sessions)
   sessions <username>          list the user's live sessions
   revoke-sessions <username>   end every session of the user
   revoke-session <session-id>  end one session
   purge                        delete ended sessions and stale login counts now
   rotate-signing-key           add a JWT signing key: published now, signing on every instance
                                SIGNING_KEY_PUBLISH_DELAY later (old keys keep verifying)
-  seal-keys                    seal the keys stored in the clear under KEY_ENCRYPTION_KEY (once,
-                               after setting it: the server refuses keys in the clear beside it)
-  rotate-kek                   re-seal every key under KEY_ENCRYPTION_KEY that is sealed under
+  seal-keys                    seal the keys and one-time-code secrets stored in the clear under
+                               KEY_ENCRYPTION_KEY (once, after setting it: the server refuses
+                               them in the clear beside it)
+  rotate-kek                   re-seal every key and one-time-code secret under KEY_ENCRYPTION_KEY
+                               that is sealed under
                                KEY_ENCRYPTION_KEY_PREVIOUS (run with both set; then drop the old)
   help                         this text (also --help, -h)
 

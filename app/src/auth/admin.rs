@@ -49,13 +49,14 @@ impl AuthService {
         Ok(cleared)
     }
 
-    /// Turns `username`'s one-time codes off (the account then logs in with its password alone);
-    /// `false` if they were not on; `NotFound` for no such user.
+    /// Turns `username`'s one-time codes off (the account then logs in with its password alone)
+    /// and tells the owner; `false` if they were not on; `NotFound` for no such user. Sessions
+    /// stay: codes someone else turned on come with their sessions, which `revoke-sessions` ends.
     pub async fn turn_off_codes_of(&self, username: &str) -> Result<bool, AppError> {
         let user_id = self.user_id_of(username).await?;
-        let turned_off = self.remove_one_time_codes(&user_id).await?;
+        let by = operator();
+        let turned_off = self.remove_one_time_codes(&user_id, &by).await?;
         if turned_off {
-            let by = operator();
             self.record(Event::OneTimeCodesOff.of(Some(&user_id), None, &by).with_detail(Some("by an operator"))).await;
         }
         Ok(turned_off)

@@ -224,10 +224,10 @@ pub async fn request_password_reset(
     responses(
         (status = 200, description = "The password is set; every session of the account ended, its login backoff cleared; a new session for this client (DPoP-bound as for login)", body = TokenResponse),
         (status = 400, description = "`invalid_reset_token`: unknown, used, replaced or expired (the message says which)", body = ErrorBody),
-        (status = 401, description = "`invalid_code`: the account has one-time codes and `code` is missing, wrong or used (the link stays valid)", body = ErrorBody),
+        (status = 401, description = "`invalid_code`: the account has one-time codes and `code` is missing, wrong or used (a link checks 5 codes, then is void)", body = ErrorBody),
         (status = 422, description = "`invalid_input`: the new password breaks a rule (`fields` names `newPassword`)", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 429, description = "`too_many_requests`: counted like logins; see `Retry-After`", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: counted like logins, or the account's reset links checked 10 codes in the last day; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn confirm_password_reset(
     State(s): State<AppState>,

@@ -7,7 +7,7 @@ use crate::dpop_client::DpopKey;
 use crate::mail_sink::MailSink;
 use app::auth::settings::SmtpUrl;
 use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -142,6 +142,11 @@ async fn codes_are_turned_on_with_the_password_and_a_first_code() {
     let res =
         app.post_as("/api/account/totp/confirm", &other.access_token, json!({"code": late.next_code().await})).await;
     assert_error(res, 409, "one_time_codes_off").await;
+    // And the purge deletes its secret; confirmed ones stay.
+    app.auth.purge_older_than(std::time::Duration::from_secs(3600), None).await.unwrap();
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT user_id FROM totp_secrets").fetch_all(app.auth.db()).await.unwrap();
+    assert_eq!(left, [me.user.id]);
 }
 
 #[tokio::test]
@@ -362,24 +367,41 @@ async fn a_password_reset_of_an_account_with_codes_asks_for_one() {
         assert_error(confirm(Some("000000")).await, 401, "invalid_code").await;
     }
     assert_eq!(app.secret_status(&me.access_token).await, 200, "nothing changed");
+    let counted: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM login_attempts").fetch_one(app.auth.db()).await.unwrap();
+    assert_eq!(counted, 0, "wrong reset codes are not login attempts");
     for _ in 0..6 {
         app.post("/api/auth/login", json!({"username": "zoe", "password": "a wrong guess"})).await;
     }
     let res = app.post("/api/auth/login", json!({"username": "zoe", "password": PASSWORD})).await;
     assert_error(res, 429, "too_many_requests").await;
     assert_eq!(confirm(Some(&recovery[3])).await.status(), 200, "a locked owner's reset works");
-    // A link takes five wrong codes (the one without a code counted), then it is void.
-    assert_eq!(app.post("/api/auth/password-reset", json!({"login": "zoe"})).await.status(), 202);
-    let token = sink
-        .wait_for_nth("zoe@example.com", "Reset your Baton password", 2, std::time::Duration::from_secs(20))
-        .await
-        .link_token("/reset");
-    for _ in 0..5 {
-        let body = json!({"token": token, "newPassword": "yet another passphrase", "code": "000000"});
-        assert_error(app.post("/api/auth/password-reset/confirm", body).await, 401, "invalid_code").await;
-    }
-    let body = json!({"token": token, "newPassword": "yet another passphrase", "code": recovery[4]});
-    assert_error(app.post("/api/auth/password-reset/confirm", body).await, 400, "invalid_reset_token").await;
+    // A link checks five codes, however many are sent at once; then it is void.
+    let new_link = |nth: usize| {
+        let (app, sink) = (&app, &sink);
+        async move {
+            assert_eq!(app.post("/api/auth/password-reset", json!({"login": "zoe"})).await.status(), 202);
+            let mail = sink.wait_for_nth("zoe@example.com", "Reset your Baton password", nth, Duration::from_secs(20));
+            mail.await.link_token("/reset")
+        }
+    };
+    let with_code = |token: &str, code: &str| {
+        let body = json!({"token": token, "newPassword": "yet another passphrase", "code": code});
+        app.post("/api/auth/password-reset/confirm", body)
+    };
+    let token = new_link(2).await;
+    let answers = futures::future::join_all((0..8).map(|_| with_code(&token, "000000"))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [400, 400, 400, 401, 401, 401, 401, 401], "five codes checked, the rest refused");
+    assert_error(with_code(&token, &recovery[4]).await, 400, "invalid_reset_token").await;
+    // And the account's links check ten codes a day: the next link gets one, then a wait.
+    let token = new_link(3).await;
+    assert_error(with_code(&token, "000000").await, 401, "invalid_code").await;
+    let res = with_code(&token, &recovery[4]).await;
+    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after > 23 * 3600 && retry_after <= 24 * 3600, "{retry_after}");
+    assert_error(res, 429, "too_many_requests").await;
     // The codes stay on for the new password.
     let res = app.post("/api/auth/login", json!({"username": "zoe", "password": NEW_PASSWORD})).await;
     let challenge: Value = res.json().await.unwrap();
@@ -389,13 +411,26 @@ async fn a_password_reset_of_an_account_with_codes_asks_for_one() {
 
 #[tokio::test]
 async fn an_operator_turns_off_the_codes_of_an_owner_who_lost_them() {
-    let app = spawn_app().await;
-    let me = app.signup("ida").await;
+    let sink = MailSink::start();
+    let url = sink.url();
+    let smtp_url = url.clone();
+    let app = spawn_app_with(move |c| c.mail.smtp_url = Some(SmtpUrl::from(url))).await;
+    let body = json!({"username": "ida", "password": PASSWORD, "email": "ida@example.com"});
+    let me: TokenResponse = app.post("/api/auth/signup", body).await.json().await.unwrap();
+    let verify = sink.wait_for("ida@example.com", "Confirm").await;
+    let res = app.post("/api/account/email/verify", json!({"token": verify.link_token("/verify")})).await;
+    assert_eq!(res.status(), 204);
     app.turn_on_codes(&me.access_token).await;
     app.password_step("ida").await;
-    let out = run_cli(&app, &["turn-off-codes", "IDA"], &[]).await;
+    // Run as the operator would, with the server's settings.
+    let public_url = app.url("");
+    let env = [("SMTP_URL", smtp_url.as_str()), ("PUBLIC_URL", public_url.trim_end_matches('/'))];
+    let out = run_cli(&app, &["turn-off-codes", "IDA"], &env).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!((out.status.code(), stdout.trim()), (Some(0), "IDA: one-time codes turned off"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), stdout.trim()), (Some(0), "IDA: one-time codes turned off"), "{stderr}");
+    // The owner is told.
+    sink.wait_for("ida@example.com", "One-time codes were turned off").await;
     app.login("ida").await;
     let out = run_cli(&app, &["turn-off-codes", "ida"], &[]).await;
     assert_eq!(out.status.code(), Some(0));
@@ -408,4 +443,89 @@ async fn an_operator_turns_off_the_codes_of_an_owner_who_lost_them() {
             .await
             .unwrap();
     assert_eq!(detail.as_deref(), Some("by an operator"));
+}
+
+#[tokio::test]
+async fn with_a_key_encryption_key_the_secret_is_sealed_to_its_account() {
+    use app::auth::settings::KeyEncryptionKey;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let stored = |app: &TestApp, user_id: String| {
+        let db = app.auth.db().clone();
+        async move {
+            let secret: String = sqlx::query_scalar("SELECT secret FROM totp_secrets WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            secret
+        }
+    };
+    // Codes turned on before the operator set a KEK: in the clear, refused beside one until
+    // `server seal-keys` has sealed them.
+    let app = spawn_app().await;
+    let me = app.signup("vera").await;
+    let (mut authenticator, _) = app.turn_on_codes(&me.access_token).await;
+    let plain = format!("plain:{}", STANDARD.encode(&authenticator.totp.secret));
+    assert_eq!(stored(&app, me.user.id.clone()).await, plain);
+    let mut config = app.stop().await;
+    let kek = |bytes: [u8; 32]| (Some(KeyEncryptionKey::from_bytes(bytes)), STANDARD.encode(bytes));
+    let (first, first_env) = kek([42; 32]);
+    config.keys.encryption_key = first;
+    let error = match app::auth::AuthService::start(config.clone()).await {
+        Ok(_) => panic!("started with a one-time-code secret in the clear beside a KEY_ENCRYPTION_KEY"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("one-time-code secret") && error.contains("seal-keys"), "{error}");
+    let sealing = run_cli_on(&config, &["seal-keys"], &[("KEY_ENCRYPTION_KEY", &first_env)]).await;
+    assert!(String::from_utf8_lossy(&sealing.stdout).contains("3 key(s) sealed"), "{sealing:?}");
+    let app = start(config).await;
+    let sealed = stored(&app, me.user.id.clone()).await;
+    assert!(sealed.starts_with("sealed:") && !sealed.contains(&plain[6..]), "{sealed}");
+    let challenge = app.password_step("vera").await;
+    assert_eq!(app.code_step(&challenge, &authenticator.next_code().await).await.status(), 200);
+
+    // A new setup is sealed from the start; the KEK rotates under it.
+    let other = app.signup("walt").await;
+    app.turn_on_codes(&other.access_token).await;
+    assert!(stored(&app, other.user.id.clone()).await.starts_with("sealed:"));
+    let mut config = app.stop().await;
+    let (second, second_env) = kek([9; 32]);
+    config.keys.encryption_key = second;
+    config.keys.previous_encryption_key = Some(KeyEncryptionKey::from_bytes([42; 32]));
+    let env = [("KEY_ENCRYPTION_KEY", second_env.as_str()), ("KEY_ENCRYPTION_KEY_PREVIOUS", first_env.as_str())];
+    let out = run_cli_on(&config, &["rotate-kek"], &env).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 key(s) re-sealed"), "{out:?}");
+    config.keys.previous_encryption_key = None;
+    let app = start(config).await;
+    assert_ne!(stored(&app, me.user.id.clone()).await, sealed);
+    let challenge = app.password_step("vera").await;
+    assert_eq!(app.code_step(&challenge, &authenticator.next_code().await).await.status(), 200);
+
+    // Trouble every secret would have at its owner's login stops the start instead, saying what.
+    let config = app.stop().await;
+    let wrong_keks =
+        [(None, "is sealed: set KEY_ENCRYPTION_KEY"), (Some([7; 32]), "does not open with this KEY_ENCRYPTION_KEY")];
+    for (wrong_kek, says) in wrong_keks {
+        let mut wrong = config.clone();
+        wrong.keys.encryption_key = wrong_kek.map(KeyEncryptionKey::from_bytes);
+        let error = match app::auth::AuthService::start(wrong).await {
+            Ok(_) => panic!("started with one-time-code secrets it cannot open"),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains(says) && (error.contains("one-time-code secret") || error.contains("totp:")), "{error}");
+    }
+    let app = start(config).await;
+
+    // Sealed to its account: vera's secret moved into walt's row does not open there (the
+    // operator's trouble, logged; walt is not let in with vera's codes).
+    let vera_sealed = stored(&app, me.user.id.clone()).await;
+    sqlx::query("UPDATE totp_secrets SET secret = $1 WHERE user_id = $2")
+        .bind(vera_sealed)
+        .bind(&other.user.id)
+        .execute(app.auth.db())
+        .await
+        .unwrap();
+    let challenge = app.password_step("walt").await;
+    assert_eq!(app.code_step(&challenge, &authenticator.next_code().await).await.status(), 500);
 }

@@ -39,6 +39,10 @@ struct UserWithHash {
     password_version: i64,
 }
 
+/// An [`AccountRow`] by the user's id.
+const ACCOUNT_BY_ID: &str = "SELECT id, username, username_key, password_hash, password_version, email, \
+                             email_verified_at FROM users WHERE id = $1";
+
 #[derive(sqlx::FromRow)]
 struct AccountRow {
     id: String,
@@ -253,10 +257,7 @@ impl AuthService {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&user.id).execute(&mut *tx).await?;
-        // SQLite cascades only with foreign keys on: the second factor's rows go by hand too.
-        for table in ["totp_secrets", "recovery_codes", "mfa_challenges"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(&user.id).execute(&mut *tx).await?;
-        }
+        second_factor::delete_one_time_codes_in(&mut tx, &user.id).await?;
         sqlx::query("DELETE FROM users WHERE id = $1").bind(&user.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM login_attempts WHERE username_key = $1")
             .bind(&user.username_key)
@@ -298,14 +299,11 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(AccountRow, Confirming), AppError> {
         let confirming = self.limit_confirmation(&principal.user_id, client).await?;
-        let user = sqlx::query_as::<_, AccountRow>(
-            "SELECT id, username, username_key, password_hash, password_version, email, email_verified_at \
-             FROM users WHERE id = $1",
-        )
-        .bind(&principal.user_id)
-        .fetch_optional(self.db())
-        .await?
-        .ok_or(AppError::InvalidToken)?;
+        let user = sqlx::query_as::<_, AccountRow>(ACCOUNT_BY_ID)
+            .bind(&principal.user_id)
+            .fetch_optional(self.db())
+            .await?
+            .ok_or(AppError::InvalidToken)?;
         self.claim_login_attempt(&user.username_key, client).await?;
         // A password outside the length rules is simply not this one.
         let ok = match Password::parse(password) {

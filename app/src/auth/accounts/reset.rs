@@ -162,12 +162,17 @@ impl AuthService {
             return Err(reset_refusal(Closed::Used));
         }
         // The mailbox is one factor: an account with one-time codes asks for the other too (read
-        // here to refuse early, and again under the lock below). Wrong codes are counted on the
-        // link, not against the login backoff: a reset is how an owner gets out of a lock.
+        // here to refuse early, and again under the lock below). Codes are counted on the link,
+        // not against the login backoff: a reset is how an owner gets out of a lock.
         let code = input.code.as_deref().filter(|c| !c.trim().is_empty());
-        if code.is_none() && self.has_one_time_codes(&link.user_id).await? {
-            return Err(AppError::InvalidCode(CODE_NEEDED.into()));
-        }
+        let claimed = match (code, self.has_one_time_codes(&link.user_id).await?) {
+            (None, true) => return Err(AppError::InvalidCode(CODE_NEEDED.into())),
+            (Some(_), true) => {
+                self.claim_reset_code_try(&link.token_hash, &link.user_id).await?;
+                true
+            }
+            (_, false) => false,
+        };
         let hash = self.inner.hasher.hash(&new, Lane::Other).await?;
         let mut tx = self.begin_write().await?;
         // The user's row first, then the link's: the order every path takes (no deadlock).
@@ -190,26 +195,16 @@ impl AuthService {
             return Err(reset_refusal(Closed::Used));
         }
         if self.has_one_time_codes_in(&mut tx, &link.user_id).await? {
-            let spent = match code {
-                Some(code) => self.spend_code_in(&mut tx, &link.user_id, code).await?.is_some(),
-                None => false,
-            };
-            if !spent {
-                // The link stays open for another code, up to its last try.
+            let Some(code) = code.filter(|_| claimed) else {
+                // Codes turned on since the check above: asked for, with a try of its own.
                 tx.rollback().await?;
-                let tried = sqlx::query(
-                    "UPDATE link_tokens SET code_tries = code_tries + 1, \
-                     used_at = CASE WHEN code_tries + 1 >= $2 THEN $3 ELSE used_at END WHERE token_hash = $1",
-                )
-                .bind(link.token_hash.clone())
-                .bind(RESET_CODE_TRIES)
-                .bind(crate::auth::store::db::now_ms());
-                self.execute_write(tried).await?;
+                return Err(AppError::InvalidCode(CODE_NEEDED.into()));
+            };
+            if self.spend_code_in(&mut tx, &link.user_id, code).await?.is_none() {
+                // The link stays open for another code while it has tries to claim.
+                tx.rollback().await?;
                 self.record(Event::LoginFailed.of(Some(&link.user_id), None, client).with_detail(Some("code"))).await;
-                return Err(match code {
-                    Some(_) => super::second_factor::wrong_code(),
-                    None => AppError::InvalidCode(CODE_NEEDED.into()),
-                });
+                return Err(super::second_factor::wrong_code());
             }
         }
         // The user's own unlock: a locked or backed-off username is free again.
@@ -238,9 +233,55 @@ impl AuthService {
 
 /// Wrong codes one reset link takes before it is void.
 const RESET_CODE_TRIES: i64 = 5;
+/// Codes all reset links of one account may try in a day: the mailbox alone must not buy a
+/// steady stream of guesses (three links an hour would otherwise allow 15 an hour).
+const RESET_CODE_TRIES_A_DAY: i64 = 10;
+const DAY_MS: i64 = 24 * 3600 * 1000;
 
 const CODE_NEEDED: &str =
     "This account has one-time codes: enter a code from your authenticator app, or a recovery code, as well.";
+
+impl AuthService {
+    /// Takes one of the link's code tries before its code is checked, committed: requests sent
+    /// at once cannot check more codes than the link allows. Refused when the link has none
+    /// left, or the account's links tried [`RESET_CODE_TRIES_A_DAY`] in the last day.
+    async fn claim_reset_code_try(&self, token_hash: &str, user_id: &str) -> Result<(), AppError> {
+        let since = crate::auth::store::db::now_ms() - DAY_MS;
+        let claim = sqlx::query(
+            "UPDATE link_tokens SET code_tries = code_tries + 1 \
+             WHERE token_hash = $1 AND used_at IS NULL AND code_tries < $2 \
+             AND (SELECT COALESCE(SUM(code_tries), 0) FROM link_tokens \
+                  WHERE user_id = $3 AND purpose = $4 AND created_at > $5) < $6",
+        )
+        .bind(token_hash.to_owned())
+        .bind(RESET_CODE_TRIES)
+        .bind(user_id.to_owned())
+        .bind(Purpose::ResetPassword.as_str())
+        .bind(since)
+        .bind(RESET_CODE_TRIES_A_DAY);
+        if self.execute_write(claim).await? == 1 {
+            return Ok(());
+        }
+        // Which refusal: the day's tries, or this link's.
+        let (tried, oldest): (i64, Option<i64>) = sqlx::query_as(
+            // PostgreSQL sums a BIGINT as NUMERIC: cast back.
+            "SELECT CAST(COALESCE(SUM(code_tries), 0) AS BIGINT), MIN(created_at) FROM link_tokens \
+             WHERE user_id = $1 AND purpose = $2 AND created_at > $3 AND code_tries > 0",
+        )
+        .bind(user_id)
+        .bind(Purpose::ResetPassword.as_str())
+        .bind(since)
+        .fetch_one(self.db())
+        .await?;
+        match oldest {
+            Some(oldest) if tried >= RESET_CODE_TRIES_A_DAY => {
+                let wait_ms = oldest + DAY_MS - crate::auth::store::db::now_ms();
+                Err(AppError::TooManyRequests { retry_after: u64::try_from(wait_ms / 1000 + 1).unwrap_or(1) })
+            }
+            _ => Err(reset_refusal(Closed::Used)),
+        }
+    }
+}
 
 fn reset_refusal(closed: Closed) -> AppError {
     AppError::InvalidResetToken(

@@ -12,12 +12,13 @@
 use super::links::lock_user;
 use crate::api::{MfaChallenge, MfaLogin, PasswordConfirmation, RecoveryCodes, TokenResponse, TotpSetup, User};
 use crate::auth::caller::{ClientInfo, Principal};
-use crate::auth::credentials::one_time::{self, Entered, TotpSecret};
+use crate::auth::credentials::one_time::{self, Entered, TotpSecret, SETUP_TTL_MS};
 use crate::auth::events::Event;
 use crate::auth::letters::Notice;
 use crate::auth::limits::rate::Action;
 use crate::auth::store::db::now_ms;
 use crate::auth::store::writer::WriteTx;
+use crate::auth::tokens::keys::{open_totp_secret, seal_totp_secret};
 use crate::auth::tokens::links::{issue_prefixed, presented_prefixed};
 use crate::auth::AuthService;
 use crate::error::AppError;
@@ -29,8 +30,6 @@ const CHALLENGE_TTL_MS: i64 = 5 * 60_000;
 const CHALLENGE_TRIES: i64 = 5;
 /// One row if one-time codes are on (confirmed) for `$1`.
 const CODES_ON: &str = "SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT NULL";
-/// How long a setup waits for its first code.
-const SETUP_TTL_MS: i64 = 15 * 60_000;
 /// What the authenticator app is told the codes are for.
 const ISSUER: &str = "Baton";
 
@@ -117,7 +116,7 @@ impl AuthService {
              WHERE totp_secrets.confirmed_at IS NULL",
         )
         .bind(&user.id)
-        .bind(secret.base32())
+        .bind(seal_totp_secret(self.settings(), &user.id, secret.bytes()))
         .bind(now_ms());
         if self.execute_write(stored).await? != 1 {
             return Err(AppError::OneTimeCodes { on: true });
@@ -143,14 +142,14 @@ impl AuthService {
                 .fetch_optional(self.db())
                 .await?;
         // A setup is confirmed within 15 minutes, or begun again (with the password).
-        let secret = match found {
+        let (stored, secret) = match found {
             Some((_, Some(_), _)) => return Err(AppError::OneTimeCodes { on: true }),
-            Some((secret, None, created_at)) if created_at > now_ms() - SETUP_TTL_MS => {
-                TotpSecret::from_base32(&secret)
+            Some((stored, None, created_at)) if created_at > now_ms() - SETUP_TTL_MS => {
+                let secret = self.open_totp_secret(&principal.user_id, &stored)?;
+                (stored, secret)
             }
-            _ => None,
-        }
-        .ok_or(AppError::OneTimeCodes { on: false })?;
+            _ => return Err(AppError::OneTimeCodes { on: false }),
+        };
         let Some(Entered::Totp(code)) = one_time::parse_entered(code) else {
             return Err(AppError::InvalidCode("Enter the 6-digit code your authenticator app shows.".into()));
         };
@@ -169,7 +168,7 @@ impl AuthService {
              WHERE user_id = $1 AND secret = $2 AND confirmed_at IS NULL",
         )
         .bind(&principal.user_id)
-        .bind(secret.base32())
+        .bind(stored)
         .bind(now_ms())
         .bind(step)
         .execute(&mut *tx)
@@ -222,17 +221,10 @@ impl AuthService {
         let (user, _confirming) = self.confirm_password(principal, &input.password, client).await?;
         let mut tx = self.begin_write().await?;
         lock_user(&user.id).execute(&mut *tx).await?;
-        let removed = sqlx::query("DELETE FROM totp_secrets WHERE user_id = $1")
-            .bind(&user.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if removed == 0 {
+        if !delete_one_time_codes_in(&mut tx, &user.id).await? {
             tx.rollback().await?;
             return Err(AppError::OneTimeCodes { on: false });
         }
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(&user.id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1").bind(&user.id).execute(&mut *tx).await?;
         self.queue_notice_in(&mut tx, &user, Notice::OneTimeCodesOff, client).await?;
         tx.commit().await?;
         self.mail_queued();
@@ -240,20 +232,20 @@ impl AuthService {
         Ok(())
     }
 
-    /// The operator's `turn-off-codes`: the secret, recovery codes and challenges go; `false` if
-    /// there was no secret (on or being set up).
-    pub(crate) async fn remove_one_time_codes(&self, user_id: &str) -> Result<bool, AppError> {
+    /// The operator's `turn-off-codes`: the secret, recovery codes and challenges go, and the
+    /// owner is told; `false` if there was no secret (on or being set up).
+    pub(crate) async fn remove_one_time_codes(&self, user_id: &str, by: &ClientInfo) -> Result<bool, AppError> {
         let mut tx = self.begin_write().await?;
-        let mut removed = 0;
-        for table in ["totp_secrets", "recovery_codes", "mfa_challenges"] {
-            let sql = format!("DELETE FROM {table} WHERE user_id = $1");
-            let rows = sqlx::query(&sql).bind(user_id.to_owned()).execute(&mut *tx).await?.rows_affected();
-            if table == "totp_secrets" {
-                removed = rows;
-            }
+        lock_user(user_id).execute(&mut *tx).await?;
+        if !delete_one_time_codes_in(&mut tx, user_id).await? {
+            tx.rollback().await?;
+            return Ok(false);
         }
+        self.queue_notice_to_owner_in(&mut tx, user_id, Notice::OneTimeCodesOff, by).await?;
         tx.commit().await?;
-        Ok(removed > 0)
+        // Not woken here: the command's process may end in the middle of a send, which would hold
+        // the mail for a claim's two minutes. The running servers' senders poll every 2 s.
+        Ok(true)
     }
 
     /// After a right password: the challenge the code step must bring back.
@@ -372,7 +364,8 @@ impl AuthService {
                 .bind(user_id)
                 .fetch_optional(&mut **tx)
                 .await?;
-        let Some(secret) = secret.as_deref().and_then(TotpSecret::from_base32) else { return Ok(None) };
+        let Some(stored) = secret else { return Ok(None) };
+        let secret = self.open_totp_secret(user_id, &stored)?;
         let spent = match one_time::parse_entered(raw) {
             Some(Entered::Totp(code)) => match secret.matching_step(&code, now_secs()) {
                 // Only a step newer than the last accepted: a code replayed, or an older one
@@ -427,6 +420,13 @@ impl AuthService {
         Ok(())
     }
 
+    /// A stored secret that does not open (another `KEY_ENCRYPTION_KEY`, a row in the clear
+    /// although one is set, or not one of ours) is the operator's to fix: logged, never sent.
+    fn open_totp_secret(&self, user_id: &str, stored: &str) -> Result<TotpSecret, AppError> {
+        let bytes = open_totp_secret(self.settings(), user_id, stored).map_err(AppError::internal)?;
+        TotpSecret::from_bytes(bytes).ok_or_else(|| AppError::internal("a one-time-code secret of another length"))
+    }
+
     /// The notice to the owner of `user_id` (read in `tx`).
     async fn queue_notice_to_owner_in(
         &self,
@@ -435,16 +435,25 @@ impl AuthService {
         notice: Notice,
         client: &ClientInfo,
     ) -> Result<(), AppError> {
-        let user = sqlx::query_as::<_, super::AccountRow>(
-            "SELECT id, username, username_key, password_hash, password_version, email, email_verified_at \
-             FROM users WHERE id = $1",
-        )
-        .bind(user_id.to_owned())
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(AppError::InvalidToken)?;
+        let user = sqlx::query_as::<_, super::AccountRow>(super::ACCOUNT_BY_ID)
+            .bind(user_id.to_owned())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(AppError::InvalidToken)?;
         self.queue_notice_in(tx, &user, notice, client).await
     }
+}
+
+/// In `tx`: the account's secret, recovery codes and challenges go (SQLite cascades only with
+/// foreign keys on, so by hand); `false` if there was no secret, on or being set up.
+pub(super) async fn delete_one_time_codes_in(tx: &mut WriteTx<'_>, user_id: &str) -> Result<bool, AppError> {
+    let mut had_secret = false;
+    for table in ["totp_secrets", "recovery_codes", "mfa_challenges"] {
+        let sql = format!("DELETE FROM {table} WHERE user_id = $1");
+        let rows = sqlx::query(&sql).bind(user_id.to_owned()).execute(&mut **tx).await?.rows_affected();
+        had_secret |= table == "totp_secrets" && rows > 0;
+    }
+    Ok(had_secret)
 }
 
 fn now_secs() -> u64 {

@@ -16,6 +16,9 @@ pub(crate) const RECOVERY_CODES: usize = 10;
 const RECOVERY_LEN: usize = 12;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// How long a setup waits for its first code; then it is begun again (and purged).
+pub(crate) const SETUP_TTL_MS: i64 = 15 * 60_000;
+
 /// A TOTP secret. No `Debug`: it must never reach a log.
 pub(crate) struct TotpSecret(Vec<u8>);
 
@@ -26,9 +29,19 @@ impl TotpSecret {
         Self(bytes)
     }
 
-    /// As stored (and as the app was given it); `None` if it is not one of ours.
-    pub(crate) fn from_base32(text: &str) -> Option<Self> {
-        base32_decode(text).filter(|bytes| bytes.len() == 20).map(Self)
+    /// As the app was given it; `None` if it is not one of ours.
+    #[cfg(test)]
+    fn from_base32(text: &str) -> Option<Self> {
+        base32_decode(text).and_then(Self::from_bytes)
+    }
+
+    /// The 20 bytes, as opened from their stored form (`tokens::keys`); `None` if not ours.
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() == 20).then_some(Self(bytes))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// RFC 4648 base32 without padding, upper case, as authenticator apps take it.
@@ -155,6 +168,7 @@ fn base32_encode(bytes: &[u8]) -> String {
     out
 }
 
+#[cfg(test)]
 fn base32_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut buffer, mut bits) = (0u32, 0u32);

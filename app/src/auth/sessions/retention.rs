@@ -110,6 +110,13 @@ impl AuthService {
             now,
         )
         .await?;
+        // Setups of one-time codes never confirmed: their secrets need not wait in the database.
+        self.delete_in_batches(
+            "DELETE FROM totp_secrets WHERE user_id IN \
+             (SELECT user_id FROM totp_secrets WHERE confirmed_at IS NULL AND created_at < $1 LIMIT $2)",
+            now - crate::auth::credentials::one_time::SETUP_TTL_MS,
+        )
+        .await?;
         // Hand-offs nobody redeemed.
         self.delete_in_batches(
             "DELETE FROM handoffs WHERE id IN (SELECT id FROM handoffs WHERE expires_at < $1 LIMIT $2)",

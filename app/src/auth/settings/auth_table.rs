@@ -321,11 +321,12 @@ pub static AUTH_SETTINGS: &[Setting<AuthSettings>] = &[
     Setting {
         var: "KEY_ENCRYPTION_KEY",
         default: Unset::Means("unset"),
-        doc: "32 bytes, base64 (`openssl rand -base64 32`): private keys are stored in the database sealed with \
-              it (XChaCha20-Poly1305). With it, a key stored in the clear is refused, at start and at every key \
-              poll (whoever can write to the database could add a signing key of their own): after setting it \
-              for the first time, run `server seal-keys` once. Unset: stored in the clear, as private as the \
-              database. A sealed key without it, or with another, stops the server at start naming the key",
+        doc: "32 bytes, base64 (`openssl rand -base64 32`): private keys and one-time-code secrets are stored in \
+              the database sealed with it (XChaCha20-Poly1305). With it, a key stored in the clear is refused, at \
+              start and at every key poll (whoever can write to the database could add a signing key of their \
+              own), and a one-time-code secret in the clear at start: after setting it for the first time, run \
+              `server seal-keys` once. Unset: stored in the clear, as private as the database. A sealed key \
+              without it, or with another, stops the server at start naming the key",
         read: |v, s| kek(v).map(|key| s.keys.encryption_key = key),
         show: |s| show_set(s.keys.encryption_key.is_some()),
     },

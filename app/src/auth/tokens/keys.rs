@@ -1,5 +1,6 @@
 //! The keys every instance shares, kept in the database so that any instance verifies what another
-//! signed: the JWT signing keys and the refresh tokens' rotation keys.
+//! signed: the JWT signing keys and the refresh tokens' rotation keys. The one-time codes' secrets
+//! (`totp_secrets`) are sealed alike ([`seal_totp_secret`]), and the commands below cover them too.
 //!
 //! - A signing key signs from its `activates_at` until the next key's. `rotate-signing-key`
 //!   stores a key that activates `SIGNING_KEY_PUBLISH_DELAY` later: every instance reads the keys
@@ -84,6 +85,7 @@ pub async fn prepare(db: &Db, config: &AuthSettings) -> Result<Loaded, KeyError>
     let keks = Keks::of(config);
     let kek = keks.current;
     import_files(db, &config.data_dir, kek).await?;
+    check_totp_secrets(db, keks).await?;
     let now = now_ms();
     let first = Key::generate();
     // Only on an empty table; the unique activates_at settles a race between first starts.
@@ -105,6 +107,42 @@ pub async fn prepare(db: &Db, config: &AuthSettings) -> Result<Loaded, KeyError>
         .execute(db)
         .await?;
     load(db, keks).await
+}
+
+/// The one-time codes' secrets are opened one by one, at their owners' logins: trouble every
+/// row would have stops the server at start instead, with what to do. With a key-encryption
+/// key, no row in the clear and the first sealed one opening; without, no sealed row. (Not every
+/// row is opened: start-up must not read every account.)
+async fn check_totp_secrets(db: &Db, keks: Keks<'_>) -> Result<(), KeyError> {
+    let Some(_) = keks.current else {
+        let sealed: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM totp_secrets WHERE secret LIKE 'sealed:%' LIMIT 1")
+                .fetch_optional(db)
+                .await?;
+        return match sealed {
+            Some(user_id) => {
+                Err(format!("the one-time-code secret of user {user_id} is sealed: set KEY_ENCRYPTION_KEY").into())
+            }
+            None => Ok(()),
+        };
+    };
+    let plain: Option<String> =
+        sqlx::query_scalar("SELECT user_id FROM totp_secrets WHERE secret NOT LIKE 'sealed:%' LIMIT 1")
+            .fetch_optional(db)
+            .await?;
+    if let Some(user_id) = plain {
+        return Err(format!(
+            "the one-time-code secret of user {user_id} (and maybe others) is stored in the clear although \
+             KEY_ENCRYPTION_KEY is set: run `server seal-keys` once after an upgrade"
+        )
+        .into());
+    }
+    let first: Option<(String, String)> =
+        sqlx::query_as("SELECT user_id, secret FROM totp_secrets LIMIT 1").fetch_optional(db).await?;
+    match first {
+        Some((user_id, stored)) => open(keks, &format!("{TOTP_NAME}{user_id}"), &stored).map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 /// Reads every key. A sealed key without the key-encryption key (or with another), or with one a
@@ -300,11 +338,16 @@ pub async fn rotate_kek(db: &Db, config: &AuthSettings) -> Result<u64, KeyError>
 /// row being unchanged, so two commands (or instances) at once do not overwrite each other.
 async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, KeyError>) -> Result<u64, KeyError> {
     let mut changed = 0;
-    for (table, id_column, column) in [("signing_keys", "kid", "private_key"), ("rotation_keys", "id", "secret")] {
+    let tables = [
+        ("signing_keys", "kid", "private_key", ""),
+        ("rotation_keys", "id", "secret", ""),
+        ("totp_secrets", "user_id", "secret", TOTP_NAME),
+    ];
+    for (table, id_column, column, name_prefix) in tables {
         let rows: Vec<(String, String)> =
             sqlx::query_as(&format!("SELECT {id_column}, {column} FROM {table}")).fetch_all(db).await?;
         for (id, stored) in rows {
-            let Some(new) = change(&id, &stored)? else { continue };
+            let Some(new) = change(&format!("{name_prefix}{id}"), &stored)? else { continue };
             changed +=
                 sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE {id_column} = $2 AND {column} = $3"))
                     .bind(new)
@@ -316,6 +359,20 @@ async fn reseal(db: &Db, change: impl Fn(&str, &str) -> Result<Option<String>, K
         }
     }
     Ok(changed)
+}
+
+/// The sealed name of a user's one-time-code secret: `totp:<user id>`, so a secret sealed for one
+/// account opens for no other.
+const TOTP_NAME: &str = "totp:";
+
+/// A user's one-time-code secret as stored: sealed under `KEY_ENCRYPTION_KEY` where one is set.
+pub(crate) fn seal_totp_secret(config: &AuthSettings, user_id: &str, secret: &[u8]) -> String {
+    seal(config.keys.encryption_key.as_ref(), &format!("{TOTP_NAME}{user_id}"), secret)
+}
+
+/// A user's one-time-code secret from its stored form, as [`open`] opens a key.
+pub(crate) fn open_totp_secret(config: &AuthSettings, user_id: &str, stored: &str) -> Result<Vec<u8>, KeyError> {
+    open(Keks::of(config), &format!("{TOTP_NAME}{user_id}"), stored)
 }
 
 /// `plain:<base64>` without a key-encryption key; `sealed:<base64 of nonce ‖ ciphertext>` with.
