@@ -3,6 +3,7 @@
 // leeway (JWT_LEEWAY=0) and the grace window off. scripts/test.sh starts both and exports IONIC_URL and IONIC_API_URL.
 import type { BrowserContext, Page } from "@playwright/test";
 import { test, expect, gotoHydrated, uniqueName, PASSWORD } from "./fixtures";
+import { Authenticator } from "./totp";
 
 const API = process.env.IONIC_API_URL ?? "http://127.0.0.1:3000";
 /** The API's access tokens live 3 s (scripts/test.sh); `exp` is in whole seconds and a token is
@@ -347,4 +348,36 @@ test.describe("renewals on a bad network", () => {
     await expect(page.getByRole("status")).toContainText("Your connection dropped");
     expect([refreshes.count, states.count]).toEqual([1, 1]);
   });
+});
+
+test("an account with one-time codes logs in with a code, proved by the password step's key", async ({ page, request }) => {
+  // Codes turned on over REST (the app has no account card).
+  const name = uniqueName("ion");
+  const signup = await request.post(`${API}/api/auth/signup`, { data: { username: name, password: PASSWORD } });
+  expect(signup.ok()).toBe(true);
+  const headers = { authorization: `Bearer ${(await signup.json()).accessToken}` };
+  const setup = await request.post(`${API}/api/account/totp`, { headers, data: { password: PASSWORD } });
+  expect(setup.ok()).toBe(true);
+  const app = new Authenticator((await setup.json()).secret);
+  const confirmed = await request.post(`${API}/api/account/totp/confirm`, { headers, data: { code: await app.next() } });
+  expect(confirmed.ok()).toBe(true);
+
+  await page.goto("/login");
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page.getByText("This account also asks for a one-time code.")).toBeVisible();
+  expect(await session(page), "no tokens before the code").toBeNull();
+  // The code the setup took is spent: told, and the challenge stays for another.
+  await page.getByLabel("Code").fill(app.last());
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page.getByRole("alert")).toContainText("not right, or was used already");
+  await page.getByLabel("Code").fill(await app.next());
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/inside$/);
+  await expect(page.getByTestId("username")).toHaveText(name);
+  // The challenge was bound to the password step's key, and so is the session.
+  expect((await session(page))?.tokenType).toBe("DPoP");
+  await page.getByRole("button", { name: "Load secret" }).click();
+  await expect(page.getByTestId("secret")).toContainText(name);
 });

@@ -35,6 +35,8 @@ pub(crate) enum Notice {
     OneTimeCodesOn,
     OneTimeCodesOff,
     RecoveryCodesRenewed,
+    /// Wrong one-time codes in a row after a right password (or in a reset from its mail).
+    WrongCodes,
 }
 
 /// Who did it, as a notice tells it.
@@ -89,6 +91,9 @@ pub(crate) fn address_prefix(ip: &str) -> Option<String> {
         }
     }
 }
+
+/// Wrong codes in a row that make a [`Notice::WrongCodes`].
+pub(crate) const WRONG_CODES_TOLD: i64 = 3;
 
 const NOT_YOU_PASSWORD: &str =
     "If this was not you, someone knows your password: reset it now from the login page (\"Forgot your password?\"), \
@@ -174,6 +179,15 @@ pub(crate) fn notice_letter(notice: &Notice, username: &str, origin: &Origin) ->
             "one_time_codes_off",
             "One-time codes were turned off for your Baton account",
             "Logging in to your Baton account asks for the password alone again.".into(),
+            NOT_YOU_PASSWORD,
+        ),
+        Notice::WrongCodes => (
+            "wrong_codes",
+            "Wrong one-time codes for your Baton account",
+            format!(
+                "Someone got past your Baton account's password (or opened a reset link from this mailbox), then \
+                 entered {WRONG_CODES_TOLD} wrong one-time codes in a row. The codes kept them out."
+            ),
             NOT_YOU_PASSWORD,
         ),
     };
@@ -299,6 +313,10 @@ mod tests {
             Notice::EmailChangeRequested { new: "bob@example.com".into() },
             Notice::EmailChanged { new: "bob@example.com".into() },
             Notice::AccountDeleted,
+            Notice::OneTimeCodesOn,
+            Notice::OneTimeCodesOff,
+            Notice::RecoveryCodesRenewed,
+            Notice::WrongCodes,
         ];
         for notice in notices {
             let text = notice_letter(&notice, "alice", &origin).text();

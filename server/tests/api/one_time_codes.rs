@@ -207,8 +207,12 @@ async fn wrong_codes_count_against_the_login_backoff_and_a_challenge_has_five_tr
     let code = authenticator.next_code().await;
     assert_error(app.code_step(&challenge, &code).await, 401, "invalid_mfa_challenge").await;
     let challenge = app.password_step("vic").await;
+    // Five wrong codes in a row (the refused one was not checked), a right password between.
+    let in_a_row = || sqlx::query_scalar::<_, i64>("SELECT wrong_codes FROM totp_secrets").fetch_one(app.auth.db());
+    assert_eq!(in_a_row().await.unwrap(), 5);
     tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     assert_eq!(app.code_step(&challenge, &code).await.status(), 200, "the code the dead challenge did not spend");
+    assert_eq!(in_a_row().await.unwrap(), 0);
     // A right code clears the count: the next login starts afresh.
     let challenge = app.password_step("vic").await;
     assert_eq!(app.code_step(&challenge, &authenticator.next_code().await).await.status(), 200);
@@ -366,6 +370,9 @@ async fn a_password_reset_of_an_account_with_codes_asks_for_one() {
     for _ in 0..3 {
         assert_error(confirm(Some("000000")).await, 401, "invalid_code").await;
     }
+    // Three wrong codes in a row: the owner is told.
+    let told = sink.wait_for("zoe@example.com", "Wrong one-time codes").await;
+    assert!(told.text.contains("3 wrong one-time codes in a row"), "{}", told.text);
     assert_eq!(app.secret_status(&me.access_token).await, 200, "nothing changed");
     let counted: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM login_attempts").fetch_one(app.auth.db()).await.unwrap();
@@ -394,6 +401,8 @@ async fn a_password_reset_of_an_account_with_codes_asks_for_one() {
     let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, [400, 400, 400, 401, 401, 401, 401, 401], "five codes checked, the rest refused");
+    // The right recovery code ended the first run: this one is told again, once.
+    sink.wait_for_nth("zoe@example.com", "Wrong one-time codes", 2, Duration::from_secs(20)).await;
     assert_error(with_code(&token, &recovery[4]).await, 400, "invalid_reset_token").await;
     // And the account's links check ten codes a day: the next link gets one, then a wait.
     let token = new_link(3).await;

@@ -203,6 +203,12 @@ impl AuthService {
             if self.spend_code_in(&mut tx, &link.user_id, code).await?.is_none() {
                 // The link stays open for another code while it has tries to claim.
                 tx.rollback().await?;
+                let mut tx = self.begin_write().await?;
+                let told = self.count_wrong_code_in(&mut tx, &link.user_id, client).await?;
+                tx.commit().await?;
+                if told {
+                    self.mail_queued();
+                }
                 self.record(Event::LoginFailed.of(Some(&link.user_id), None, client).with_detail(Some("code"))).await;
                 return Err(super::second_factor::wrong_code());
             }

@@ -14,7 +14,7 @@ use crate::api::{MfaChallenge, MfaLogin, PasswordConfirmation, RecoveryCodes, To
 use crate::auth::caller::{ClientInfo, Principal};
 use crate::auth::credentials::one_time::{self, Entered, TotpSecret, SETUP_TTL_MS};
 use crate::auth::events::Event;
-use crate::auth::letters::Notice;
+use crate::auth::letters::{Notice, WRONG_CODES_TOLD};
 use crate::auth::limits::rate::Action;
 use crate::auth::store::db::now_ms;
 use crate::auth::store::writer::WriteTx;
@@ -317,7 +317,11 @@ impl AuthService {
                 .bind(&hash)
                 .execute(&mut *tx)
                 .await?;
+            let told = self.count_wrong_code_in(&mut tx, &challenge.user_id, client).await?;
             tx.commit().await?;
+            if told {
+                self.mail_queued();
+            }
             self.record(Event::LoginFailed.of(Some(&challenge.user_id), None, client).with_detail(Some("code"))).await;
             return Err(wrong_code());
         };
@@ -349,6 +353,28 @@ impl AuthService {
             self.notify(&challenge.user_id, Notice::NewSignIn, client);
         }
         Ok(response)
+    }
+
+    /// In `tx`: one more wrong code in a row for `user_id`; at [`WRONG_CODES_TOLD`] the owner's
+    /// notice is queued (`true`: wake the sender after the commit).
+    pub(super) async fn count_wrong_code_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        user_id: &str,
+        client: &ClientInfo,
+    ) -> Result<bool, AppError> {
+        let in_a_row: Option<i64> = sqlx::query_scalar(
+            "UPDATE totp_secrets SET wrong_codes = wrong_codes + 1 \
+             WHERE user_id = $1 AND confirmed_at IS NOT NULL RETURNING wrong_codes",
+        )
+        .bind(user_id.to_owned())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if in_a_row != Some(WRONG_CODES_TOLD) {
+            return Ok(false);
+        }
+        self.queue_notice_to_owner_in(tx, user_id, Notice::WrongCodes, client).await?;
+        Ok(true)
     }
 
     /// In `tx`: checks `raw` as a code of `user_id`'s and spends it (the TOTP step becomes the
@@ -395,6 +421,13 @@ impl AuthService {
                 .then_some(Method::RecoveryCode),
             None => None,
         };
+        if spent.is_some() {
+            // A right code ends the run of wrong ones.
+            sqlx::query("UPDATE totp_secrets SET wrong_codes = 0 WHERE user_id = $1 AND wrong_codes > 0")
+                .bind(user_id.to_owned())
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(spent)
     }
 

@@ -18,8 +18,8 @@ import {
   type StoredSession,
 } from "../auth/token-store";
 import { API_URL } from "../config";
-import type { Body, Credentials, ErrorBody, Ok, PathWith, Signup, TokenResponse, User } from "./contract";
-import { SecondFactorNeeded } from "./errors";
+import type { Body, Credentials, Ok, PathWith, Signup, TokenResponse, User } from "./contract";
+import { SecondFactorNeeded, errorCode } from "./errors";
 
 /** All a renewal may take, retries and waits included (the tab lock waits a little longer). */
 const RENEWAL_BUDGET_MS = 30_000;
@@ -70,10 +70,21 @@ export class ApiService {
   login(credentials: Credentials): Promise<User> {
     return this.start(async (key) => {
       const answer = await this.post("/api/auth/login", credentials, key);
-      // No tokens yet: the account asks for a one-time code (POST /api/auth/login/mfa).
-      if ("mfaRequired" in answer) throw new SecondFactorNeeded();
+      // No tokens yet: the account asks for a one-time code, for a challenge bound to this key.
+      if ("mfaRequired" in answer) throw new SecondFactorNeeded(answer.challenge, key);
       return answer;
     });
+  }
+
+  /** The login's second step: a code (or a recovery code) for the challenge the password earned,
+   * proved by the same key. A wrong code leaves the challenge, and its key, for another try. */
+  loginWithCode(step: SecondFactorNeeded, code: string): Promise<User> {
+    return this.start((key) => this.post("/api/auth/login/mfa", { challenge: step.challenge, code }, key), step);
+  }
+
+  /** The user gave up on the code step: its key goes. */
+  abandonSecondStep(step: SecondFactorNeeded): void {
+    if (step.key) void dropKey(step.key.jwk.x);
   }
 
   signup(details: Signup): Promise<User> {
@@ -84,14 +95,17 @@ export class ApiService {
     return loadSession() !== null;
   }
 
-  /** A new session, bound to a new key wherever the browser can keep one. */
-  private async start(call: (key: Key | null) => Promise<TokenResponse>): Promise<User> {
-    const key = await newKey();
+  /** A new session, bound to a new key wherever the browser can keep one (the code step: to the
+   * key its password step was proved with). */
+  private async start(call: (key: Key | null) => Promise<TokenResponse>, step?: SecondFactorNeeded): Promise<User> {
+    const key = step ? step.key : await newKey();
     let tokens: TokenResponse;
     try {
       tokens = await call(key);
     } catch (err) {
-      if (key) void dropKey(key.jwk.x);
+      // Kept while a challenge bound to it can still be answered.
+      const answerable = err instanceof SecondFactorNeeded || (step && errorCode(err) !== "invalid_mfa_challenge");
+      if (key && !answerable) void dropKey(key.jwk.x);
       throw err;
     }
     // A session this device still held (another tab's) is ended, with its own key.
@@ -271,12 +285,6 @@ export class ApiService {
     this.notice.set(notice);
     this.nav.navigateRoot("/login");
   }
-}
-
-function errorCode(err: unknown): string | null {
-  if (!(err instanceof HttpErrorResponse)) return null;
-  const body = err.error as Partial<ErrorBody> | null;
-  return body && typeof body.error === "string" ? body.error : null;
 }
 
 /** The refresh token is dead (unknown, expired, revoked, reused): the session is over. A refused
